@@ -1,0 +1,49 @@
+/* dist: everything that talks MPI. The rest of dtrain sees only this face.
+ *
+ * Without dt_dist_init (unit tests) every call acts as a job of one rank. */
+#ifndef DTRAIN_DIST_H
+#define DTRAIN_DIST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* MPI_Init_thread (funneled) and the abort hook; sets the log rank. */
+void dt_dist_init(int *argc, char ***argv);
+void dt_dist_finalize(void);
+int dt_dist_active(void); /* 1 between init and finalize */
+
+int dt_rank(void);
+int dt_size(void);
+
+/* In-place sums over all ranks. */
+void dt_allreduce_sum_f(float *buf, size_t n);
+void dt_allreduce_sum_d(double *buf, size_t n);
+void dt_allreduce_sum_i64(int64_t *buf, size_t n);
+void dt_allreduce_max_d(double *buf, size_t n);
+/* 1 on every rank if ok was nonzero on every rank. */
+int dt_all_ok(int ok);
+/* Collective check: each rank passes its own ok and, if failed, dt_lasterr()
+ * holds the reason. If any rank failed, the lowest failing rank prints
+ * `dtrain: error: <reason>` and every rank exits with status 2 together.
+ * Use where every rank reaches the same point (no MPI_Abort noise). */
+void dt_check_all(int ok);
+
+void dt_bcast(void *buf, size_t bytes, int root);
+void dt_barrier(void);
+
+/* Exchange variable-size byte blocks: send[r] bytes to rank r from sendbuf at
+ * sdispl[r]; receive recv[r] bytes from rank r into recvbuf at rdispl[r].
+ * Counts and displacements are in bytes (converted to element counts here). */
+void dt_alltoallv_bytes(const void *sendbuf, const size_t *send, const size_t *sdispl,
+                        void *recvbuf, const size_t *recv, const size_t *rdispl);
+/* Gather of one size_t from every rank, result on every rank (out[size]). */
+void dt_allgather_size(size_t mine, size_t *out);
+
+/* A file-access property list (hid_t) for HDF5: the MPI-IO driver over all
+ * ranks when MPI is active, the default driver otherwise. Caller closes it.
+ * With MPI-IO, H5Fopen/H5Fcreate/H5Dcreate/H5Dclose/H5Fclose are collective. */
+int64_t dt_h5_fapl(void);
+/* A transfer property list for collective (1) or independent (0) I/O. */
+int64_t dt_h5_dxpl(int collective);
+
+#endif
