@@ -1,0 +1,114 @@
+/* nn: parameter blocks, layers, losses and Adam.
+ *
+ * Conventions (STYLE.md): outputs first, then inputs, then sizes; a shape
+ * comment above each kernel; backward *accumulates* (+=) into parameter
+ * gradients and *overwrites* input gradients unless said otherwise.
+ * Activations are batch-major: x (B,in). Weights are (out,in) as in PyTorch. */
+#ifndef DTRAIN_NN_H
+#define DTRAIN_NN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- parameter blocks (one per network) ------------------------------------ */
+
+#define DT_MAX_VIEWS 32
+#define DT_NAME_LEN 48
+
+typedef struct {
+    char name[DT_NAME_LEN]; /* e.g. "enc.fc1.weight" */
+    size_t off, n;
+    int ndim;
+    int dims[4];
+} dt_view;
+
+/* One network's parameters, gradients and Adam moments, each one contiguous
+ * block of the same layout. Views name the tensors inside. */
+typedef struct {
+    char name[DT_NAME_LEN]; /* network name, e.g. "encoder" */
+    size_t n;
+    float *w, *g, *m, *v;
+    int nviews;
+    dt_view views[DT_MAX_VIEWS];
+} dt_params;
+
+void dt_params_init(dt_params *p, const char *name);
+/* Reserve a tensor (before dt_params_alloc); returns its offset. */
+size_t dt_params_add(dt_params *p, const char *name, int ndim, const int *dims);
+/* Allocate the four blocks (zeroed). */
+void dt_params_alloc(dt_params *p);
+void dt_params_free(dt_params *p);
+void dt_params_zero_grad(dt_params *p);
+const dt_view *dt_params_find(const dt_params *p, const char *name);
+
+/* ---- linear ------------------------------------------------------------- */
+
+typedef struct {
+    int in, out;
+    size_t w_off, b_off;
+    float *w, *b, *dw, *db; /* views into the block, set by dt_linear_bind */
+} dt_linear;
+
+/* Reserve W (out,in) and b (out) named "<name>.weight" / "<name>.bias". */
+void dt_linear_declare(dt_linear *l, dt_params *p, const char *name, int in, int out);
+void dt_linear_bind(dt_linear *l, dt_params *p);
+/* PyTorch's default: W, b ~ U(-1/sqrt(in), 1/sqrt(in)), drawn from
+ * (seed, DT_RNG_INIT, a = view key, b = element). */
+void dt_linear_init(dt_linear *l, uint64_t seed, uint64_t key);
+
+/* x (B,in) W (out,in) b (out) -> y (B,out) */
+void dt_linear_forward(float *y, const float *x, const float *W, const float *b, int B, int in, int out);
+/* dy (B,out) x (B,in) W (out,in) -> dx (B,in) overwritten (NULL: skip), dW += , db += */
+void dt_linear_backward(float *dx, float *dW, float *db, const float *dy, const float *x,
+                        const float *W, int B, int in, int out);
+/* Plain-loop twins, for tests. */
+void dt_linear_forward_naive(float *y, const float *x, const float *W, const float *b, int B, int in,
+                             int out);
+void dt_linear_backward_naive(float *dx, float *dW, float *db, const float *dy, const float *x,
+                              const float *W, int B, int in, int out);
+
+/* ---- activations ---------------------------------------------------------- */
+
+/* y = max(x, 0); in place allowed */
+void dt_relu_forward(float *y, const float *x, size_t n);
+/* dx = dy * (y > 0); in place (dx == dy) allowed */
+void dt_relu_backward(float *dx, const float *dy, const float *y, size_t n);
+/* y = 1 / (1 + exp(-x)) */
+void dt_sigmoid_forward(float *y, const float *x, size_t n);
+
+/* ---- losses (sums; the caller scales) ------------------------------------ */
+
+/* BCE of sigmoid(logits) against targets t in [0,1], fused and stable:
+ *   l(x, t) = max(x,0) - x t + log(1 + exp(-|x|))
+ * logits, t (B,n) -> per-sample sums in per (B) (NULL: skip); returns the total. */
+double dt_bce_logits_forward(float *per, const float *logits, const float *t, int B, int n);
+/* dlogits = scale * (sigmoid(logits) - t), overwritten; (B*n) elements */
+void dt_bce_logits_backward(float *dlogits, const float *logits, const float *t, size_t n, float scale);
+
+/* KL(N(mu, exp(logvar)) || N(0, I)) = -1/2 sum(1 + logvar - mu^2 - exp(logvar))
+ * mu, logvar (B,d) -> per-sample in per (B) (NULL: skip); returns the total. */
+double dt_kl_gauss_forward(float *per, const float *mu, const float *logvar, int B, int d);
+/* dmu += scale * mu; dlogvar += scale * (exp(logvar) - 1) / 2 */
+void dt_kl_gauss_backward(float *dmu, float *dlogvar, const float *mu, const float *logvar, size_t n,
+                          float scale);
+
+/* z = mu + exp(logvar / 2) * eps;  all (B,d) */
+void dt_reparam_forward(float *z, const float *mu, const float *logvar, const float *eps, size_t n);
+/* dmu += dz; dlogvar += dz * eps * exp(logvar / 2) / 2 */
+void dt_reparam_backward(float *dmu, float *dlogvar, const float *dz, const float *logvar,
+                         const float *eps, size_t n);
+
+/* ---- Adam (PyTorch semantics) --------------------------------------------- */
+
+typedef struct {
+    float lr, beta1, beta2, eps;
+    int64_t t; /* steps taken */
+} dt_adam;
+
+void dt_adam_default(dt_adam *a, float lr); /* betas (0.9, 0.999), eps 1e-8 */
+/* One step over a whole block: t += 1, then for every i
+ *   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2
+ *   w -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps) */
+void dt_adam_step(dt_adam *a, dt_params *p);
+
+#endif

@@ -1,0 +1,85 @@
+/* The VAE family: one trunk, one decoder, one training loop; a variant
+ * (continuous, discrete, joint) supplies only its latent layer.
+ *
+ *   x (B,2352) -> fc1 512 relu -> fc2 256 relu -> head H   (encoder)
+ *   head (B,H) -> latent layer -> z (B,Z) + KL terms        (variant)
+ *   z (B,Z) -> fc1 256 relu -> fc2 512 relu -> fc3 2352 -> sigmoid   (decoder)
+ * Loss per image = BCE(x_hat, x) summed over 2352 outputs + the variant's KLs. */
+#ifndef DTRAIN_VAE_H
+#define DTRAIN_VAE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dtrain/nn.h"
+
+#define DT_IMG 2352 /* 3 x 28 x 28 */
+#define DT_MAX_TERMS 4
+
+typedef struct {
+    int epochs;
+    size_t batch;
+    float lr;
+    uint64_t seed;
+    int threads;
+    long checkpoint_every; /* steps; 0: at each epoch's end only */
+    /* discrete part (dvae, jvae) */
+    int N, K;
+    float tau0, tau_min, anneal_rate;
+    int anneal_every, hard;
+    float sample_std;
+} dt_vae_opts;
+
+struct dt_vae;
+
+/* What a variant supplies. Caches it needs live in m->lat (allocated by create). */
+typedef struct {
+    const char *name;       /* command name: "vae" */
+    const char *title;      /* "continuous VAE" */
+    int nterms;             /* KL terms after BCE */
+    const char *terms[DT_MAX_TERMS - 1]; /* their names: "kl" */
+    int (*head_size)(const dt_vae_opts *o);
+    int (*latent_size)(const dt_vae_opts *o);
+    void (*create)(struct dt_vae *m);
+    void (*destroy)(struct dt_vae *m);
+    /* head (B,H) -> z (B,Z); adds the per-image KL sums into kl[0..nterms).
+     * Noise for sample i comes from stream (seed, purpose, step, gidx[i]). */
+    void (*latent_forward)(struct dt_vae *m, int B, const uint64_t *gidx, uint64_t step, int eval,
+                           double *kl);
+    /* dz (B,Z) -> dhead (B,H), overwritten; KL gradients scaled by scale. */
+    void (*latent_backward)(struct dt_vae *m, int B, float scale);
+} dt_vae_kind;
+
+extern const dt_vae_kind dt_vae_continuous;
+
+typedef struct dt_vae {
+    const dt_vae_kind *kind;
+    dt_vae_opts opts;
+    int H, Z, maxB;
+    dt_params p; /* the whole model in one block */
+    dt_linear e1, e2, head, d1, d2, d3;
+    /* activations, (maxB, width) */
+    float *x, *h1, *h2, *hd, *z, *g1, *g2, *logits, *xhat;
+    /* gradients of activations */
+    float *dh1, *dh2, *dhd, *dz, *dg1, *dg2, *dlogits;
+    float *bce; /* per-image BCE of the last forward */
+    void *lat;  /* the variant's own caches */
+} dt_vae;
+
+dt_vae *dt_vae_create(const dt_vae_kind *kind, const dt_vae_opts *o, int max_batch);
+void dt_vae_free(dt_vae *m);
+void dt_vae_init_params(dt_vae *m, uint64_t seed);
+
+/* Forward over B images already in m->x; sums[0] += BCE, sums[1..] += KLs. */
+void dt_vae_forward(dt_vae *m, int B, const uint64_t *gidx, uint64_t step, int eval, double *sums);
+/* Backward of (sum of losses) * scale into m->p.g (accumulated). */
+void dt_vae_backward(dt_vae *m, int B, float scale);
+/* Decode z (B,Z) into m->xhat (B,2352) in [0,1]. */
+void dt_vae_decode(dt_vae *m, const float *z, int B);
+
+/* Continuous variant's caches: mu, logvar, eps (maxB, 2). */
+typedef struct {
+    float *mu, *logvar, *eps;
+} dt_vae_gauss;
+
+#endif

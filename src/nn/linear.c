@@ -1,0 +1,93 @@
+/* Fully connected layer on cblas_sgemm, with its plain-loop twin. */
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#include "dtrain/core.h"
+#include "dtrain/nn.h"
+
+void dt_linear_declare(dt_linear *l, dt_params *p, const char *name, int in, int out)
+{
+    char buf[DT_NAME_LEN];
+    memset(l, 0, sizeof *l);
+    l->in = in;
+    l->out = out;
+    snprintf(buf, sizeof buf, "%s.weight", name);
+    l->w_off = dt_params_add(p, buf, 2, (int[]){out, in});
+    snprintf(buf, sizeof buf, "%s.bias", name);
+    l->b_off = dt_params_add(p, buf, 1, (int[]){out});
+}
+
+void dt_linear_bind(dt_linear *l, dt_params *p)
+{
+    l->w = p->w + l->w_off;
+    l->b = p->w + l->b_off;
+    l->dw = p->g + l->w_off;
+    l->db = p->g + l->b_off;
+}
+
+void dt_linear_init(dt_linear *l, uint64_t seed, uint64_t key)
+{
+    float bound = 1.0f / sqrtf((float)l->in);
+    size_t nw = (size_t)l->in * (size_t)l->out;
+    dt_rand_uniform(l->w, nw, (dt_stream){seed, DT_RNG_INIT, key, 0});
+    dt_rand_uniform(l->b, (size_t)l->out, (dt_stream){seed, DT_RNG_INIT, key, 1});
+    for (size_t i = 0; i < nw; i++) l->w[i] = (2.0f * l->w[i] - 1.0f) * bound;
+    for (int i = 0; i < l->out; i++) l->b[i] = (2.0f * l->b[i] - 1.0f) * bound;
+}
+
+/* x (B,in) W (out,in) b (out) -> y (B,out) */
+void dt_linear_forward(float *y, const float *x, const float *W, const float *b, int B, int in, int out)
+{
+    if (B == 0) return;
+    for (int i = 0; i < B; i++) memcpy(y + (size_t)i * out, b, (size_t)out * sizeof(float));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, out, in, 1.0f, x, in, W, in, 1.0f, y, out);
+}
+
+/* dy (B,out) x (B,in) W (out,in) -> dx (B,in), dW (out,in) +=, db (out) += */
+void dt_linear_backward(float *dx, float *dW, float *db, const float *dy, const float *x,
+                        const float *W, int B, int in, int out)
+{
+    if (B == 0) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, B, 1.0f, dy, out, x, in, 1.0f, dW, in);
+    for (int i = 0; i < B; i++) {
+        const float *r = dy + (size_t)i * out;
+        for (int o = 0; o < out; o++) db[o] += r[o];
+    }
+    if (dx)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, in, out, 1.0f, dy, out, W, in, 0.0f,
+                    dx, in);
+}
+
+void dt_linear_forward_naive(float *y, const float *x, const float *W, const float *b, int B, int in,
+                             int out)
+{
+    for (int i = 0; i < B; i++)
+        for (int o = 0; o < out; o++) {
+            double s = b[o];
+            for (int k = 0; k < in; k++) s += (double)x[(size_t)i * in + k] * W[(size_t)o * in + k];
+            y[(size_t)i * out + o] = (float)s;
+        }
+}
+
+void dt_linear_backward_naive(float *dx, float *dW, float *db, const float *dy, const float *x,
+                              const float *W, int B, int in, int out)
+{
+    for (int o = 0; o < out; o++) {
+        for (int k = 0; k < in; k++) {
+            double s = 0;
+            for (int i = 0; i < B; i++) s += (double)dy[(size_t)i * out + o] * x[(size_t)i * in + k];
+            dW[(size_t)o * in + k] += (float)s;
+        }
+        double s = 0;
+        for (int i = 0; i < B; i++) s += dy[(size_t)i * out + o];
+        db[o] += (float)s;
+    }
+    if (dx)
+        for (int i = 0; i < B; i++)
+            for (int k = 0; k < in; k++) {
+                double s = 0;
+                for (int o = 0; o < out; o++) s += (double)dy[(size_t)i * out + o] * W[(size_t)o * in + k];
+                dx[(size_t)i * in + k] = (float)s;
+            }
+}

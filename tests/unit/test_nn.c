@@ -1,0 +1,381 @@
+/* Numbers of the nn kernels: BLAS against plain loops, finite-difference
+ * gradients, Adam against hand-computed steps, the RNG's known answers. */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dtrain/core.h"
+#include "dtrain/nn.h"
+#include "dtrain/vae.h"
+
+static void fill(float *x, size_t n, uint64_t key, float lo, float hi)
+{
+    dt_rand_uniform(x, n, (dt_stream){12345, DT_RNG_SAMPLE, key, 0});
+    for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * x[i];
+}
+
+static double dot(const float *a, const float *b, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+static double max_rel(const float *a, const float *b, size_t n)
+{
+    double m = 0, scale = 1e-6;
+    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(b[i]));
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs((double)a[i] - b[i]) / scale);
+    return m;
+}
+
+/* ---- RNG --------------------------------------------------------------- */
+
+START_TEST(philox_known_answer)
+{
+    /* Random123's kat_vectors: philox4x32_10, counter 0, key 0 */
+    uint32_t ctr[4] = {0, 0, 0, 0}, key[2] = {0, 0}, out[4];
+    dt_philox4x32(out, ctr, key);
+    ck_assert_uint_eq(out[0], 0x6627e8d5u);
+    ck_assert_uint_eq(out[1], 0xe169c58du);
+    ck_assert_uint_eq(out[2], 0xbc57ac4cu);
+    ck_assert_uint_eq(out[3], 0x9b00dbd8u);
+    uint32_t ctr2[4] = {0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344}, key2[2] = {0xa4093822, 0x299f31d0};
+    dt_philox4x32(out, ctr2, key2);
+    ck_assert_uint_eq(out[0], 0xd16cfe09u);
+    ck_assert_uint_eq(out[1], 0x94fdccebu);
+    ck_assert_uint_eq(out[2], 0x5001e420u);
+    ck_assert_uint_eq(out[3], 0x24126ea1u);
+}
+END_TEST
+
+START_TEST(rng_streams_depend_only_on_key)
+{
+    /* The noise of sample g at step t is the same however the batch is cut. */
+    float a[6], b[2];
+    dt_rand_normal(a, 6, (dt_stream){7, DT_RNG_EPS, 3, 100});
+    dt_rand_normal(b, 2, (dt_stream){7, DT_RNG_EPS, 3, 100});
+    ck_assert(a[0] == b[0] && a[1] == b[1]);
+    dt_rand_normal(b, 2, (dt_stream){7, DT_RNG_EPS, 3, 101});
+    ck_assert(a[0] != b[0]);
+    dt_rand_normal(b, 2, (dt_stream){7, DT_RNG_EPS, 4, 100});
+    ck_assert(a[0] != b[0]);
+    dt_rand_normal(b, 2, (dt_stream){7, DT_RNG_GUMBEL, 3, 100});
+    ck_assert(a[0] != b[0]);
+}
+END_TEST
+
+START_TEST(rng_moments)
+{
+    enum { N = 200000 };
+    float *x = malloc(N * sizeof *x);
+    dt_rand_normal(x, N, (dt_stream){1, DT_RNG_EPS, 0, 0});
+    double s = 0, s2 = 0;
+    for (int i = 0; i < N; i++) s += x[i], s2 += (double)x[i] * x[i];
+    ck_assert_double_le(fabs(s / N), 0.01);
+    ck_assert_double_le(fabs(s2 / N - 1.0), 0.02);
+    dt_rand_uniform(x, N, (dt_stream){1, DT_RNG_EPS, 0, 0});
+    s = 0;
+    for (int i = 0; i < N; i++) {
+        ck_assert(x[i] >= 0.0f && x[i] < 1.0f);
+        s += x[i];
+    }
+    ck_assert_double_le(fabs(s / N - 0.5), 0.005);
+    free(x);
+}
+END_TEST
+
+START_TEST(permutation_is_permutation)
+{
+    enum { N = 1000 };
+    uint32_t p[N], q[N];
+    int seen[N] = {0};
+    dt_rand_permutation(p, N, (dt_stream){5, DT_RNG_SHUFFLE, 0, 0});
+    dt_rand_permutation(q, N, (dt_stream){5, DT_RNG_SHUFFLE, 1, 0});
+    int same = 0;
+    for (int i = 0; i < N; i++) {
+        ck_assert_uint_lt(p[i], N);
+        seen[p[i]]++;
+        same += p[i] == q[i];
+    }
+    for (int i = 0; i < N; i++) ck_assert_int_eq(seen[i], 1);
+    ck_assert_int_lt(same, 20);
+}
+END_TEST
+
+/* ---- linear -------------------------------------------------------------- */
+
+START_TEST(linear_blas_matches_naive)
+{
+    int B = 7, in = 33, out = 19;
+    float *x = dt_alloc_floats(B * in), *W = dt_alloc_floats(out * in), *b = dt_alloc_floats(out);
+    float *y1 = dt_alloc_floats(B * out), *y2 = dt_alloc_floats(B * out), *dy = dt_alloc_floats(B * out);
+    float *dx1 = dt_alloc_floats(B * in), *dx2 = dt_alloc_floats(B * in);
+    float *dW1 = dt_alloc_floats(out * in), *dW2 = dt_alloc_floats(out * in);
+    float *db1 = dt_alloc_floats(out), *db2 = dt_alloc_floats(out);
+    fill(x, B * in, 1, -1, 1);
+    fill(W, out * in, 2, -1, 1);
+    fill(b, out, 3, -1, 1);
+    fill(dy, B * out, 4, -1, 1);
+    /* backward accumulates: start both from the same nonzero gradient */
+    fill(dW1, out * in, 5, -1, 1);
+    memcpy(dW2, dW1, sizeof(float) * out * in);
+    dt_linear_forward(y1, x, W, b, B, in, out);
+    dt_linear_forward_naive(y2, x, W, b, B, in, out);
+    ck_assert_double_le(max_rel(y1, y2, B * out), 1e-5);
+    dt_linear_backward(dx1, dW1, db1, dy, x, W, B, in, out);
+    dt_linear_backward_naive(dx2, dW2, db2, dy, x, W, B, in, out);
+    ck_assert_double_le(max_rel(dx1, dx2, B * in), 1e-5);
+    ck_assert_double_le(max_rel(dW1, dW2, out * in), 1e-5);
+    ck_assert_double_le(max_rel(db1, db2, out), 1e-5);
+    float *all[] = {x, W, b, y1, y2, dy, dx1, dx2, dW1, dW2, db1, db2};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) dt_free(all[i]);
+}
+END_TEST
+
+/* L = sum(r * linear(x)); compare dL/dx, dL/dW, dL/db with central differences */
+static double lin_loss(const float *x, const float *W, const float *b, const float *r, int B, int in, int out)
+{
+    float *y = dt_alloc_floats(B * out);
+    dt_linear_forward_naive(y, x, W, b, B, in, out);
+    double s = dot(y, r, (size_t)B * out);
+    dt_free(y);
+    return s;
+}
+
+START_TEST(linear_finite_differences)
+{
+    int B = 4, in = 6, out = 5;
+    float x[24], W[30], b[5], r[20], dx[24], dW[30] = {0}, db[5] = {0};
+    fill(x, 24, 11, -1, 1);
+    fill(W, 30, 12, -1, 1);
+    fill(b, 5, 13, -1, 1);
+    fill(r, 20, 14, -1, 1);
+    dt_linear_backward(dx, dW, db, r, x, W, B, in, out);
+    const float h = 1e-2f;
+    float *vars[] = {x, W, b}, *grads[] = {dx, dW, db};
+    int ns[] = {24, 30, 5};
+    for (int v = 0; v < 3; v++)
+        for (int i = 0; i < ns[v]; i++) {
+            float keep = vars[v][i];
+            vars[v][i] = keep + h;
+            double lp = lin_loss(x, W, b, r, B, in, out);
+            vars[v][i] = keep - h;
+            double lm = lin_loss(x, W, b, r, B, in, out);
+            vars[v][i] = keep;
+            ck_assert_double_eq_tol((lp - lm) / (2 * h), grads[v][i], 1e-3);
+        }
+}
+END_TEST
+
+/* ---- activations and losses ---------------------------------------------- */
+
+START_TEST(relu_and_sigmoid)
+{
+    float x[5] = {-2, -0.0f, 0.5f, 3, -1e-9f}, y[5], dy[5] = {1, 2, 3, 4, 5}, dx[5];
+    dt_relu_forward(y, x, 5);
+    dt_relu_backward(dx, dy, y, 5);
+    float ey[5] = {0, 0, 0.5f, 3, 0}, edx[5] = {0, 0, 3, 4, 0};
+    for (int i = 0; i < 5; i++) {
+        ck_assert_float_eq(y[i], ey[i]);
+        ck_assert_float_eq(dx[i], edx[i]);
+    }
+    float s[3], sx[3] = {0, 100, -100};
+    dt_sigmoid_forward(s, sx, 3);
+    ck_assert_float_eq_tol(s[0], 0.5f, 1e-7f);
+    ck_assert_float_eq_tol(s[1], 1.0f, 1e-7f);
+    ck_assert_float_eq_tol(s[2], 0.0f, 1e-7f);
+}
+END_TEST
+
+START_TEST(bce_values_and_gradient)
+{
+    /* against the textbook formula where it is finite */
+    float l[4] = {-3, -0.2f, 0.7f, 5}, t[4] = {0.1f, 0.9f, 0.5f, 1};
+    double want = 0;
+    for (int i = 0; i < 4; i++) {
+        double p = 1 / (1 + exp(-l[i]));
+        want += -(t[i] * log(p) + (1 - t[i]) * log(1 - p));
+    }
+    float per[2];
+    double got = dt_bce_logits_forward(per, l, t, 2, 2);
+    ck_assert_double_eq_tol(got, want, 1e-5);
+    ck_assert_double_eq_tol(per[0] + per[1], want, 1e-5);
+    /* stable at extreme logits: no inf, no nan */
+    float big[2] = {-200, 200}, tb[2] = {1, 0};
+    double e = dt_bce_logits_forward(NULL, big, tb, 1, 2);
+    ck_assert(isfinite(e) && fabs(e - 400) < 1e-3);
+    float dl[4];
+    dt_bce_logits_backward(dl, l, t, 4, 0.5f);
+    const float h = 1e-3f;
+    for (int i = 0; i < 4; i++) {
+        float k = l[i];
+        l[i] = k + h;
+        double lp = dt_bce_logits_forward(NULL, l, t, 1, 4);
+        l[i] = k - h;
+        double lm = dt_bce_logits_forward(NULL, l, t, 1, 4);
+        l[i] = k;
+        ck_assert_double_eq_tol(0.5 * (lp - lm) / (2 * h), dl[i], 2e-3);
+    }
+}
+END_TEST
+
+START_TEST(kl_and_reparam_gradients)
+{
+    enum { B = 3, D = 2, N = B * D };
+    float mu[N], lv[N], eps[N], r[N];
+    fill(mu, N, 21, -1.5f, 1.5f);
+    fill(lv, N, 22, -2, 1);
+    fill(eps, N, 23, -1, 1);
+    fill(r, N, 24, -1, 1);
+    /* L = 0.7 * KL(mu, lv) + sum(r * z(mu, lv, eps)) */
+    float dmu[N] = {0}, dlv[N] = {0};
+    dt_reparam_backward(dmu, dlv, r, lv, eps, N);
+    dt_kl_gauss_backward(dmu, dlv, mu, lv, N, 0.7f);
+    float per[B];
+    double kl = dt_kl_gauss_forward(per, mu, lv, B, D);
+    ck_assert_double_eq_tol(per[0] + per[1] + per[2], kl, 1e-5);
+    ck_assert(kl > 0);
+    const float h = 1e-3f;
+    float *vars[] = {mu, lv}, *grads[] = {dmu, dlv};
+    for (int v = 0; v < 2; v++)
+        for (int i = 0; i < N; i++) {
+            double L[2];
+            for (int s = 0; s < 2; s++) {
+                float keep = vars[v][i];
+                vars[v][i] = keep + (s ? -h : h);
+                float z[N];
+                dt_reparam_forward(z, mu, lv, eps, N);
+                L[s] = 0.7 * dt_kl_gauss_forward(NULL, mu, lv, B, D) + dot(z, r, N);
+                vars[v][i] = keep;
+            }
+            ck_assert_double_eq_tol((L[0] - L[1]) / (2 * h), grads[v][i], 2e-3);
+        }
+    /* KL is zero exactly at the prior */
+    float z0[2] = {0, 0};
+    ck_assert_double_eq_tol(dt_kl_gauss_forward(NULL, z0, z0, 1, 2), 0.0, 1e-12);
+}
+END_TEST
+
+/* ---- Adam ---------------------------------------------------------------- */
+
+START_TEST(adam_hand_computed)
+{
+    dt_params p;
+    dt_params_init(&p, "t");
+    dt_params_add(&p, "w", 1, (int[]){2});
+    dt_params_alloc(&p);
+    p.w[0] = 1.0f;
+    p.w[1] = -2.0f;
+    dt_adam a;
+    dt_adam_default(&a, 0.1f);
+    /* step 1: m = 0.1 g, v = 0.001 g^2, mhat = g, vhat = g^2: w -= lr * sign(g) (eps aside) */
+    p.g[0] = 0.5f;
+    p.g[1] = -3.0f;
+    dt_adam_step(&a, &p);
+    ck_assert_float_eq_tol(p.w[0], 1.0f - 0.1f * 0.5f / (0.5f + 1e-8f), 1e-6f);
+    ck_assert_float_eq_tol(p.w[1], -2.0f + 0.1f, 1e-6f);
+    /* step 2 with g = (0.1, -3): by hand */
+    p.g[0] = 0.1f;
+    dt_adam_step(&a, &p);
+    double m = 0.9 * 0.05 + 0.1 * 0.1, v = 0.999 * 0.00025 + 0.001 * 0.01;
+    double mh = m / (1 - 0.81), vh = v / (1 - 0.999 * 0.999);
+    double w = (1.0 - 0.1) - 0.1 * mh / (sqrt(vh) + 1e-8);
+    ck_assert_double_eq_tol(p.w[0], w, 1e-6);
+    ck_assert_double_eq_tol(p.w[1], -2.0 + 0.2, 1e-6);
+    ck_assert_int_eq(a.t, 2);
+    dt_params_free(&p);
+}
+END_TEST
+
+/* ---- whole continuous VAE: directional derivative of the loss ------------ */
+
+static double vae_loss(dt_vae *m, int B, const uint64_t *gidx)
+{
+    double s[DT_MAX_TERMS] = {0};
+    dt_vae_forward(m, B, gidx, 5, 0, s);
+    return s[0] + s[1];
+}
+
+START_TEST(vae_gradient_directional)
+{
+    dt_vae_opts o = {.seed = 3};
+    enum { B = 3 };
+    dt_vae *m = dt_vae_create(&dt_vae_continuous, &o, B);
+    dt_vae_init_params(m, 3);
+    fill(m->x, B * DT_IMG, 31, 0, 1);
+    uint64_t gidx[B] = {10, 11, 12};
+    dt_params_zero_grad(&m->p);
+    vae_loss(m, B, gidx);
+    dt_vae_backward(m, B, 1.0f);
+    /* per-view directional checks so a wrong layer cannot hide behind others */
+    float *w0 = dt_alloc_floats(m->p.n), *d = dt_alloc_floats(m->p.n);
+    memcpy(w0, m->p.w, m->p.n * sizeof(float));
+    for (int v = 0; v < m->p.nviews; v++) {
+        const dt_view *vw = &m->p.views[v];
+        memset(d, 0, m->p.n * sizeof(float));
+        fill(d + vw->off, vw->n, 40 + v, -1, 1);
+        /* a unit direction, step large enough to stand above float rounding of L */
+        double nd = sqrt(dot(d, d, m->p.n));
+        for (size_t i = 0; i < m->p.n; i++) d[i] = (float)(d[i] / nd);
+        double gd = dot(m->p.g, d, m->p.n);
+        double h = 1e-2;
+        double L[2];
+        for (int s = 0; s < 2; s++) {
+            for (size_t i = 0; i < m->p.n; i++) m->p.w[i] = w0[i] + (float)((s ? -h : h) * d[i]);
+            L[s] = vae_loss(m, B, gidx);
+        }
+        memcpy(m->p.w, w0, m->p.n * sizeof(float));
+        double fd = (L[0] - L[1]) / (2 * h);
+        if (getenv("DT_TEST_VERBOSE")) printf("%-16s fd %.6g analytic %.6g\n", vw->name, fd, gd);
+        ck_assert_msg(fabs(fd - gd) <= 2e-2 * fabs(gd) + 1e-2, "view %s: fd %g vs analytic %g", vw->name,
+                      fd, gd);
+    }
+    dt_free(w0);
+    dt_free(d);
+    dt_vae_free(m);
+}
+END_TEST
+
+START_TEST(vae_eval_noise_is_fixed)
+{
+    dt_vae_opts o = {.seed = 9};
+    dt_vae *m = dt_vae_create(&dt_vae_continuous, &o, 2);
+    dt_vae_init_params(m, 9);
+    fill(m->x, 2 * DT_IMG, 51, 0, 1);
+    uint64_t g[2] = {0, 1};
+    double a[DT_MAX_TERMS] = {0}, b[DT_MAX_TERMS] = {0}, c[DT_MAX_TERMS] = {0};
+    dt_vae_forward(m, 2, g, 1, 1, a);
+    dt_vae_forward(m, 2, g, 2, 1, b);
+    dt_vae_forward(m, 2, g, 2, 0, c);
+    ck_assert(a[0] == b[0] && a[1] == b[1]);
+    ck_assert(c[0] != b[0]);
+    dt_vae_free(m);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("nn");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, philox_known_answer);
+    tcase_add_test(tc, rng_streams_depend_only_on_key);
+    tcase_add_test(tc, rng_moments);
+    tcase_add_test(tc, permutation_is_permutation);
+    tcase_add_test(tc, linear_blas_matches_naive);
+    tcase_add_test(tc, linear_finite_differences);
+    tcase_add_test(tc, relu_and_sigmoid);
+    tcase_add_test(tc, bce_values_and_gradient);
+    tcase_add_test(tc, kl_and_reparam_gradients);
+    tcase_add_test(tc, adam_hand_computed);
+    tcase_add_test(tc, vae_gradient_directional);
+    tcase_add_test(tc, vae_eval_noise_is_fixed);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
