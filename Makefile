@@ -36,8 +36,13 @@ ifdef SANITIZE
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -g
 endif
 
+WARN := -Wall -Wextra -Wno-unused-parameter
+ifdef WERROR
+WARN += -Werror
+endif
+
 GIT_REV := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
-CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter $(OPT) $(SAN) \
+CFLAGS  := -std=c11 -D_GNU_SOURCE $(WARN) $(OPT) $(SAN) \
            -Iinclude $(PKG_CFLAGS) -MMD -MP \
            -DDT_GIT_REV='"$(GIT_REV)"' -DDT_CC='"$(CC) $(shell $(CC) -dumpfullversion 2>/dev/null)"' \
            -DDT_CFLAGS='"$(OPT) $(SAN)"'

@@ -23,6 +23,7 @@ typedef struct {
     uint64_t seed;
     int threads;
     long checkpoint_every; /* steps; 0: at each epoch's end only */
+    long max_steps;        /* stop after this many steps in all; 0: no limit */
     /* discrete part (dvae, jvae) */
     int N, K;
     float tau0, tau_min, anneal_rate;
@@ -48,6 +49,12 @@ typedef struct {
                            double *kl);
     /* dz (B,Z) -> dhead (B,H), overwritten; KL gradients scaled by scale. */
     void (*latent_backward)(struct dt_vae *m, int B, float scale);
+    /* Per-image statistics kept in the embeddings file, e.g. "mu", "logvar":
+     * stat(m, k) is (B, stat_width(o, k)) from the last forward. */
+    int nstats;
+    const char *stats[4];
+    int (*stat_width)(const dt_vae_opts *o, int k);
+    const float *(*stat)(const struct dt_vae *m, int k);
 } dt_vae_kind;
 
 extern const dt_vae_kind dt_vae_continuous;

@@ -1,9 +1,52 @@
+/* dtrain <command> [options]: the entry point of every rank. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dtrain/cli.h"
 #include "dtrain/core.h"
 #include "dtrain/dist.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "dtrain %s - distributed trainer for generative models on colored MNIST\n\n"
+            "usage: [mpirun -np N] dtrain <command> [options]\n\n"
+            "commands:\n"
+            "  prepare   build the colored-MNIST HDF5 data set (data/colored_mnist.h5)\n"
+            "  vae       train the continuous VAE (2-D latent), data parallel over the ranks\n"
+            "  embed     write test-set latent embeddings of a checkpoint to HDF5\n\n"
+            "`dtrain <command> --help` lists a command's options. Exit status: 0 done,\n"
+            "2 user error (bad option, missing or corrupt file), 3 internal error.\n",
+            DT_VERSION);
+}
+
 int main(int argc, char **argv)
 {
     dt_dist_init(&argc, &argv);
-    dt_log("dtrain %s\n", DT_VERSION);
+    int rc = 0;
+    const char *cmd = argc > 1 ? argv[1] : NULL;
+    if (!cmd || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        if (dt_rank() == 0) usage(stdout);
+        if (!cmd) rc = DT_EXIT_USAGE;
+    } else if (strcmp(cmd, "--version") == 0) {
+        if (dt_rank() == 0) {
+#ifdef DT_GIT_REV
+            printf("dtrain %s (%s; %s %s)\n", DT_VERSION, DT_GIT_REV, DT_CC, DT_CFLAGS);
+#else
+            printf("dtrain %s\n", DT_VERSION);
+#endif
+        }
+    } else if (strcmp(cmd, "prepare") == 0) {
+        rc = dt_cmd_prepare(argc - 1, argv + 1);
+    } else if (strcmp(cmd, "vae") == 0) {
+        rc = dt_cmd_vae_family(cmd, argc - 1, argv + 1);
+    } else if (strcmp(cmd, "embed") == 0) {
+        rc = dt_cmd_embed(argc - 1, argv + 1);
+    } else {
+        dt_seterr("unknown command '%s'; commands: prepare, vae, embed (see dtrain --help)", cmd);
+        dt_check_all(0);
+    }
     dt_dist_finalize();
-    return 0;
+    return rc;
 }

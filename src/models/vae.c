@@ -56,6 +56,14 @@ static void latent_backward(dt_vae *m, int B, float scale)
     }
 }
 
+static int stat_width(const dt_vae_opts *o, int k) { return ZD; }
+
+static const float *stat(const dt_vae *m, int k)
+{
+    const dt_vae_gauss *g = m->lat;
+    return k == 0 ? g->mu : g->logvar;
+}
+
 const dt_vae_kind dt_vae_continuous = {
     .name = "vae",
     .title = "continuous VAE",
@@ -67,4 +75,8 @@ const dt_vae_kind dt_vae_continuous = {
     .destroy = destroy,
     .latent_forward = latent_forward,
     .latent_backward = latent_backward,
+    .nstats = 2,
+    .stats = {"mu", "logvar"},
+    .stat_width = stat_width,
+    .stat = stat,
 };

@@ -1,0 +1,31 @@
+/* What the VAE commands share beyond the model: options, data, pictures. */
+#ifndef DTRAIN_VAE_RUN_H
+#define DTRAIN_VAE_RUN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dtrain/data.h"
+#include "dtrain/vae.h"
+
+/* The variant named by a command ("vae"), or NULL. */
+const dt_vae_kind *dt_vae_kind_find(const char *name);
+void dt_vae_opts_default(dt_vae_opts *o);
+/* What a checkpoint must match to be resumed into m: "vae head=4 latent=2". */
+void dt_vae_arch(const dt_vae *m, char *buf, size_t len);
+/* Set OpenBLAS threads (0: auto = 1 per rank with several ranks, else the
+ * cores this process may use, or $OPENBLAS_NUM_THREADS); returns the count. */
+int dt_threads_setup(int requested);
+/* Collective: prepare the data file from the default sources if missing. */
+int dt_ensure_data(const char *path);
+/* This rank's contiguous block [lo, hi) of n items. */
+void dt_block_range(size_t n, size_t *lo, size_t *hi);
+/* x = b / 255 */
+void dt_bytes_to_float(float *x, const uint8_t *b, size_t n);
+
+/* Rank 0: the pictures of a trained model into dir (PNG). stats are the
+ * variant's per-image statistics over the whole test split (N rows). */
+void dt_vae_pictures(dt_vae *m, dt_split *test, float *const *stats, const uint8_t *digits,
+                     const uint8_t *colors, size_t N, const char *dir);
+
+#endif

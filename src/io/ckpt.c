@@ -1,0 +1,258 @@
+/* Checkpoints: the whole training state in one HDF5 file, written by one
+ * process to a temporary name, fsynced, then renamed into place. */
+#include "dtrain/ckpt.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "dtrain/core.h"
+#include "dtrain/h5.h"
+
+#define CKPT_FORMAT 1
+#define CKPT_KIND "dtrain-checkpoint"
+
+static const char *const PARTS[3] = {"params", "adam_m", "adam_v"};
+
+static float *part(dt_params *p, int k) { return k == 0 ? p->w : k == 1 ? p->m : p->v; }
+
+static uint32_t block_crc(dt_params *p)
+{
+    uLong c = crc32(0L, Z_NULL, 0);
+    for (int k = 0; k < 3; k++)
+        for (int v = 0; v < p->nviews; v++)
+            c = crc32(c, (const Bytef *)(part(p, k) + p->views[v].off),
+                      (uInt)(p->views[v].n * sizeof(float)));
+    return (uint32_t)c;
+}
+
+char *dt_ckpt_prev_path(const char *path)
+{
+    size_t n = strlen(path);
+    char *s = dt_alloc(n + 16);
+    if (n > 3 && strcmp(path + n - 3, ".h5") == 0)
+        snprintf(s, n + 16, "%.*s.prev.h5", (int)(n - 3), path);
+    else
+        snprintf(s, n + 16, "%s.prev", path);
+    return s;
+}
+
+static int write_meta(hid_t f, const dt_ckpt_meta *m)
+{
+    char when[32];
+    time_t now = time(NULL);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    int rc = 0;
+    rc |= dt_h5_attr_i64(f, "format_version", CKPT_FORMAT);
+    rc |= dt_h5_attr_str(f, "kind", CKPT_KIND);
+    rc |= dt_h5_attr_str(f, "model", m->model);
+    rc |= dt_h5_attr_str(f, "arch", m->arch);
+    rc |= dt_h5_attr_str(f, "version", DT_VERSION);
+    rc |= dt_h5_attr_i64(f, "step", m->step);
+    rc |= dt_h5_attr_i64(f, "epoch", m->epoch);
+    rc |= dt_h5_attr_i64(f, "batch", m->batch);
+    rc |= dt_h5_attr_i64(f, "seed", (int64_t)m->seed);
+    rc |= dt_h5_attr_str(f, "settings", m->settings);
+    rc |= dt_h5_attr_str(f, "created_utc", when);
+    rc |= dt_h5_attr_i64(f, "ranks", m->ranks);
+    rc |= dt_h5_attr_i64(f, "threads", m->threads);
+#ifdef DT_CC
+    rc |= dt_h5_attr_str(f, "compiler", DT_CC " " DT_CFLAGS);
+#endif
+    hid_t g = H5Gcreate2(f, "train_state", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0) return -1;
+    hsize_t n = (hsize_t)(m->nsums > 0 ? m->nsums : 1);
+    rc |= dt_h5_write(g, "sums", H5T_NATIVE_DOUBLE, 1, &n, m->sums);
+    H5Gclose(g);
+    return rc ? -1 : 0;
+}
+
+static int write_net(hid_t f, dt_params *p, const dt_adam *a)
+{
+    hid_t g = H5Gcreate2(f, p->name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0) return -1;
+    int rc = 0;
+    for (int k = 0; k < 3 && !rc; k++) {
+        hid_t sub = H5Gcreate2(g, PARTS[k], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        if (sub < 0) {
+            rc = -1;
+            break;
+        }
+        for (int v = 0; v < p->nviews && !rc; v++) {
+            const dt_view *vw = &p->views[v];
+            hsize_t dims[4];
+            for (int d = 0; d < vw->ndim; d++) dims[d] = (hsize_t)vw->dims[d];
+            rc |= dt_h5_write(sub, vw->name, H5T_NATIVE_FLOAT, vw->ndim, dims, part(p, k) + vw->off);
+        }
+        H5Gclose(sub);
+    }
+    rc |= dt_h5_attr_i64(g, "adam_t", a->t);
+    rc |= dt_h5_attr_f64(g, "lr", a->lr);
+    rc |= dt_h5_attr_f64(g, "beta1", a->beta1);
+    rc |= dt_h5_attr_f64(g, "beta2", a->beta2);
+    rc |= dt_h5_attr_f64(g, "eps", a->eps);
+    rc |= dt_h5_attr_i64(g, "crc32", block_crc(p));
+    H5Gclose(g);
+    return rc ? -1 : 0;
+}
+
+int dt_ckpt_save(const char *path, const dt_ckpt_meta *meta, dt_params *const *nets,
+                 const dt_adam *opts, int nnets)
+{
+    dt_h5_quiet();
+    char *tmp = dt_tmp_path(path);
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (f < 0) {
+        int e = errno;
+        dt_free(tmp);
+        return dt_seterr("cannot write checkpoint %s: %s; the previous checkpoint is kept", path,
+                         e ? strerror(e) : "HDF5 could not create the file");
+    }
+    int rc = write_meta(f, meta);
+    for (int i = 0; i < nnets && rc == 0; i++) rc = write_net(f, nets[i], &opts[i]);
+    if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) rc = -1;
+    if (H5Fclose(f) < 0) rc = -1;
+    if (rc != 0) {
+        unlink(tmp);
+        dt_free(tmp);
+        return dt_seterr("writing checkpoint %s failed (disk full?); the previous checkpoint is kept",
+                         path);
+    }
+    /* keep the last good one as .prev before the new one takes the name */
+    char *prev = dt_ckpt_prev_path(path);
+    if (access(path, F_OK) == 0 && rename(path, prev) != 0) {
+        int e = errno;
+        unlink(tmp);
+        dt_free(tmp);
+        dt_free(prev);
+        return dt_seterr("cannot keep %s as %s: %s", path, prev, strerror(e));
+    }
+    dt_free(prev);
+    rc = dt_commit_file(tmp, path);
+    dt_free(tmp);
+    return rc;
+}
+
+static hid_t open_ckpt(const char *path)
+{
+    dt_h5_quiet();
+    if (access(path, R_OK) != 0)
+        return dt_seterr("checkpoint %s: %s", path, strerror(errno));
+    if (H5Fis_hdf5(path) <= 0)
+        return dt_seterr("checkpoint %s is not an HDF5 file (truncated or corrupt?)", path);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) return dt_seterr("checkpoint %s cannot be opened (truncated or corrupt?)", path);
+    char kind[64] = "";
+    int64_t fmt = 0;
+    if (dt_h5_get_str(f, "kind", kind, sizeof kind) < 0 || strcmp(kind, CKPT_KIND) != 0) {
+        H5Fclose(f);
+        return dt_seterr("%s is not a dtrain checkpoint", path);
+    }
+    if (dt_h5_get_i64(f, "format_version", &fmt) < 0 || fmt != CKPT_FORMAT) {
+        H5Fclose(f);
+        return dt_seterr("checkpoint %s has format %lld; this dtrain reads format %d", path,
+                         (long long)fmt, CKPT_FORMAT);
+    }
+    return f;
+}
+
+static int read_meta(hid_t f, const char *path, dt_ckpt_meta *m)
+{
+    memset(m, 0, sizeof *m);
+    int64_t seed = 0, ranks = 0, threads = 0;
+    int rc = 0;
+    rc |= dt_h5_get_str(f, "model", m->model, sizeof m->model);
+    rc |= dt_h5_get_str(f, "arch", m->arch, sizeof m->arch);
+    rc |= dt_h5_get_i64(f, "step", &m->step);
+    rc |= dt_h5_get_i64(f, "epoch", &m->epoch);
+    rc |= dt_h5_get_i64(f, "batch", &m->batch);
+    rc |= dt_h5_get_i64(f, "seed", &seed);
+    rc |= dt_h5_get_str(f, "settings", m->settings, sizeof m->settings);
+    dt_h5_get_i64(f, "ranks", &ranks);
+    dt_h5_get_i64(f, "threads", &threads);
+    m->seed = (uint64_t)seed;
+    m->ranks = (int)ranks;
+    m->threads = (int)threads;
+    if (rc) return dt_seterr("checkpoint %s: attributes missing (corrupt?)", path);
+    hid_t g = H5Gopen2(f, "train_state", H5P_DEFAULT);
+    if (g < 0) return dt_seterr("checkpoint %s: no train_state (corrupt?)", path);
+    hid_t d = H5Dopen2(g, "sums", H5P_DEFAULT);
+    hssize_t n = -1;
+    if (d >= 0) {
+        hid_t sp = H5Dget_space(d);
+        n = H5Sget_simple_extent_npoints(sp);
+        H5Sclose(sp);
+        H5Dclose(d);
+    }
+    if (n < 1 || n > DT_CKPT_MAX_SUMS || dt_h5_read(g, "sums", H5T_NATIVE_DOUBLE, (size_t)n, m->sums) < 0) {
+        H5Gclose(g);
+        return dt_seterr("checkpoint %s: unreadable train_state (corrupt?)", path);
+    }
+    m->nsums = (int)n;
+    H5Gclose(g);
+    return 0;
+}
+
+int dt_ckpt_read_meta(const char *path, dt_ckpt_meta *meta)
+{
+    hid_t f = open_ckpt(path);
+    if (f < 0) return -1;
+    int rc = read_meta(f, path, meta);
+    H5Fclose(f);
+    return rc;
+}
+
+static int read_net(hid_t f, const char *path, dt_params *p, dt_adam *a)
+{
+    if (H5Lexists(f, p->name, H5P_DEFAULT) <= 0)
+        return dt_seterr("checkpoint %s has no network '%s'", path, p->name);
+    hid_t g = H5Gopen2(f, p->name, H5P_DEFAULT);
+    for (int k = 0; k < 3; k++) {
+        hid_t sub = H5Lexists(g, PARTS[k], H5P_DEFAULT) > 0 ? H5Gopen2(g, PARTS[k], H5P_DEFAULT) : -1;
+        for (int v = 0; v < p->nviews; v++) {
+            const dt_view *vw = &p->views[v];
+            if (sub < 0 || dt_h5_read(sub, vw->name, H5T_NATIVE_FLOAT, vw->n, part(p, k) + vw->off) < 0) {
+                if (sub >= 0) H5Gclose(sub);
+                H5Gclose(g);
+                return dt_seterr("checkpoint %s: %s/%s/%s missing, of another shape or unreadable", path,
+                                 p->name, PARTS[k], vw->name);
+            }
+        }
+        H5Gclose(sub);
+    }
+    int64_t t = 0, crc = -1;
+    double lr, b1, b2, eps;
+    int rc = dt_h5_get_i64(g, "adam_t", &t) | dt_h5_get_i64(g, "crc32", &crc) |
+             dt_h5_get_f64(g, "lr", &lr) | dt_h5_get_f64(g, "beta1", &b1) | dt_h5_get_f64(g, "beta2", &b2) |
+             dt_h5_get_f64(g, "eps", &eps);
+    H5Gclose(g);
+    if (rc) return dt_seterr("checkpoint %s: optimizer state of '%s' missing", path, p->name);
+    if ((uint32_t)crc != block_crc(p))
+        return dt_seterr("checkpoint %s: checksum of '%s' does not match (corrupt file)", path, p->name);
+    a->t = t;
+    a->lr = (float)lr;
+    a->beta1 = (float)b1;
+    a->beta2 = (float)b2;
+    a->eps = (float)eps;
+    return 0;
+}
+
+int dt_ckpt_load(const char *path, const char *model, const char *arch, dt_ckpt_meta *meta,
+                 dt_params *const *nets, dt_adam *opts, int nnets)
+{
+    hid_t f = open_ckpt(path);
+    if (f < 0) return -1;
+    int rc = read_meta(f, path, meta);
+    if (rc == 0 && strcmp(meta->model, model) != 0)
+        rc = dt_seterr("checkpoint %s is of model '%s', not '%s'; use `dtrain %s --resume %s`", path,
+                       meta->model, model, meta->model, path);
+    if (rc == 0 && strcmp(meta->arch, arch) != 0)
+        rc = dt_seterr("checkpoint %s was made with '%s', this run is '%s'; resume with the same settings",
+                       path, meta->arch, arch);
+    for (int i = 0; i < nnets && rc == 0; i++) rc = read_net(f, path, nets[i], &opts[i]);
+    H5Fclose(f);
+    return rc;
+}
