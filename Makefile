@@ -58,7 +58,7 @@ TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 MPI_SRC := $(wildcard tests/mpi/*.c)
 MPI_BIN := $(MPI_SRC:tests/mpi/%.c=$(BUILD)/tests/mpi/%)
 
-.PHONY: all check unit integration bench deps data clean
+.PHONY: all check unit integration bench deps data demo clean
 all: dtrain
 
 dtrain: $(BUILD)/src/cli/main.o $(BUILD)/libdtrain.a
@@ -94,8 +94,15 @@ $(BUILD)/tests/mpi/%.o: tests/mpi/%.c
 integration: dtrain $(MPI_BIN)
 	@bash tests/integration/run.sh
 
-check: unit integration
-	@echo "make check: all suites passed"
+# check and demo install missing packages first, then build with them found.
+check:
+	@bash scripts/deps.sh
+	@$(MAKE) --no-print-directory unit integration
+
+demo:
+	@bash scripts/deps.sh
+	@$(MAKE) --no-print-directory dtrain
+	@bash scripts/demo.sh
 
 bench: dtrain $(BUILD)/dtrain-bench
 	@bash scripts/bench.sh
