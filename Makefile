@@ -23,7 +23,7 @@ ifeq ($(PKG_LIBS),)
 $(info dtrain: pkg-config did not find $(PKGS); run 'make deps' first)
 endif
 
-OPT := -O2 -march=x86-64-v2 -mtune=generic -ftree-vectorize
+OPT := -O2 -march=x86-64-v2 -mtune=generic -ftree-vectorize -fno-math-errno
 ifeq ($(shell uname -m),x86_64)
 else
 OPT := -O2 -ftree-vectorize

@@ -20,6 +20,15 @@ void dt_allreduce_sum_f(float *buf, size_t n);
 void dt_allreduce_sum_d(double *buf, size_t n);
 void dt_allreduce_sum_i64(int64_t *buf, size_t n);
 void dt_allreduce_max_d(double *buf, size_t n);
+/* Sharded sum: afterwards buf[lo, hi) holds the sum over all ranks of that
+ * block, with [lo, hi) = this rank's block of n (dt_shard). Other entries
+ * are left undefined. Together with dt_allgather_f it is an allreduce. */
+void dt_reduce_scatter_sum_f(float *buf, size_t n);
+/* Every rank's block [lo, hi) of buf goes to all ranks. */
+void dt_allgather_f(float *buf, size_t n);
+/* This rank's block of n items: [n*r/P, n*(r+1)/P). */
+void dt_shard(size_t n, size_t *lo, size_t *hi);
+
 /* 1 on every rank if ok was nonzero on every rank. */
 int dt_all_ok(int ok);
 /* Collective check: each rank passes its own ok and, if failed, dt_lasterr()

@@ -110,5 +110,8 @@ void dt_adam_default(dt_adam *a, float lr); /* betas (0.9, 0.999), eps 1e-8 */
  *   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2
  *   w -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps) */
 void dt_adam_step(dt_adam *a, dt_params *p);
+/* The same step on elements [lo, hi) only (a sharded optimizer: each rank
+ * updates its block, then the blocks are gathered). Also zeroes g there. */
+void dt_adam_step_range(dt_adam *a, dt_params *p, size_t lo, size_t hi);
 
 #endif

@@ -74,6 +74,44 @@ void dt_allreduce_sum_d(double *buf, size_t n) { allreduce(buf, n, MPI_DOUBLE, M
 void dt_allreduce_sum_i64(int64_t *buf, size_t n) { allreduce(buf, n, MPI_INT64_T, MPI_SUM); }
 void dt_allreduce_max_d(double *buf, size_t n) { allreduce(buf, n, MPI_DOUBLE, MPI_MAX); }
 
+void dt_shard(size_t n, size_t *lo, size_t *hi)
+{
+    *lo = n * (size_t)g_rank / (size_t)g_size;
+    *hi = n * (size_t)(g_rank + 1) / (size_t)g_size;
+}
+
+/* counts and displacements of the P blocks of n floats */
+static int *blocks(size_t n)
+{
+    DT_ASSERT(n <= (size_t)INT_MAX);
+    int *c = malloc(2 * sizeof(int) * (size_t)g_size);
+    if (!c) DT_FATAL("out of memory");
+    for (int r = 0; r < g_size; r++) {
+        size_t lo = n * (size_t)r / (size_t)g_size, hi = n * (size_t)(r + 1) / (size_t)g_size;
+        c[r] = (int)(hi - lo);
+        c[g_size + r] = (int)lo;
+    }
+    return c;
+}
+
+void dt_reduce_scatter_sum_f(float *buf, size_t n)
+{
+    if (!g_active || g_size == 1) return;
+    int *c = blocks(n);
+    /* in place, the result lands at the start of buf: move it to its block */
+    MPI_CHECK(MPI_Reduce_scatter(MPI_IN_PLACE, buf, c, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
+    if (c[g_size + g_rank] > 0) memmove(buf + c[g_size + g_rank], buf, sizeof(float) * (size_t)c[g_rank]);
+    free(c);
+}
+
+void dt_allgather_f(float *buf, size_t n)
+{
+    if (!g_active || g_size == 1) return;
+    int *c = blocks(n);
+    MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, c, c + g_size, MPI_FLOAT, MPI_COMM_WORLD));
+    free(c);
+}
+
 int dt_all_ok(int ok)
 {
     int v = ok ? 1 : 0;

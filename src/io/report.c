@@ -26,7 +26,12 @@ void dt_fmt_duration(char *buf, size_t len, double s)
 void dt_progress_init(dt_progress *p)
 {
     memset(p, 0, sizeof *p);
-    p->tty = isatty(STDOUT_FILENO) && getenv("DTRAIN_NO_PROGRESS") == NULL;
+    /* Under mpirun, stdout is a pseudo-terminal whatever mpirun's own output
+     * is, so there the launcher says (scripts/mpirun sets DTRAIN_PROGRESS). */
+    const char *want = getenv("DTRAIN_PROGRESS");
+    int launched = getenv("OMPI_COMM_WORLD_SIZE") != NULL || getenv("PMIX_RANK") != NULL;
+    p->tty = isatty(STDOUT_FILENO) && getenv("DTRAIN_NO_PROGRESS") == NULL &&
+             (want ? strcmp(want, "1") == 0 : !launched);
 }
 
 void dt_progress_draw(dt_progress *p, long done, long total, const char *status)

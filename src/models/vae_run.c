@@ -18,6 +18,7 @@
 #include "dtrain/dist.h"
 #include "dtrain/h5.h"
 #include "dtrain/report.h"
+#include "dtrain/train.h"
 #include "dtrain/vae.h"
 #include "dtrain/vae_run.h"
 
@@ -323,6 +324,7 @@ static void resume_from(const char *path, dt_vae *m, dt_adam *adam, dt_ckpt_meta
 static void save_checkpoint(const char *path, const run_args *a, dt_vae *m, const dt_adam *adam,
                             int64_t step, int64_t epoch, int64_t batch, const double *sums, int nsums)
 {
+    dt_train_gather_moments(&m->p); /* collective */
     if (dt_rank() != 0) return;
     dt_ckpt_meta meta;
     memset(&meta, 0, sizeof meta);
@@ -444,11 +446,9 @@ int dt_cmd_vae_family(const char *model, int argc, char **argv)
             memcpy(m->x, b.x, sizeof(float) * b.n * DT_IMG);
             for (size_t i = 0; i < b.n; i++) gidx[i] = b.index[i];
             double s[DT_MAX_TERMS + 1] = {0};
-            dt_params_zero_grad(&m->p);
             dt_vae_forward(m, (int)b.n, gidx, (uint64_t)step, 0, s + 1);
             dt_vae_backward(m, (int)b.n, 1.0f / (float)b.global_n);
-            dt_allreduce_sum_f(m->p.g, m->p.n);
-            dt_adam_step(&adam, &m->p);
+            dt_train_step(&adam, &m->p);
             s[0] = (double)b.n;
             dt_allreduce_sum_d(s, (size_t)nt + 1);
             for (int k = 0; k <= nt; k++) tr_sums[k] += s[k];

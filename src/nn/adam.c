@@ -12,7 +12,9 @@ void dt_adam_default(dt_adam *a, float lr)
     a->t = 0;
 }
 
-void dt_adam_step(dt_adam *a, dt_params *p)
+void dt_adam_step(dt_adam *a, dt_params *p) { dt_adam_step_range(a, p, 0, p->n); }
+
+void dt_adam_step_range(dt_adam *a, dt_params *p, size_t lo, size_t hi)
 {
     a->t++;
     const float b1 = a->beta1, b2 = a->beta2, eps = a->eps;
@@ -20,10 +22,14 @@ void dt_adam_step(dt_adam *a, dt_params *p)
     const float bc2_sqrt = sqrtf(1.0f - (float)pow(b2, (double)a->t));
     const float step = a->lr / bc1;
     float *restrict w = p->w, *restrict m = p->m, *restrict v = p->v;
-    const float *restrict g = p->g;
-    for (size_t i = 0; i < p->n; i++) {
-        m[i] = b1 * m[i] + (1.0f - b1) * g[i];
-        v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+    float *restrict g = p->g;
+    /* one pass over the four blocks; the gradient is cleared on the way so
+     * the next step needs no separate zeroing pass */
+    for (size_t i = lo; i < hi; i++) {
+        float gi = g[i];
+        m[i] = b1 * m[i] + (1.0f - b1) * gi;
+        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
         w[i] -= step * m[i] / (sqrtf(v[i]) / bc2_sqrt + eps);
+        g[i] = 0.0f;
     }
 }

@@ -278,6 +278,7 @@ START_TEST(adam_hand_computed)
     ck_assert_float_eq_tol(p.w[1], -2.0f + 0.1f, 1e-6f);
     /* step 2 with g = (0.1, -3): by hand */
     p.g[0] = 0.1f;
+    p.g[1] = -3.0f;
     dt_adam_step(&a, &p);
     double m = 0.9 * 0.05 + 0.1 * 0.1, v = 0.999 * 0.00025 + 0.001 * 0.01;
     double mh = m / (1 - 0.81), vh = v / (1 - 0.999 * 0.999);
@@ -285,6 +286,8 @@ START_TEST(adam_hand_computed)
     ck_assert_double_eq_tol(p.w[0], w, 1e-6);
     ck_assert_double_eq_tol(p.w[1], -2.0 + 0.2, 1e-6);
     ck_assert_int_eq(a.t, 2);
+    /* the step consumes the gradient: cleared for the next backward */
+    ck_assert(p.g[0] == 0.0f && p.g[1] == 0.0f);
     dt_params_free(&p);
 }
 END_TEST

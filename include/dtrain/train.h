@@ -1,0 +1,18 @@
+/* train: the data-parallel optimizer step shared by every model. */
+#ifndef DTRAIN_TRAIN_H
+#define DTRAIN_TRAIN_H
+
+#include "dtrain/nn.h"
+
+/* After backward on every rank (gradients already divided by the global
+ * batch): sum the gradients over the ranks and take one Adam step, the same
+ * on every rank. Sharded: a reduce-scatter leaves each rank the summed
+ * gradient of its block of the parameters, each rank updates its block
+ * (Adam's work split P ways), and an allgather shares the new weights.
+ * The gradient block is left zeroed for the next step.
+ * Adam's moments stay sharded: call dt_train_gather_moments before they are
+ * read whole (checkpoints). */
+void dt_train_step(dt_adam *a, dt_params *p);
+void dt_train_gather_moments(dt_params *p);
+
+#endif
