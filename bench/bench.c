@@ -116,6 +116,7 @@ int main(int argc, char **argv)
     dt_allreduce_max_d(&rss, 1);
 
     if (r == 0) {
+        printf("  OpenBLAS                 %s, core %s\n", openblas_get_config(), openblas_get_corename());
         double step_rate = flops / per[0] / 1e9, gemm_rate = flops / g[0] / 1e9;
         printf("  ranks x threads          %d x %d, global batch %zu (local %d)\n", P, threads, batch, B);
         printf("  step                     %.2f ms (compute %.2f, reduce-scatter + allgather %.2f, adam %.2f)\n", wall * 1e3,

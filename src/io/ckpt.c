@@ -229,7 +229,7 @@ static int read_net(hid_t f, const char *path, dt_params *p, dt_adam *a)
              dt_h5_get_f64(g, "lr", &lr) | dt_h5_get_f64(g, "beta1", &b1) | dt_h5_get_f64(g, "beta2", &b2) |
              dt_h5_get_f64(g, "eps", &eps);
     H5Gclose(g);
-    if (rc) return dt_seterr("checkpoint %s: optimizer state of '%s' missing", path, p->name);
+    if (rc) return dt_seterr("checkpoint %s: optimizer state of '%s' missing or unreadable (corrupt?)", path, p->name);
     if ((uint32_t)crc != block_crc(p))
         return dt_seterr("checkpoint %s: checksum of '%s' does not match (corrupt file)", path, p->name);
     a->t = t;

@@ -513,6 +513,8 @@ int dt_cmd_vae_family(const char *model, int argc, char **argv)
     char *emb_path = dt_path_join(a.out, "embeddings.h5");
     dt_check_all(write_embeddings(&ev, emb_path, ckpt_path) == 0);
     eval_gather(&ev);
+    double rss = (double)dt_peak_rss();
+    dt_allreduce_max_d(&rss, 1);
     if (dt_rank() == 0) {
         dt_vae_pictures(m, test, ev.stats, ev.digits, ev.colors, ev.N, a.out);
         double wall = dt_now() - t_start;
@@ -553,7 +555,7 @@ int dt_cmd_vae_family(const char *model, int argc, char **argv)
             dt_json_str(&j, "compiler", DT_CC);
             dt_json_str(&j, "cflags", DT_CFLAGS);
 #endif
-            dt_json_int(&j, "peak_rss_bytes_rank0", (long long)dt_peak_rss());
+            dt_json_int(&j, "peak_rss_bytes", (long long)rss); /* the largest over the ranks */
             if (a.resume) dt_json_str(&j, "resumed_from", a.resume);
             if (dt_json_close(&j) < 0) dt_warn("%s", dt_lasterr());
         } else

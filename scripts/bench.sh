@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# make bench: performance figures of dtrain on this machine (nothing asserted).
+#  1. the VAE step without I/O: compute FLOP rate against sgemm alone on the
+#     same shapes, communication + Adam share, at 1 rank x 2 threads and 2 x 1;
+#  2. real training (I/O included) on a 60,000-image set: images/s, peak RSS.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export DTRAIN_NO_PROGRESS=1
+MPI=scripts/mpirun
+echo "dtrain bench on $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+echo "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}  (the environment's choice is left alone)"
+
+echo
+echo "== VAE training step, batch 128, random images (build/dtrain-bench)"
+echo "-- 1 rank x 2 threads"
+$MPI -np 1 build/dtrain-bench --threads 2 --steps 40
+echo "-- 2 ranks x 1 thread"
+$MPI -np 2 build/dtrain-bench --threads 1 --steps 40
+
+# a 60,000-image set: Fashion-MNIST from Debian's dataset-fashion-mnist
+fm=/usr/share/datasets/fashion-mnist
+if [ ! -f "$fm/train-images-idx3-ubyte.gz" ] && [ "$(id -u)" = 0 ]; then
+    apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || true
+fi
+data=build/bench-60k.h5
+if [ -f "$fm/train-images-idx3-ubyte.gz" ]; then
+    [ -f "$data" ] || ./dtrain prepare --mnist "$fm" --out "$data" --quiet
+    what="Fashion-MNIST, 60,000 train images"
+else
+    data=build/bench-small.h5
+    [ -f "$data" ] || ./dtrain prepare --synthetic --out "$data" --quiet 2>/dev/null
+    what="synthetic digits, 9,000 train images (install dataset-fashion-mnist for 60,000)"
+fi
+echo
+echo "== dtrain vae, 150 steps of batch 128 with I/O ($what)"
+for cfg in "1 2" "2 1"; do
+    set -- $cfg
+    out=build/bench-run-$1x$2
+    rm -rf "$out"
+    if $MPI -np "$1" ./dtrain vae --data "$data" --threads "$2" --max-steps 150 --out "$out" >"$out.log" 2>&1; then
+        python3 - "$out/summary.json" "$1" "$2" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+print(f"  {sys.argv[2]} rank(s) x {sys.argv[3]} thread(s): {s['images_per_s']:.0f} images/s, "
+      f"peak RSS {s['peak_rss_bytes'] / 1e6:.1f} MB per rank (largest)")
+PY
+    else
+        echo "  $1 x $2: run failed, see $out.log"
+    fi
+done
