@@ -1,0 +1,303 @@
+/* Reading the colored-MNIST HDF5 file from every rank. The file is opened
+ * through dt_h5_fapl() (MPI-IO when several ranks), so open/close and dataset
+ * open/close are collective; image reads are independent (dt_split_read) or
+ * collective (the loader, see loader.c). */
+#include <errno.h>
+#include <hdf5.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "dtrain/core.h"
+#include "dtrain/data.h"
+#include "dtrain/dist.h"
+
+struct dt_dataset {
+    hid_t file;
+    char *path;
+    int has_vae, has_cyclegan;
+};
+
+struct dt_split {
+    dt_dataset *ds;
+    hid_t images;
+    size_t n, chunk;
+    char name[64];
+    uint8_t *digits, *colors; /* (n) each, read at open */
+};
+
+/* Silence HDF5's own error printing around a call sequence. */
+typedef struct {
+    H5E_auto2_t f;
+    void *d;
+} quiet_t;
+static quiet_t quiet_on(void)
+{
+    quiet_t q;
+    H5Eget_auto2(H5E_DEFAULT, &q.f, &q.d);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    return q;
+}
+static void quiet_off(quiet_t q) { H5Eset_auto2(H5E_DEFAULT, q.f, q.d); }
+
+static int link_exists(hid_t loc, const char *path)
+{
+    /* H5Lexists needs each intermediate link to exist: walk the path. */
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            if (H5Lexists(loc, buf, H5P_DEFAULT) <= 0) return 0;
+            if (c == '\0') return 1;
+            *p = c;
+        }
+    }
+}
+
+dt_dataset *dt_dataset_open(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        dt_seterr("%s: no such file; run `dtrain prepare` to build it (see data/README.md) or pass "
+                  "the right path with --data", path);
+        return NULL;
+    }
+    quiet_t q = quiet_on();
+    htri_t is = H5Fis_hdf5(path);
+    if (is <= 0) {
+        quiet_off(q);
+        dt_seterr("%s: not an HDF5 file (or a truncated/corrupt one); run `dtrain prepare` again to "
+                  "rebuild it", path);
+        return NULL;
+    }
+    hid_t fapl = (hid_t)dt_h5_fapl();
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    H5Pclose(fapl);
+    if (f < 0) {
+        quiet_off(q);
+        dt_seterr("%s: HDF5 cannot open it (truncated or corrupt?); run `dtrain prepare` again to "
+                  "rebuild it", path);
+        return NULL;
+    }
+    int64_t ver = -1;
+    int ok = 0;
+    if (H5Aexists(f, "format_version") > 0) {
+        hid_t a = H5Aopen(f, "format_version", H5P_DEFAULT);
+        ok = a >= 0 && H5Aread(a, H5T_NATIVE_INT64, &ver) >= 0;
+        if (a >= 0) H5Aclose(a);
+    }
+    dt_dataset *ds = NULL;
+    if (!ok) {
+        dt_seterr("%s: no format_version attribute: not a dtrain data set; build one with `dtrain "
+                  "prepare`", path);
+    } else if (ver != DT_DATA_FORMAT_VERSION) {
+        dt_seterr("%s: data set format_version %lld, this dtrain reads version %d; rebuild it with "
+                  "`dtrain prepare`", path, (long long)ver, DT_DATA_FORMAT_VERSION);
+    } else {
+        int vae = link_exists(f, "vae/train") && link_exists(f, "vae/test");
+        int cyc = link_exists(f, "cyclegan/A/train") && link_exists(f, "cyclegan/B/train") &&
+                  link_exists(f, "cyclegan/A/test") && link_exists(f, "cyclegan/B/test");
+        if (!vae && !cyc) {
+            dt_seterr("%s: neither the /vae nor the /cyclegan groups are complete; rebuild the file "
+                      "with `dtrain prepare`", path);
+        } else {
+            ds = dt_alloc(sizeof *ds);
+            ds->file = f;
+            ds->path = dt_strdup(path);
+            ds->has_vae = vae;
+            ds->has_cyclegan = cyc;
+        }
+    }
+    if (!ds) H5Fclose(f);
+    quiet_off(q);
+    return ds;
+}
+
+void dt_dataset_close(dt_dataset *ds)
+{
+    if (!ds) return;
+    H5Fclose(ds->file);
+    dt_free(ds->path);
+    dt_free(ds);
+}
+
+int dt_dataset_has(const dt_dataset *ds, const char *group)
+{
+    if (strcmp(group, "vae") == 0) return ds->has_vae;
+    if (strcmp(group, "cyclegan") == 0) return ds->has_cyclegan;
+    return 0;
+}
+
+const char *dt_dataset_path(const dt_dataset *ds) { return ds->path; }
+
+/* A 1-D uint8 dataset of length n, read whole (collectively). */
+static int read_labels(const dt_dataset *ds, hid_t g, const char *split, const char *name, size_t n,
+                       uint8_t *out)
+{
+    hid_t d = H5Lexists(g, name, H5P_DEFAULT) > 0 ? H5Dopen2(g, name, H5P_DEFAULT) : -1;
+    if (d < 0) return dt_seterr("%s: /%s/%s missing; rebuild the file with `dtrain prepare`", ds->path, split, name);
+    hid_t sp = H5Dget_space(d), t = H5Dget_type(d);
+    hsize_t dim = 0;
+    int rc = 0;
+    if (H5Sget_simple_extent_ndims(sp) != 1 || H5Sget_simple_extent_dims(sp, &dim, NULL) < 0 ||
+        dim != n || H5Tget_class(t) != H5T_INTEGER || H5Tget_size(t) != 1)
+        rc = dt_seterr("%s: /%s/%s is not uint8 [%zu] like the images; rebuild the file with "
+                       "`dtrain prepare`", ds->path, split, name, n);
+    if (rc == 0 && n) {
+        hid_t x = (hid_t)dt_h5_dxpl(1);
+        if (H5Dread(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, x, out) < 0)
+            rc = dt_seterr("%s: cannot read /%s/%s (corrupt file?)", ds->path, split, name);
+        H5Pclose(x);
+    }
+    H5Tclose(t);
+    H5Sclose(sp);
+    H5Dclose(d);
+    return rc;
+}
+
+dt_split *dt_split_open(dt_dataset *ds, const char *name)
+{
+    quiet_t q = quiet_on();
+    dt_split *sp = NULL;
+    hid_t g = -1, img = -1;
+    if (!link_exists(ds->file, name)) {
+        dt_seterr("%s: no split /%s in the data set; rebuild it with `dtrain prepare`", ds->path, name);
+        goto fail;
+    }
+    g = H5Gopen2(ds->file, name, H5P_DEFAULT);
+    img = H5Lexists(g, "images", H5P_DEFAULT) > 0 ? H5Dopen2(g, "images", H5P_DEFAULT) : -1;
+    if (g < 0 || img < 0) {
+        dt_seterr("%s: /%s/images missing; rebuild the file with `dtrain prepare`", ds->path, name);
+        goto fail;
+    }
+    hid_t s = H5Dget_space(img), t = H5Dget_type(img), dcpl = H5Dget_create_plist(img);
+    hsize_t dims[4] = {0}, cdims[4] = {0};
+    int good = H5Sget_simple_extent_ndims(s) == 4 && H5Sget_simple_extent_dims(s, dims, NULL) == 4 &&
+               dims[1] == 3 && dims[2] == DT_IMG_SIDE && dims[3] == DT_IMG_SIDE &&
+               H5Tget_class(t) == H5T_INTEGER && H5Tget_size(t) == 1 && H5Tget_sign(t) == H5T_SGN_NONE &&
+               dims[0] < UINT32_MAX;
+    size_t chunk = DT_DATA_CHUNK;
+    if (good && H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, 4, cdims) == 4 && cdims[0] > 0)
+        chunk = (size_t)cdims[0];
+    H5Pclose(dcpl);
+    H5Tclose(t);
+    H5Sclose(s);
+    if (!good) {
+        dt_seterr("%s: /%s/images is not uint8 [N,3,28,28]; rebuild the file with `dtrain prepare`",
+                  ds->path, name);
+        goto fail;
+    }
+    sp = dt_alloc(sizeof *sp);
+    sp->ds = ds;
+    sp->images = img;
+    sp->n = (size_t)dims[0];
+    sp->chunk = chunk;
+    snprintf(sp->name, sizeof sp->name, "%s", name);
+    sp->digits = dt_alloc(sp->n ? sp->n : 1);
+    sp->colors = dt_alloc(sp->n ? sp->n : 1);
+    if (read_labels(ds, g, name, "digits", sp->n, sp->digits) < 0 ||
+        read_labels(ds, g, name, "colors", sp->n, sp->colors) < 0) {
+        dt_free(sp->digits);
+        dt_free(sp->colors);
+        dt_free(sp);
+        sp = NULL;
+        goto fail;
+    }
+    H5Gclose(g);
+    quiet_off(q);
+    return sp;
+fail:
+    if (img >= 0) H5Dclose(img);
+    if (g >= 0) H5Gclose(g);
+    quiet_off(q);
+    return NULL;
+}
+
+void dt_split_close(dt_split *sp)
+{
+    if (!sp) return;
+    H5Dclose(sp->images);
+    dt_free(sp->digits);
+    dt_free(sp->colors);
+    dt_free(sp);
+}
+
+size_t dt_split_len(const dt_split *sp) { return sp->n; }
+size_t dt_split_chunk(const dt_split *sp) { return sp->chunk; }
+const char *dt_split_name(const dt_split *sp) { return sp->name; }
+
+int dt_split_read_runs(dt_split *sp, const size_t *start, const size_t *count, size_t nruns,
+                       uint8_t *out)
+{
+    /* One regular hyperslab per run: HDF5 maps a regular selection to chunks
+     * directly, while a union of hyperslabs is mapped element by element
+     * (~30x slower for this data). */
+    hid_t fs = H5Dget_space(sp->images);
+    hid_t x = (hid_t)dt_h5_dxpl(0);
+    quiet_t q = quiet_on();
+    herr_t r = 0;
+    for (size_t i = 0; i < nruns && r >= 0; i++) {
+        if (count[i] == 0) continue;
+        hsize_t st[4] = {start[i], 0, 0, 0}, cnt[4] = {count[i], 3, DT_IMG_SIDE, DT_IMG_SIDE};
+        H5Sselect_hyperslab(fs, H5S_SELECT_SET, st, NULL, cnt, NULL);
+        hid_t ms = H5Screate_simple(4, cnt, NULL);
+        r = H5Dread(sp->images, H5T_NATIVE_UINT8, ms, fs, x, out);
+        H5Sclose(ms);
+        out += count[i] * DT_IMG_BYTES;
+    }
+    quiet_off(q);
+    H5Pclose(x);
+    H5Sclose(fs);
+    if (r < 0)
+        return dt_seterr("%s: cannot read images of /%s (corrupt file?); rebuild it with `dtrain "
+                         "prepare`", sp->ds->path, sp->name);
+    return 0;
+}
+
+typedef struct {
+    uint32_t idx;
+    uint32_t at; /* position in the caller's list */
+} req;
+
+static int cmp_req(const void *a, const void *b)
+{
+    const req *x = a, *y = b;
+    return x->idx < y->idx ? -1 : x->idx > y->idx ? 1 : (x->at > y->at) - (x->at < y->at);
+}
+
+int dt_split_read(dt_split *sp, const uint32_t *idx, size_t n, uint8_t *images, uint8_t *digits,
+                  uint8_t *colors)
+{
+    for (size_t i = 0; i < n; i++)
+        if (idx[i] >= sp->n)
+            return dt_seterr("%s: image index %u out of range (/%s has %zu images)", sp->ds->path,
+                             idx[i], sp->name, sp->n);
+    for (size_t i = 0; i < n; i++) {
+        if (digits) digits[i] = sp->digits[idx[i]];
+        if (colors) colors[i] = sp->colors[idx[i]];
+    }
+    if (!images || n == 0) return 0;
+    /* Sort the requests, then read, per chunk, the run from its first to its
+     * last requested image (one read per chunk) and scatter. */
+    req *r = dt_alloc(n * sizeof *r);
+    for (size_t i = 0; i < n; i++) r[i] = (req){idx[i], (uint32_t)i};
+    qsort(r, n, sizeof *r, cmp_req);
+    uint8_t *buf = dt_alloc(sp->chunk * DT_IMG_BYTES);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0;) {
+        size_t c = r[i].idx / sp->chunk, j = i;
+        while (j < n && r[j].idx / sp->chunk == c) j++;
+        size_t lo = r[i].idx, hi = r[j - 1].idx;
+        size_t cnt = hi - lo + 1;
+        rc = dt_split_read_runs(sp, &lo, &cnt, 1, buf);
+        for (size_t k = i; k < j && rc == 0; k++)
+            memcpy(images + (size_t)r[k].at * DT_IMG_BYTES, buf + (r[k].idx - lo) * DT_IMG_BYTES,
+                   DT_IMG_BYTES);
+        i = j;
+    }
+    dt_free(buf);
+    dt_free(r);
+    return rc;
+}

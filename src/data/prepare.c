@@ -1,0 +1,503 @@
+/* dt_prepare: MNIST IDX files (or synthetic digits) -> the colored-MNIST HDF5
+ * file. One process, serial HDF5, written to a temporary name and renamed so
+ * a good file is never replaced by a half-written one. Layout: data/README.md. */
+#include <errno.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dtrain/core.h"
+#include "dtrain/data.h"
+
+#define WRITE_BLOCK (64 * DT_DATA_CHUNK) /* images colored and written at a time */
+
+typedef struct {
+    size_t n;
+    const uint8_t *grey;   /* source grey images (all of them) */
+    const uint8_t *digit;  /* source labels */
+    const uint32_t *src;   /* (n) source image of each split image */
+    uint8_t *color;        /* (n) palette index of each split image */
+    const uint32_t *index; /* (n) written as source_index */
+} split_spec;
+
+/* ---- small HDF5 helpers (each returns -1 on failure) ------------------------ */
+
+static int attr_write(hid_t loc, const char *name, hid_t ftype, hid_t mtype, const void *v)
+{
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(loc, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = (a < 0 || H5Awrite(a, mtype, v) < 0) ? -1 : 0;
+    if (a >= 0) H5Aclose(a);
+    H5Sclose(sp);
+    return rc;
+}
+
+static int attr_i64(hid_t loc, const char *name, int64_t v)
+{
+    return attr_write(loc, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &v);
+}
+
+static int attr_u64(hid_t loc, const char *name, uint64_t v)
+{
+    return attr_write(loc, name, H5T_STD_U64LE, H5T_NATIVE_UINT64, &v);
+}
+
+/* A list of n fixed-length strings (one 1-D attribute). */
+static int attr_strings(hid_t loc, const char *name, const char *const *v, size_t n)
+{
+    size_t len = 1;
+    for (size_t i = 0; i < n; i++)
+        if (strlen(v[i]) + 1 > len) len = strlen(v[i]) + 1;
+    char *buf = dt_alloc(len * n);
+    for (size_t i = 0; i < n; i++) memcpy(buf + i * len, v[i], strlen(v[i]));
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, len);
+    H5Tset_strpad(t, H5T_STR_NULLTERM);
+    hsize_t d = n;
+    hid_t sp = H5Screate_simple(1, &d, NULL);
+    hid_t a = H5Acreate2(loc, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = (a < 0 || H5Awrite(a, t, buf) < 0) ? -1 : 0;
+    if (a >= 0) H5Aclose(a);
+    H5Sclose(sp);
+    H5Tclose(t);
+    dt_free(buf);
+    return rc;
+}
+
+static int attr_string(hid_t loc, const char *name, const char *v)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, strlen(v) + 1);
+    H5Tset_strpad(t, H5T_STR_NULLTERM);
+    int rc = attr_write(loc, name, t, t, v);
+    H5Tclose(t);
+    return rc;
+}
+
+static int write_u8(hid_t loc, const char *name, const uint8_t *v, size_t n)
+{
+    hsize_t d = n;
+    hid_t sp = H5Screate_simple(1, &d, NULL);
+    hid_t ds = H5Dcreate2(loc, name, H5T_STD_U8LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = (ds < 0 || H5Dwrite(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0) ? -1 : 0;
+    if (ds >= 0) H5Dclose(ds);
+    H5Sclose(sp);
+    return rc;
+}
+
+/* Group path "a/b/c": create the missing groups along it. */
+static hid_t make_group(hid_t file, const char *path)
+{
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t g = H5Gcreate2(file, path, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    H5Pclose(lcpl);
+    return g;
+}
+
+/* images [n,3,28,28] chunked [C,3,28,28], shuffle + deflate 4; digits, colors,
+ * source_index [n]. Colors block by block, so memory stays one block. */
+static int write_split(hid_t file, const char *path, const split_spec *s)
+{
+    hid_t g = make_group(file, path);
+    if (g < 0) return -1;
+    int rc = -1;
+    hsize_t dims[4] = {s->n, 3, DT_IMG_SIDE, DT_IMG_SIDE};
+    hsize_t chunk[4] = {s->n < DT_DATA_CHUNK ? (s->n ? s->n : 1) : DT_DATA_CHUNK, 3, DT_IMG_SIDE,
+                        DT_IMG_SIDE};
+    hid_t sp = H5Screate_simple(4, dims, NULL);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 4, chunk);
+    H5Pset_shuffle(dcpl);
+    H5Pset_deflate(dcpl, 4);
+    hid_t ds = H5Dcreate2(g, "images", H5T_STD_U8LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    uint8_t *buf = dt_alloc((size_t)WRITE_BLOCK * DT_IMG_BYTES);
+    uint8_t *dig = dt_alloc(s->n ? s->n : 1);
+    if (ds < 0) goto done;
+    if (attr_i64(ds, "chunk", (int64_t)chunk[0]) < 0) goto done;
+    for (size_t b0 = 0; b0 < s->n; b0 += WRITE_BLOCK) {
+        size_t m = s->n - b0 < WRITE_BLOCK ? s->n - b0 : WRITE_BLOCK;
+        for (size_t i = 0; i < m; i++) {
+            uint32_t j = s->src[b0 + i];
+            dt_colorize(buf + i * DT_IMG_BYTES, s->grey + (size_t)j * DT_IMG_PIXELS,
+                        dt_palette[s->color[b0 + i]]);
+        }
+        hsize_t start[4] = {b0, 0, 0, 0}, count[4] = {m, 3, DT_IMG_SIDE, DT_IMG_SIDE};
+        hid_t fs = H5Dget_space(ds);
+        H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
+        hid_t ms = H5Screate_simple(4, count, NULL);
+        herr_t w = H5Dwrite(ds, H5T_NATIVE_UINT8, ms, fs, H5P_DEFAULT, buf);
+        H5Sclose(ms);
+        H5Sclose(fs);
+        if (w < 0) goto done;
+    }
+    for (size_t i = 0; i < s->n; i++) dig[i] = s->digit[s->src[i]];
+    if (write_u8(g, "digits", dig, s->n) < 0 || write_u8(g, "colors", s->color, s->n) < 0) goto done;
+    {
+        hsize_t d = s->n;
+        hid_t isp = H5Screate_simple(1, &d, NULL);
+        hid_t ids = H5Dcreate2(g, "source_index", H5T_STD_U32LE, isp, H5P_DEFAULT, H5P_DEFAULT,
+                               H5P_DEFAULT);
+        int ok = ids >= 0 && H5Dwrite(ids, H5T_NATIVE_UINT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, s->index) >= 0;
+        if (ids >= 0) H5Dclose(ids);
+        H5Sclose(isp);
+        if (!ok) goto done;
+    }
+    rc = 0;
+done:
+    dt_free(buf);
+    dt_free(dig);
+    if (ds >= 0) H5Dclose(ds);
+    H5Pclose(dcpl);
+    H5Sclose(sp);
+    H5Gclose(g);
+    return rc;
+}
+
+/* ---- sources ----------------------------------------------------------------- */
+
+/* dir/base(.gz) if one exists (the .gz first), else NULL. */
+static char *find_file(const char *dir, const char *base)
+{
+    static const char *const ext[2] = {".gz", ""};
+    for (int e = 0; e < 2; e++) {
+        size_t n = strlen(dir) + strlen(base) + 8;
+        char *p = dt_alloc(n);
+        snprintf(p, n, "%s/%s%s", dir, base, ext[e]);
+        struct stat st;
+        if (stat(p, &st) == 0 && S_ISREG(st.st_mode)) return p;
+        dt_free(p);
+    }
+    return NULL;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* mkdir -p of the folder part of path. */
+static int make_parent(const char *path)
+{
+    char *d = dt_strdup(path);
+    char *slash = strrchr(d, '/');
+    int rc = 0;
+    if (slash && slash != d) {
+        *slash = '\0';
+        for (char *p = d + 1; *p; p++) {
+            if (*p != '/') continue;
+            *p = '\0';
+            if (mkdir(d, 0777) != 0 && errno != EEXIST) rc = -1;
+            *p = '/';
+        }
+        if (mkdir(d, 0777) != 0 && errno != EEXIST) rc = -1;
+        if (rc < 0 || access(d, W_OK) != 0)
+            rc = dt_seterr("%s: cannot write into folder %s (%s); choose another place with --out",
+                           path, d, strerror(errno));
+    } else if (access(slash ? "/" : ".", W_OK) != 0) {
+        rc = dt_seterr("%s: cannot write into the folder (%s); choose another place with --out", path,
+                       strerror(errno));
+    }
+    dt_free(d);
+    return rc;
+}
+
+static int fsync_path(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+/* ---- the file ------------------------------------------------------------------ */
+
+typedef struct {
+    dt_mnist train, test;   /* grey sources of the two splits */
+    uint32_t *origin[2];    /* index in the source file of each train/test image */
+    const char *source;     /* folder or "synthetic" */
+    int synthetic;
+    int nfiles;
+    char *files[4];
+    char sha[4][65];
+} sources;
+
+static int write_file(const char *tmp, const sources *src, uint64_t seed, int quiet)
+{
+    hid_t f = H5Fcreate(tmp, H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT);
+    if (f < 0)
+        return dt_seterr("%s: cannot create the HDF5 file (%s); check the folder is writable or choose "
+                         "another place with --out", tmp, strerror(errno));
+    int rc = -1;
+    const dt_mnist *sets[2] = {&src->train, &src->test};
+    const char *names[2] = {"train", "test"};
+    uint32_t *src_idx = NULL, *perm = NULL, *half = NULL;
+    uint8_t *color = NULL, *ccol = NULL;
+
+    for (int t = 0; t < 2; t++) {
+        const dt_mnist *m = sets[t];
+        size_t n = m->n;
+        src_idx = dt_alloc(n * sizeof(uint32_t));
+        color = dt_alloc(n);
+        for (size_t i = 0; i < n; i++) {
+            src_idx[i] = (uint32_t)i;
+            /* uniform palette index: stream (COLOR, a = split, b = image) */
+            dt_stream s = {seed, DT_RNG_COLOR, (uint64_t)t, i};
+            color[i] = (uint8_t)(dt_rand_u64(s, 0) % 10);
+        }
+        char path[64];
+        snprintf(path, sizeof path, "vae/%s", names[t]);
+        if (!quiet) dt_log("prepare: writing /%s (%zu images)\n", path, n);
+        split_spec sp = {n, m->images, m->labels, src_idx, color, src->origin[t]};
+        if (write_split(f, path, &sp) < 0) goto done;
+
+        /* CycleGAN: a seeded permutation cut in halves (sorted, for locality);
+         * A colors digit d with palette[d], B with palette[(d+3) mod 10]. */
+        perm = dt_alloc((n ? n : 1) * sizeof(uint32_t));
+        dt_stream ps = {seed, DT_RNG_SPLIT, 1, (uint64_t)t};
+        dt_rand_permutation(perm, (uint32_t)n, ps);
+        size_t na = n / 2, nb = n - n / 2;
+        half = dt_alloc((nb ? nb : 1) * sizeof(uint32_t));
+        ccol = dt_alloc(nb ? nb : 1);
+        for (int dom = 0; dom < 2; dom++) {
+            size_t h = dom == 0 ? na : nb;
+            memcpy(half, perm + (dom == 0 ? 0 : na), h * sizeof(uint32_t));
+            qsort(half, h, sizeof(uint32_t), cmp_u32);
+            for (size_t i = 0; i < h; i++) ccol[i] = (uint8_t)((m->labels[half[i]] + 3 * dom) % 10);
+            snprintf(path, sizeof path, "cyclegan/%c/%s", dom == 0 ? 'A' : 'B', names[t]);
+            if (!quiet) dt_log("prepare: writing /%s (%zu images)\n", path, h);
+            split_spec cs = {h, m->images, m->labels, half, ccol, half};
+            if (write_split(f, path, &cs) < 0) goto done;
+        }
+        dt_free(src_idx);
+        dt_free(color);
+        dt_free(perm);
+        dt_free(half);
+        dt_free(ccol);
+        src_idx = perm = half = NULL;
+        color = ccol = NULL;
+    }
+    {
+        uint8_t map[2][10];
+        for (int d = 0; d < 10; d++) {
+            map[0][d] = (uint8_t)d;
+            map[1][d] = (uint8_t)((d + 3) % 10);
+        }
+        hid_t g = H5Gopen2(f, "cyclegan", H5P_DEFAULT);
+        int ok = g >= 0 && write_u8(g, "mapping_A", map[0], 10) == 0 &&
+                 write_u8(g, "mapping_B", map[1], 10) == 0;
+        if (g >= 0) ok = ok && attr_string(g, "mapping", "A: digit d has palette[d]; B: digit d "
+                                                          "has palette[(d+3) mod 10]") == 0;
+        if (g >= 0) H5Gclose(g);
+        if (!ok) goto done;
+    }
+    {
+        hsize_t d[2] = {10, 3};
+        hid_t sp = H5Screate_simple(2, d, NULL);
+        hid_t ds = H5Dcreate2(f, "palette", H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        int ok = ds >= 0 &&
+                 H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, dt_palette) >= 0 &&
+                 attr_strings(ds, "names", dt_palette_names, 10) == 0;
+        if (ds >= 0) H5Dclose(ds);
+        H5Sclose(sp);
+        if (!ok) goto done;
+    }
+    {
+        char when[32];
+        time_t now = time(NULL);
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        const char *files[4], *shas[4];
+        for (int i = 0; i < src->nfiles; i++) {
+            files[i] = src->files[i];
+            shas[i] = src->sha[i];
+        }
+        if (attr_i64(f, "format_version", DT_DATA_FORMAT_VERSION) < 0 ||
+            attr_string(f, "created_by", "dtrain " DT_VERSION) < 0 || attr_u64(f, "seed", seed) < 0 ||
+            attr_i64(f, "synthetic", src->synthetic) < 0 || attr_string(f, "source", src->source) < 0 ||
+            attr_strings(f, "source_files", files, (size_t)src->nfiles) < 0 ||
+            attr_strings(f, "source_sha256", shas, (size_t)src->nfiles) < 0 ||
+            attr_i64(f, "n_train", (int64_t)src->train.n) < 0 ||
+            attr_i64(f, "n_test", (int64_t)src->test.n) < 0 || attr_string(f, "created_utc", when) < 0)
+            goto done;
+    }
+    if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) goto done;
+    rc = 0;
+done:
+    dt_free(src_idx);
+    dt_free(color);
+    dt_free(perm);
+    dt_free(half);
+    dt_free(ccol);
+    if (H5Fclose(f) < 0) rc = -1;
+    if (rc < 0 && !strstr(dt_lasterr(), tmp))
+        dt_seterr("%s: writing the HDF5 file failed (disk full or no permission?); nothing was "
+                  "replaced", tmp);
+    return rc;
+}
+
+/* Take images [idx[i]] of m into a new set. */
+static void subset(dt_mnist *out, const dt_mnist *m, const uint32_t *idx, size_t n)
+{
+    out->n = n;
+    out->images = dt_alloc(n * DT_IMG_PIXELS);
+    out->labels = dt_alloc(n);
+    for (size_t i = 0; i < n; i++) {
+        memcpy(out->images + i * DT_IMG_PIXELS, m->images + (size_t)idx[i] * DT_IMG_PIXELS,
+               DT_IMG_PIXELS);
+        out->labels[i] = m->labels[idx[i]];
+    }
+}
+
+static void free_sources(sources *s)
+{
+    dt_mnist_free(&s->train);
+    dt_mnist_free(&s->test);
+    for (int i = 0; i < 4; i++) dt_free(s->files[i]);
+    dt_free(s->origin[0]);
+    dt_free(s->origin[1]);
+}
+
+static int load_sources(sources *s, const char *dir, int synthetic, uint64_t seed, int quiet)
+{
+    static const char *const base[4] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
+    char *p[4];
+    for (int i = 0; i < 4; i++) p[i] = find_file(dir, base[i]);
+    int full = p[0] && p[1] && p[2] && p[3], test_only = !full && p[2] && p[3];
+    if (synthetic || (!full && !test_only)) {
+        for (int i = 0; i < 4; i++) dt_free(p[i]);
+        if (!synthetic)
+            return dt_seterr("%s: no MNIST files (t10k-images-idx3-ubyte.gz and "
+                             "t10k-labels-idx1-ubyte.gz, optionally train-*); run `make data` to "
+                             "download them, pass their folder with --mnist DIR (or set "
+                             "DTRAIN_MNIST), or use --synthetic for stand-in digits", dir);
+        /* synthetic: 9,000 / 1,000 stroke digits */
+        dt_warn("*** SYNTHETIC data: stroke-drawn stand-in digits, not MNIST. Results on them say "
+                "nothing about MNIST; run `make data` and prepare without --synthetic for the real "
+                "set. ***");
+        s->synthetic = 1;
+        s->source = "synthetic";
+        size_t n[2] = {9000, 1000};
+        dt_mnist *m[2] = {&s->train, &s->test};
+        for (int t = 0; t < 2; t++) {
+            m[t]->n = n[t];
+            m[t]->images = dt_alloc(n[t] * DT_IMG_PIXELS);
+            m[t]->labels = dt_alloc(n[t]);
+            /* different seeds so test digits are not train digits */
+            dt_synth_digits(m[t]->images, m[t]->labels, n[t], seed * 2 + (uint64_t)t);
+        }
+        s->nfiles = 1;
+        s->files[0] = dt_strdup("synthetic");
+        snprintf(s->sha[0], 65, "-");
+        return 0;
+    }
+    s->source = dir;
+    int first = full ? 0 : 2;
+    for (int i = first; i < 4; i++) {
+        s->files[s->nfiles] = p[i];
+        p[i] = NULL;
+        if (dt_sha256_file(s->files[s->nfiles], s->sha[s->nfiles]) < 0) goto fail;
+        s->nfiles++;
+    }
+    for (int i = 0; i < 4; i++) dt_free(p[i]);
+    if (full) {
+        if (dt_mnist_load(s->files[0], s->files[1], &s->train) < 0) goto fail;
+        if (dt_mnist_load(s->files[2], s->files[3], &s->test) < 0) goto fail;
+    } else {
+        dt_mnist all;
+        if (dt_mnist_load(s->files[0], s->files[1], &all) < 0) goto fail;
+        if (all.n < 2) {
+            dt_mnist_free(&all);
+            return dt_seterr("%s: only %zu image(s); too few to split", s->files[0], all.n);
+        }
+        /* seeded 90/10 split of the test files (9,000 / 1,000 for MNIST) */
+        size_t ntest = all.n / 10 ? all.n / 10 : 1;
+        uint32_t *perm = dt_alloc(all.n * sizeof(uint32_t));
+        dt_stream ps = {seed, DT_RNG_SPLIT, 0, 0};
+        dt_rand_permutation(perm, (uint32_t)all.n, ps);
+        qsort(perm, all.n - ntest, sizeof(uint32_t), cmp_u32);
+        qsort(perm + all.n - ntest, ntest, sizeof(uint32_t), cmp_u32);
+        subset(&s->train, &all, perm, all.n - ntest);
+        subset(&s->test, &all, perm + all.n - ntest, ntest);
+        s->origin[0] = dt_alloc((all.n - ntest) * sizeof(uint32_t));
+        s->origin[1] = dt_alloc(ntest * sizeof(uint32_t));
+        memcpy(s->origin[0], perm, (all.n - ntest) * sizeof(uint32_t));
+        memcpy(s->origin[1], perm + all.n - ntest, ntest * sizeof(uint32_t));
+        dt_free(perm);
+        dt_mnist_free(&all);
+        if (!quiet)
+            dt_log("prepare: only the t10k files in %s: split %zu train / %zu test (seed %llu)\n",
+                   dir, s->train.n, s->test.n, (unsigned long long)seed);
+    }
+    return 0;
+fail:
+    for (int i = 0; i < 4; i++) dt_free(p[i]);
+    return -1;
+}
+
+int dt_prepare(const dt_prepare_opts *o)
+{
+    const char *dir = o->mnist_dir;
+    if (!dir || !*dir) dir = getenv("DTRAIN_MNIST");
+    if (!dir || !*dir) dir = "data/mnist";
+    const char *out = o->out && *o->out ? o->out : DT_DATA_DEFAULT_PATH;
+    uint64_t seed = o->seed ? o->seed : 1;
+    double t0 = dt_now();
+
+    sources src;
+    memset(&src, 0, sizeof src);
+    if (load_sources(&src, dir, o->synthetic, seed, o->quiet) < 0) {
+        free_sources(&src);
+        return -1;
+    }
+    const dt_mnist *sets[2] = {&src.train, &src.test};
+    for (int t = 0; t < 2; t++)
+        if (!src.origin[t]) {
+            src.origin[t] = dt_alloc((sets[t]->n ? sets[t]->n : 1) * sizeof(uint32_t));
+            for (size_t i = 0; i < sets[t]->n; i++) src.origin[t][i] = (uint32_t)i;
+        }
+    if (make_parent(out) < 0) {
+        free_sources(&src);
+        return -1;
+    }
+    size_t n = strlen(out) + 32;
+    char *tmp = dt_alloc(n);
+    snprintf(tmp, n, "%s.tmp.%ld", out, (long)getpid());
+    unlink(tmp); /* a leftover of a crashed run with a recycled pid */
+
+    /* HDF5 prints its error stack by default; our messages say it better. */
+    H5E_auto2_t efunc;
+    void *edata;
+    H5Eget_auto2(H5E_DEFAULT, &efunc, &edata);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    int rc = write_file(tmp, &src, seed, o->quiet);
+    H5Eset_auto2(H5E_DEFAULT, efunc, edata);
+
+    if (rc == 0 && fsync_path(tmp) != 0)
+        rc = dt_seterr("%s: fsync failed (%s); nothing was replaced", tmp, strerror(errno));
+    if (rc == 0 && rename(tmp, out) != 0)
+        rc = dt_seterr("%s: cannot rename the finished file to %s (%s)", tmp, out, strerror(errno));
+    if (rc < 0) {
+        unlink(tmp);
+    } else {
+        char *d = dt_strdup(out);
+        char *slash = strrchr(d, '/');
+        if (slash) *slash = '\0';
+        fsync_path(slash ? (*d ? d : "/") : "."); /* make the rename durable */
+        dt_free(d);
+        if (!o->quiet)
+            dt_log("prepare: wrote %s (%zu train, %zu test%s) in %.1f s\n", out, src.train.n,
+                   src.test.n, src.synthetic ? ", SYNTHETIC" : "", dt_now() - t0);
+    }
+    dt_free(tmp);
+    free_sources(&src);
+    return rc;
+}
