@@ -120,3 +120,6 @@ clean:
 	rm -rf $(BUILD) dtrain
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# keep test objects between runs
+.SECONDARY:

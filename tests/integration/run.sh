@@ -12,7 +12,10 @@ total_p=0
 total_f=0
 for t in "$here"/t_*.sh; do
     echo "== $(basename "$t")"
-    out=$(bash "$t" 2>&1 | tee /dev/stderr | tail -1)
+    log="$WORK/$(basename "$t" .sh).log"
+    bash "$t" >"$log" 2>&1
+    cat "$log"
+    out=$(tail -1 "$log")
     if [[ "$out" =~ ^counts\ ([0-9]+)\ ([0-9]+)$ ]]; then
         total_p=$((total_p + BASH_REMATCH[1]))
         total_f=$((total_f + BASH_REMATCH[2]))
