@@ -98,6 +98,22 @@ void dt_reparam_forward(float *z, const float *mu, const float *logvar, const fl
 void dt_reparam_backward(float *dmu, float *dlogvar, const float *dz, const float *logvar,
                          const float *eps, size_t n);
 
+/* ---- categorical latents (Gumbel-softmax) ---------------------------------- */
+
+/* Gumbel noise g = -log(-log(u)) from uniforms u in [0,1) (u = 0 is nudged). */
+void dt_gumbel_noise(float *g, const float *u, size_t n);
+/* Row-wise over (B*N) rows of K:  y = softmax((logits + g) / tau) */
+void dt_gumbel_softmax_forward(float *y, const float *logits, const float *g, int rows, int K, float tau);
+/* dlogits = (1/tau) * y * (dy - sum_k y dy), overwritten; rows of K */
+void dt_gumbel_softmax_backward(float *dlogits, const float *dy, const float *y, int rows, int K, float tau);
+/* z = one-hot(argmax y) per row (the straight-through forward; backward uses y) */
+void dt_onehot_argmax(float *z, const float *y, int rows, int K);
+/* q = softmax(logits) per row; KL(q || uniform) = sum_k q log(q K + 1e-20),
+ * summed over the N rows of each sample -> per (B) (NULL: skip); returns the total. */
+double dt_cat_kl_forward(float *per, float *q, const float *logits, int B, int N, int K);
+/* dlogits += scale * d KL / d logits  (through q = softmax(logits)) */
+void dt_cat_kl_backward(float *dlogits, const float *q, int rows, int K, float scale);
+
 /* ---- Adam (PyTorch semantics) --------------------------------------------- */
 
 typedef struct {

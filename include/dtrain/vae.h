@@ -29,6 +29,8 @@ typedef struct {
     float tau0, tau_min, anneal_rate;
     int anneal_every, hard;
     float sample_std;
+    float kl_start;   /* weight of the discrete KL at step 0, falling linearly ... */
+    long kl_warmup;   /* ... to 1 at this step (0: weight 1 throughout) */
 } dt_vae_opts;
 
 struct dt_vae;
@@ -58,6 +60,8 @@ typedef struct {
 } dt_vae_kind;
 
 extern const dt_vae_kind dt_vae_continuous;
+extern const dt_vae_kind dt_vae_discrete;
+extern const dt_vae_kind dt_vae_joint;
 
 typedef struct dt_vae {
     const dt_vae_kind *kind;
@@ -84,9 +88,40 @@ void dt_vae_backward(dt_vae *m, int B, float scale);
 /* Decode z (B,Z) into m->xhat (B,2352) in [0,1]. */
 void dt_vae_decode(dt_vae *m, const float *z, int B);
 
-/* Continuous variant's caches: mu, logvar, eps (maxB, 2). */
+/* ---- latent parts the variants are made of ------------------------------- */
+
+/* Gaussian: head columns [h0, h0+2d) = [mu | logvar], z columns [z0, z0+d),
+ * z = mu + exp(logvar/2) eps, KL to N(0, I). */
 typedef struct {
-    float *mu, *logvar, *eps;
-} dt_vae_gauss;
+    int d, h0, z0;
+    float *mu, *logvar, *eps; /* (maxB, d) */
+    float *scratch;           /* (3, maxB, d) */
+} dt_gauss_part;
+
+/* Categorical: N variables of K categories; head columns [h0, h0+NK) are the
+ * logits, z columns [z0, z0+NK) get Gumbel-softmax samples at temperature
+ * tau (one-hot with the straight-through gradient when hard), KL(q || uniform)
+ * with q = softmax(logits), weighted in training by dt_kl_weight. */
+typedef struct {
+    int N, K, h0, z0;
+    float *logits, *g, *y, *q, *dl; /* (maxB, N*K) */
+    float tau, beta;                 /* of the last forward */
+} dt_cat_part;
+
+void dt_gauss_part_init(dt_gauss_part *p, int d, int h0, int z0, int maxB);
+void dt_gauss_part_free(dt_gauss_part *p);
+double dt_gauss_part_forward(dt_gauss_part *p, dt_vae *m, int B, const uint64_t *gidx, uint64_t step, int eval);
+void dt_gauss_part_backward(dt_gauss_part *p, dt_vae *m, int B, float scale);
+
+void dt_cat_part_init(dt_cat_part *p, int N, int K, int h0, int z0, int maxB);
+void dt_cat_part_free(dt_cat_part *p);
+double dt_cat_part_forward(dt_cat_part *p, dt_vae *m, int B, const uint64_t *gidx, uint64_t step, int eval);
+void dt_cat_part_backward(dt_cat_part *p, dt_vae *m, int B, float scale);
+
+/* tau(t) = max(tau0 exp(-rate * t'), tau_min), t' = t rounded down to a
+ * multiple of anneal_every (the schedule is a function of the step alone). */
+float dt_gumbel_tau(const dt_vae_opts *o, uint64_t step);
+/* kl_start + (1 - kl_start) min(t / kl_warmup, 1) */
+float dt_kl_weight(const dt_vae_opts *o, uint64_t step);
 
 #endif
