@@ -15,6 +15,8 @@ static void usage(FILE *f)
             "commands:\n"
             "  prepare   build the colored-MNIST HDF5 data set (data/colored_mnist.h5)\n"
             "  vae       train the continuous VAE (2-D latent), data parallel over the ranks\n"
+            "  dvae      train the discrete VAE (Gumbel-softmax, N variables of K categories)\n"
+            "  jvae      train the joint VAE (continuous and discrete latents together)\n"
             "  embed     write test-set latent embeddings of a checkpoint to HDF5\n\n"
             "`dtrain <command> --help` lists a command's options. Exit status: 0 done,\n"
             "2 user error (bad option, missing or corrupt file), 3 internal error.\n",
@@ -39,12 +41,12 @@ int main(int argc, char **argv)
         }
     } else if (strcmp(cmd, "prepare") == 0) {
         rc = dt_cmd_prepare(argc - 1, argv + 1);
-    } else if (strcmp(cmd, "vae") == 0) {
+    } else if (strcmp(cmd, "vae") == 0 || strcmp(cmd, "dvae") == 0 || strcmp(cmd, "jvae") == 0) {
         rc = dt_cmd_vae_family(cmd, argc - 1, argv + 1);
     } else if (strcmp(cmd, "embed") == 0) {
         rc = dt_cmd_embed(argc - 1, argv + 1);
     } else {
-        dt_seterr("unknown command '%s'; commands: prepare, vae, embed (see dtrain --help)", cmd);
+        dt_seterr("unknown command '%s'; commands: prepare, vae, dvae, jvae, embed (see dtrain --help)", cmd);
         dt_check_all(0);
     }
     dt_dist_finalize();

@@ -22,7 +22,7 @@
 #include "dtrain/vae.h"
 #include "dtrain/vae_run.h"
 
-static const dt_vae_kind *const KINDS[] = {&dt_vae_continuous};
+static const dt_vae_kind *const KINDS[] = {&dt_vae_continuous, &dt_vae_discrete, &dt_vae_joint};
 
 const dt_vae_kind *dt_vae_kind_find(const char *name)
 {
@@ -45,11 +45,27 @@ void dt_vae_opts_default(dt_vae_opts *o)
     o->anneal_rate = 3e-4f;
     o->anneal_every = 100;
     o->sample_std = 1.0f;
+    o->kl_start = 1.0f;
+    o->kl_warmup = 0;
+}
+
+/* Defaults that differ by model: the discrete VAE as literally specified
+ * collapses (every variable on one category within the first epoch), a KL
+ * weight that starts well above 1 and falls to 1 avoids it. */
+static void model_defaults(const char *model, dt_vae_opts *o)
+{
+    if (strcmp(model, "dvae") == 0) {
+        o->kl_start = 20.0f;
+        o->kl_warmup = 1000;
+    }
 }
 
 void dt_vae_arch(const dt_vae *m, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s head=%d latent=%d", m->kind->name, m->H, m->Z);
+    if (strcmp(m->kind->name, "vae") == 0)
+        snprintf(buf, len, "%s head=%d latent=%d", m->kind->name, m->H, m->Z);
+    else
+        snprintf(buf, len, "%s head=%d latent=%d N=%d K=%d", m->kind->name, m->H, m->Z, m->opts.N, m->opts.K);
 }
 
 int dt_threads_setup(int requested)
@@ -138,7 +154,7 @@ void dt_bytes_to_float(float *x, const uint8_t *b, size_t n)
 
 /* Test losses with fixed noise (sums over all images, all ranks); fills the
  * rank's rows of the statistics. -1 on a read error (collective outcome). */
-static int evaluate(evaluator *e, double *sums)
+static int evaluate(evaluator *e, uint64_t step, double *sums)
 {
     dt_vae *m = e->m;
     int nt = 1 + m->kind->nterms, ok = 1;
@@ -151,7 +167,7 @@ static int evaluate(evaluator *e, double *sums)
             break;
         }
         dt_bytes_to_float(m->x, e->bytes, (size_t)B * DT_IMG);
-        dt_vae_forward(m, B, e->gidx, 0, 1, sums);
+        dt_vae_forward(m, B, e->gidx, step, 1, sums); /* step: the temperature now */
         for (int k = 0; k < m->kind->nstats; k++) {
             size_t w = (size_t)m->kind->stat_width(&m->opts, k);
             memcpy(e->stats[k] + i * w, m->kind->stat(m, k), sizeof(float) * w * (size_t)B);
@@ -256,6 +272,8 @@ static int parse(const char *model, run_args *a, int argc, char **argv)
     a->out = out_default;
     a->resume = NULL;
     dt_vae_opts_default(&a->o);
+    model_defaults(model, &a->o);
+    int discrete = strcmp(model, "vae") != 0;
     dt_opt opts[] = {
         {"data", DT_OPT_STR, &a->data, "FILE", "colored-MNIST HDF5 file (prepared if missing)", 1, 0},
         {"epochs", DT_OPT_INT, &a->o.epochs, "N", "epochs to train", 0, 100000},
@@ -269,8 +287,21 @@ static int parse(const char *model, run_args *a, int argc, char **argv)
         {"threads", DT_OPT_INT, &a->o.threads, "N", "OpenBLAS threads per rank (0: auto)", 0, 1024},
         {"max-steps", DT_OPT_LONG, &a->o.max_steps, "N",
          "stop after N optimizer steps in all (checkpoint kept; 0: no limit)", 0, 1e15},
+        /* discrete part: dvae and jvae only (they come last, see n below) */
+        {"N", DT_OPT_INT, &a->o.N, "N", "categorical variables", 1, 64},
+        {"K", DT_OPT_INT, &a->o.K, "K", "categories per variable", 2, 256},
+        {"tau0", DT_OPT_FLOAT, &a->o.tau0, "X", "Gumbel-softmax temperature at step 0", 1e-3, 100},
+        {"tau-min", DT_OPT_FLOAT, &a->o.tau_min, "X", "lowest temperature", 1e-3, 100},
+        {"anneal-rate", DT_OPT_FLOAT, &a->o.anneal_rate, "X", "tau = max(tau0 exp(-rate t), tau_min)", 0, 1},
+        {"anneal-every", DT_OPT_INT, &a->o.anneal_every, "N", "recompute tau every N steps", 1, 1000000},
+        {"hard", DT_OPT_FLAG, &a->o.hard, NULL, "straight-through one-hot samples", 1, 0},
+        {"kl-start", DT_OPT_FLOAT, &a->o.kl_start, "X",
+         "weight of the discrete KL at step 0, falling linearly to 1 (1: the report's recipe)", 0, 1000},
+        {"kl-warmup", DT_OPT_LONG, &a->o.kl_warmup, "N", "steps over which that weight reaches 1", 0, 1e12},
+        {"sample-std", DT_OPT_FLOAT, &a->o.sample_std, "X",
+         "standard deviation of the continuous part in generated pictures", 0, 100},
     };
-    int n = (int)(sizeof opts / sizeof *opts);
+    int n = (int)(sizeof opts / sizeof *opts) - (discrete ? 0 : 10);
     int rc = dt_opts_parse(opts, n, argc, argv, 1);
     if (rc == 1) {
         if (dt_rank() == 0) {
@@ -298,9 +329,10 @@ static void settings_json(const run_args *a, const dt_vae *m, char *buf, size_t 
     snprintf(buf, len,
              "{\"model\": \"%s\", \"data\": \"%s\", \"epochs\": %d, \"batch\": %zu, \"lr\": %g, \"seed\": %llu, "
              "\"N\": %d, \"K\": %d, \"tau0\": %g, \"tau_min\": %g, \"anneal_rate\": %g, \"anneal_every\": %d, "
-             "\"hard\": %d}",
+             "\"hard\": %d, \"kl_start\": %g, \"kl_warmup\": %ld, \"sample_std\": %g}",
              m->kind->name, a->data, a->o.epochs, a->o.batch, a->o.lr, (unsigned long long)a->o.seed, a->o.N,
-             a->o.K, a->o.tau0, a->o.tau_min, a->o.anneal_rate, a->o.anneal_every, a->o.hard);
+             a->o.K, a->o.tau0, a->o.tau_min, a->o.anneal_rate, a->o.anneal_every, a->o.hard, a->o.kl_start,
+             a->o.kl_warmup, a->o.sample_std);
 }
 
 /* rank 0 loads, everyone receives the same bits */
@@ -485,7 +517,7 @@ int dt_cmd_vae_family(const char *model, int argc, char **argv)
         }
         dt_check_all(r == 0);
         double ep_train = dt_now() - te0;
-        dt_check_all(evaluate(&ev, te + 1) == 0);
+        dt_check_all(evaluate(&ev, (uint64_t)step, te + 1) == 0);
         size_t Nt = ev.N;
         te[0] = 0;
         for (int k = 1; k <= nt; k++) te[k] /= (double)Nt, te[0] += te[k];
@@ -507,7 +539,7 @@ int dt_cmd_vae_family(const char *model, int argc, char **argv)
     if (csv) fclose(csv);
 
     /* final evaluation (also when resuming a finished run), embeddings, pictures */
-    dt_check_all(evaluate(&ev, te + 1) == 0);
+    dt_check_all(evaluate(&ev, (uint64_t)step, te + 1) == 0);
     te[0] = 0;
     for (int k = 1; k <= nt; k++) te[k] /= (double)ev.N, te[0] += te[k];
     char *emb_path = dt_path_join(a.out, "embeddings.h5");
@@ -618,6 +650,16 @@ int dt_cmd_embed(int argc, char **argv)
     dt_vae_opts o;
     dt_vae_opts_default(&o);
     o.seed = meta.seed;
+    /* the sizes and schedule the run was made with */
+    const char *js = meta.settings;
+    const char *f;
+    if ((f = strstr(js, "\"N\": "))) o.N = atoi(f + 5);
+    if ((f = strstr(js, "\"K\": "))) o.K = atoi(f + 5);
+    if ((f = strstr(js, "\"tau0\": "))) o.tau0 = (float)atof(f + 8);
+    if ((f = strstr(js, "\"tau_min\": "))) o.tau_min = (float)atof(f + 11);
+    if ((f = strstr(js, "\"anneal_rate\": "))) o.anneal_rate = (float)atof(f + 15);
+    if ((f = strstr(js, "\"anneal_every\": "))) o.anneal_every = atoi(f + 16);
+    if ((f = strstr(js, "\"hard\": "))) o.hard = atoi(f + 8);
     dt_vae *m = dt_vae_create(kind, &o, 128);
     dt_adam adam;
     resume_from(ckpt, m, &adam, &meta);
@@ -635,7 +677,7 @@ int dt_cmd_embed(int argc, char **argv)
     evaluator ev;
     eval_init(&ev, m, test);
     double sums[DT_MAX_TERMS + 1];
-    dt_check_all(evaluate(&ev, sums) == 0);
+    dt_check_all(evaluate(&ev, (uint64_t)meta.step, sums) == 0);
     dt_check_all(write_embeddings(&ev, out, ckpt) == 0);
     dt_log("dtrain embed: %zu test images of %s -> %s\n", ev.N, ckpt, out);
     eval_free(&ev);

@@ -294,18 +294,27 @@ END_TEST
 
 /* ---- whole continuous VAE: directional derivative of the loss ------------ */
 
+/* the training objective at step 5: BCE + KLs, the discrete KL weighted as in training */
 static double vae_loss(dt_vae *m, int B, const uint64_t *gidx)
 {
     double s[DT_MAX_TERMS] = {0};
     dt_vae_forward(m, B, gidx, 5, 0, s);
-    return s[0] + s[1];
+    double beta = dt_kl_weight(&m->opts, 5), L = s[0];
+    for (int k = 0; k < m->kind->nterms; k++)
+        L += s[1 + k] * (strcmp(m->kind->terms[k], "kl") && strcmp(m->kind->terms[k], "kl_cont") ? beta : 1.0);
+    return L;
 }
+
+static const dt_vae_kind *const KINDS[] = {&dt_vae_continuous, &dt_vae_discrete, &dt_vae_joint};
 
 START_TEST(vae_gradient_directional)
 {
-    dt_vae_opts o = {.seed = 3};
+    /* soft samples at a temperature below 1 and a KL weight above 1: every
+     * path of the discrete part is exercised */
+    dt_vae_opts o = {.seed = 3, .N = 2, .K = 3, .tau0 = 0.7f, .tau_min = 0.5f, .anneal_rate = 3e-4f,
+                     .anneal_every = 100, .kl_start = 3.0f, .kl_warmup = 1000};
     enum { B = 3 };
-    dt_vae *m = dt_vae_create(&dt_vae_continuous, &o, B);
+    dt_vae *m = dt_vae_create(KINDS[_i], &o, B);
     dt_vae_init_params(m, 3);
     fill(m->x, B * DT_IMG, 31, 0, 1);
     uint64_t gidx[B] = {10, 11, 12};
@@ -332,12 +341,74 @@ START_TEST(vae_gradient_directional)
         memcpy(m->p.w, w0, m->p.n * sizeof(float));
         double fd = (L[0] - L[1]) / (2 * h);
         if (getenv("DT_TEST_VERBOSE")) printf("%-16s fd %.6g analytic %.6g\n", vw->name, fd, gd);
-        ck_assert_msg(fabs(fd - gd) <= 2e-2 * fabs(gd) + 1e-2, "view %s: fd %g vs analytic %g", vw->name,
-                      fd, gd);
+        ck_assert_msg(fabs(fd - gd) <= 2e-2 * fabs(gd) + 1e-2, "%s view %s: fd %g vs analytic %g",
+                      KINDS[_i]->name, vw->name, fd, gd);
     }
     dt_free(w0);
     dt_free(d);
     dt_vae_free(m);
+}
+END_TEST
+
+START_TEST(gumbel_softmax_and_cat_kl_gradients)
+{
+    enum { B = 2, N = 2, K = 4, R = B * N, W = R * K };
+    float l[W], g[W], u[W], r[W], y[W], q[W], dl[W];
+    fill(l, W, 61, -2, 2);
+    fill(u, W, 62, 0, 1);
+    fill(r, W, 63, -1, 1);
+    dt_gumbel_noise(g, u, W);
+    const float tau = 0.6f, w = 1.7f;
+    /* L = sum(r * gumbel_softmax(l)) + w * KL(softmax(l)) */
+    dt_gumbel_softmax_forward(y, l, g, R, K, tau);
+    for (int i = 0; i < R; i++) {
+        double s = 0;
+        for (int k = 0; k < K; k++) s += y[i * K + k];
+        ck_assert_double_eq_tol(s, 1.0, 1e-6);
+    }
+    dt_gumbel_softmax_backward(dl, r, y, R, K, tau);
+    float per[B];
+    double kl = dt_cat_kl_forward(per, q, l, B, N, K);
+    ck_assert_double_eq_tol(per[0] + per[1], kl, 1e-5);
+    dt_cat_kl_backward(dl, q, R, K, w);
+    const float h = 1e-3f;
+    for (int i = 0; i < W; i++) {
+        double L[2];
+        for (int s = 0; s < 2; s++) {
+            float keep = l[i];
+            l[i] = keep + (s ? -h : h);
+            dt_gumbel_softmax_forward(y, l, g, R, K, tau);
+            L[s] = dot(y, r, W) + w * dt_cat_kl_forward(NULL, q, l, B, N, K);
+            l[i] = keep;
+        }
+        ck_assert_double_eq_tol((L[0] - L[1]) / (2 * h), dl[i], 2e-3);
+    }
+    /* KL is 0 for uniform q and log K for a one-hot q */
+    float flat[K] = {0.3f, 0.3f, 0.3f, 0.3f}, sharp[K] = {60, 0, 0, 0};
+    ck_assert_double_eq_tol(dt_cat_kl_forward(NULL, q, flat, 1, 1, K), 0.0, 1e-6);
+    ck_assert_double_eq_tol(dt_cat_kl_forward(NULL, q, sharp, 1, 1, K), log(4.0), 1e-5);
+    /* straight-through forward: a one-hot at the argmax */
+    float yy[K] = {0.1f, 0.6f, 0.2f, 0.1f}, z[K];
+    dt_onehot_argmax(z, yy, 1, K);
+    ck_assert(z[0] == 0 && z[1] == 1 && z[2] == 0 && z[3] == 0);
+}
+END_TEST
+
+START_TEST(schedules_at_chosen_steps)
+{
+    dt_vae_opts o = {.tau0 = 1.0f, .tau_min = 0.5f, .anneal_rate = 3e-4f, .anneal_every = 100,
+                     .kl_start = 20.0f, .kl_warmup = 1000};
+    ck_assert_float_eq(dt_gumbel_tau(&o, 0), 1.0f);
+    ck_assert_float_eq(dt_gumbel_tau(&o, 99), 1.0f);               /* held until the next 100 */
+    ck_assert_float_eq_tol(dt_gumbel_tau(&o, 100), expf(-0.03f), 1e-6f);
+    ck_assert_float_eq_tol(dt_gumbel_tau(&o, 1234), expf(-3e-4f * 1200), 1e-6f);
+    ck_assert_float_eq(dt_gumbel_tau(&o, 5000), 0.5f);             /* exp(-1.5) < 0.5: floor */
+    ck_assert_float_eq(dt_kl_weight(&o, 0), 20.0f);
+    ck_assert_float_eq_tol(dt_kl_weight(&o, 500), 10.5f, 1e-5f);
+    ck_assert_float_eq(dt_kl_weight(&o, 1000), 1.0f);
+    ck_assert_float_eq(dt_kl_weight(&o, 99999), 1.0f);
+    o.kl_warmup = 0;
+    ck_assert_float_eq(dt_kl_weight(&o, 0), 1.0f);
 }
 END_TEST
 
@@ -373,7 +444,9 @@ int main(void)
     tcase_add_test(tc, bce_values_and_gradient);
     tcase_add_test(tc, kl_and_reparam_gradients);
     tcase_add_test(tc, adam_hand_computed);
-    tcase_add_test(tc, vae_gradient_directional);
+    tcase_add_loop_test(tc, vae_gradient_directional, 0, 3);
+    tcase_add_test(tc, gumbel_softmax_and_cat_kl_gradients);
+    tcase_add_test(tc, schedules_at_chosen_steps);
     tcase_add_test(tc, vae_eval_noise_is_fixed);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
