@@ -26,5 +26,6 @@ void dt_opts_help(FILE *f, const dt_opt *opts, int nopts);
 int dt_cmd_prepare(int argc, char **argv);
 int dt_cmd_vae_family(const char *model, int argc, char **argv);
 int dt_cmd_embed(int argc, char **argv);
+int dt_cmd_study(int argc, char **argv);
 
 #endif

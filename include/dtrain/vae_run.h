@@ -7,6 +7,7 @@
 
 #include "dtrain/data.h"
 #include "dtrain/vae.h"
+#include "dtrain/vae_analysis.h"
 
 /* The variant named by a command ("vae"), or NULL. */
 const dt_vae_kind *dt_vae_kind_find(const char *name);
@@ -23,9 +24,25 @@ void dt_block_range(size_t n, size_t *lo, size_t *hi);
 /* x = b / 255 */
 void dt_bytes_to_float(float *x, const uint8_t *b, size_t n);
 
+/* What a training run reports back (to `dtrain study`). */
+typedef struct {
+    const dt_vae_kind *kind;
+    int nterms;                      /* 1 + KL terms */
+    double test[DT_MAX_TERMS + 1];   /* [loss, bce, kl...] per test image, at the end */
+    double images_per_s, wall_s;
+    double *curve;                   /* (epochs) test loss after each epoch (caller frees) */
+    int epochs;                      /* entries in curve */
+    int all_in_use;                  /* every category of every variable used (-1: none) */
+} dt_vae_result;
+
+/* `dtrain <model> argv...` (argv[0] is the model's name); res may be NULL. */
+int dt_vae_train(const char *model, int argc, char **argv, dt_vae_result *res);
+
 /* Rank 0: the pictures of a trained model into dir (PNG). stats are the
- * variant's per-image statistics over the whole test split (N rows). */
+ * variant's per-image statistics over the whole test split (N rows); ca and
+ * codes (N, vars) describe the categorical part (NULL without one). */
 void dt_vae_pictures(dt_vae *m, dt_split *test, float *const *stats, const uint8_t *digits,
-                     const uint8_t *colors, size_t N, const char *dir);
+                     const uint8_t *colors, size_t N, const char *dir, const dt_cat_analysis *ca,
+                     const uint8_t *codes);
 
 #endif

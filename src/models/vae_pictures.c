@@ -7,6 +7,7 @@
 #include "dtrain/core.h"
 #include "dtrain/plot.h"
 #include "dtrain/report.h"
+#include "dtrain/vae_analysis.h"
 #include "dtrain/vae_run.h"
 
 static void warn_if(int rc)
@@ -125,24 +126,196 @@ static void latent_plane(dt_vae *m, const float *mu, const uint8_t *digits, cons
     dt_free(imgs);
 }
 
+/* z layout of every variant: [continuous (2) if any | categorical (N*K) if any] */
+typedef struct {
+    int cont, cat, zc; /* has a continuous part, a categorical part; where the latter starts */
+} zlayout;
+
+static zlayout layout_of(const dt_vae *m)
+{
+    zlayout l = {0, 0, 0};
+    for (int k = 0; k < m->kind->nstats; k++) {
+        if (strcmp(m->kind->stats[k], "mu") == 0) l.cont = 1;
+        if (strcmp(m->kind->stats[k], "q") == 0) l.cat = 1;
+    }
+    l.zc = l.cont ? 2 : 0;
+    return l;
+}
+
+/* one-hot categories codes (N) into z at the categorical columns */
+static void put_codes(const dt_vae *m, zlayout l, float *z, const uint8_t *codes)
+{
+    int N = m->opts.N, K = m->opts.K;
+    memset(z + l.zc, 0, sizeof(float) * (size_t)(N * K));
+    for (int v = 0; v < N; v++) z[l.zc + v * K + codes[v]] = 1.0f;
+}
+
 static void prior_samples(dt_vae *m, const char *dir)
 {
     enum { S = 64 };
+    zlayout l = layout_of(m);
     float *z = dt_alloc_floats((size_t)S * m->Z), *imgs = dt_alloc_floats((size_t)S * DT_IMG);
-    dt_rand_normal(z, (size_t)S * m->Z, (dt_stream){m->opts.seed, DT_RNG_SAMPLE, 0, 0});
+    float std = l.cat ? m->opts.sample_std : 1.0f;
+    for (int i = 0; i < S; i++) {
+        float *zi = z + (size_t)i * m->Z;
+        if (l.cont) {
+            dt_rand_normal(zi, 2, (dt_stream){m->opts.seed, DT_RNG_SAMPLE, 0, (uint64_t)i});
+            zi[0] *= std;
+            zi[1] *= std;
+        }
+        if (l.cat) {
+            uint8_t codes[64];
+            for (int v = 0; v < m->opts.N; v++)
+                codes[v] = (uint8_t)(dt_rand_u64((dt_stream){m->opts.seed, DT_RNG_SAMPLE, 1, (uint64_t)i}, (uint64_t)v) %
+                                     (uint64_t)m->opts.K);
+            put_codes(m, l, zi, codes);
+        }
+    }
     decode_all(m, z, S, imgs);
+    char title[96];
+    if (l.cont && l.cat)
+        snprintf(title, sizeof title, "samples: random categories, continuous part ~ N(0, %g^2)", std);
+    else if (l.cat)
+        snprintf(title, sizeof title, "samples: a random category for each variable");
+    else
+        snprintf(title, sizeof title, "samples from the prior N(0, I)");
     char *p = dt_path_join(dir, "samples.png");
-    warn_if(dt_png_grid(p, imgs, S, 3, 28, 28, 8, 2, "samples from the prior N(0, I)", NULL));
+    warn_if(dt_png_grid(p, imgs, S, 3, 28, 28, 8, 2, title, NULL));
     dt_free(p);
     dt_free(z);
     dt_free(imgs);
 }
 
+/* the most frequent category of each variable: the code the others are held at */
+static void modal_codes(const dt_cat_analysis *a, uint8_t *codes)
+{
+    for (int v = 0; v < a->N; v++) {
+        long best = -1;
+        for (int c = 0; c < a->K; c++) {
+            long s = 0;
+            for (int d = 0; d < 10; d++) s += a->by_digit[((size_t)v * a->K + c) * 10 + d];
+            if (s > best) best = s, codes[v] = (uint8_t)c;
+        }
+    }
+}
+
+/* rows = variables, columns = categories: decoding of each category of each
+ * variable, the other variables at their most frequent category (continuous part at 0) */
+static void categories(dt_vae *m, const dt_cat_analysis *a, const char *dir)
+{
+    int N = a->N, K = a->K;
+    zlayout l = layout_of(m);
+    float *z = dt_alloc_floats((size_t)N * K * m->Z), *imgs = dt_alloc_floats((size_t)N * K * DT_IMG);
+    uint8_t base[64], codes[64];
+    modal_codes(a, base);
+    char **labels = dt_alloc(sizeof(char *) * (size_t)N);
+    for (int v = 0; v < N; v++) {
+        for (int c = 0; c < K; c++) {
+            memcpy(codes, base, (size_t)N);
+            codes[v] = (uint8_t)c;
+            put_codes(m, l, z + ((size_t)v * K + c) * m->Z, codes);
+        }
+        labels[v] = dt_alloc(32);
+        snprintf(labels[v], 32, "var %d", v);
+    }
+    decode_all(m, z, N * K, imgs);
+    char *p = dt_path_join(dir, "categories.png");
+    warn_if(dt_png_grid(p, imgs, N * K, 3, 28, 28, K, 2, "each category of each variable (others held fixed)",
+                        (const char *const *)labels));
+    for (int v = 0; v < N; v++) dt_free(labels[v]);
+    dt_free(labels);
+    dt_free(p);
+    dt_free(z);
+    dt_free(imgs);
+}
+
+/* jvae: rows = categories of the variable most tied to digit, columns = a
+ * traversal of z1 then of z2 (-2..2), the other variables held fixed */
+static void traversal(dt_vae *m, const dt_cat_analysis *a, const char *dir)
+{
+    enum { T = 7 };
+    int K = a->K, v = 0;
+    for (int i = 1; i < a->N; i++)
+        if (a->nmi_digit[i] > a->nmi_digit[v]) v = i;
+    zlayout l = layout_of(m);
+    int n = K * 2 * T;
+    float *z = dt_alloc_floats((size_t)n * m->Z), *imgs = dt_alloc_floats((size_t)n * DT_IMG);
+    uint8_t codes[64];
+    modal_codes(a, codes);
+    for (int c = 0; c < K; c++) {
+        codes[v] = (uint8_t)c;
+        for (int t = 0; t < 2 * T; t++) {
+            float *zi = z + ((size_t)c * 2 * T + t) * m->Z;
+            zi[t / T] = -2.0f + 4.0f * (float)(t % T) / (T - 1);
+            put_codes(m, l, zi, codes);
+        }
+    }
+    decode_all(m, z, n, imgs);
+    char title[128];
+    snprintf(title, sizeof title, "rows: categories of variable %d; columns: z1 from -2 to 2, then z2", v);
+    char *p = dt_path_join(dir, "traversal.png");
+    warn_if(dt_png_grid(p, imgs, n, 3, 28, 28, 2 * T, 1, title, NULL));
+    dt_free(p);
+    dt_free(z);
+    dt_free(imgs);
+}
+
+/* Test images encoded, one latent changed, decoded: for the variable most tied
+ * to color and the one most tied to digit, every category in turn. */
+static void steering(dt_vae *m, dt_split *test, float *const *stats, const uint8_t *codes_all,
+                     const dt_cat_analysis *a, const char *dir)
+{
+    enum { IMGS = 4 };
+    int N = a->N, K = a->K, cols = 2 + K;
+    zlayout l = layout_of(m);
+    int vc = 0, vd = 0;
+    for (int i = 1; i < N; i++) {
+        if (a->nmi_color[i] > a->nmi_color[vc]) vc = i;
+        if (a->nmi_digit[i] > a->nmi_digit[vd]) vd = i;
+    }
+    int vars[2] = {vc, vd}, nvars = vd != vc ? 2 : 1, rows = IMGS * nvars;
+    float *grid = dt_alloc_floats((size_t)rows * cols * DT_IMG), *z = dt_alloc_floats((size_t)cols * m->Z);
+    uint8_t *bytes = dt_alloc(DT_IMG);
+    char **labels = dt_alloc(sizeof(char *) * (size_t)rows);
+    for (int r = 0; r < rows; r++) {
+        int img = r % IMGS, v = vars[r / IMGS];
+        uint32_t idx = (uint32_t)img;
+        if (dt_split_read(test, &idx, 1, bytes, NULL, NULL) < 0) warn_if(-1);
+        float *row = grid + (size_t)r * cols * DT_IMG;
+        dt_bytes_to_float(row, bytes, DT_IMG);
+        uint8_t codes[64];
+        for (int c = -1; c < K; c++) { /* -1: the image's own code (reconstruction) */
+            float *zi = z + (size_t)(c + 1) * m->Z;
+            memcpy(codes, codes_all + (size_t)img * N, (size_t)N);
+            if (c >= 0) codes[v] = (uint8_t)c;
+            if (l.cont) memcpy(zi, stats[0] + (size_t)img * 2, 2 * sizeof(float));
+            put_codes(m, l, zi, codes);
+        }
+        decode_all(m, z, K + 1, row + DT_IMG);
+        labels[r] = dt_alloc(48);
+        snprintf(labels[r], 48, "var %d (%s)", v, v == vc ? "color" : "digit");
+    }
+    char *p = dt_path_join(dir, "steering.png");
+    warn_if(dt_png_grid(p, grid, rows * cols, 3, 28, 28, cols, 1,
+                        "input | reconstruction | the variable set to category 0..K-1", (const char *const *)labels));
+    for (int r = 0; r < rows; r++) dt_free(labels[r]);
+    dt_free(labels);
+    dt_free(p);
+    dt_free(bytes);
+    dt_free(grid);
+    dt_free(z);
+}
+
 void dt_vae_pictures(dt_vae *m, dt_split *test, float *const *stats, const uint8_t *digits, const uint8_t *colors,
-                     size_t N, const char *dir)
+                     size_t N, const char *dir, const dt_cat_analysis *ca, const uint8_t *codes)
 {
     reconstructions(m, test, N, dir);
     prior_samples(m, dir);
-    if (m->kind->nstats > 0 && strcmp(m->kind->stats[0], "mu") == 0 && m->kind->stat_width(&m->opts, 0) == 2)
-        latent_plane(m, stats[0], digits, colors, N, dir);
+    zlayout l = layout_of(m);
+    if (l.cont) latent_plane(m, stats[0], digits, colors, N, dir);
+    if (l.cat && ca) {
+        categories(m, ca, dir);
+        steering(m, test, stats, codes, ca, dir);
+        if (l.cont) traversal(m, ca, dir);
+    }
 }

@@ -194,6 +194,36 @@ static void eval_gather(evaluator *e)
 
 /* ---- embeddings: one HDF5 file, every rank writes its rows collectively ------ */
 
+static int stat_index(const dt_vae *m, const char *name)
+{
+    for (int k = 0; k < m->kind->nstats; k++)
+        if (strcmp(m->kind->stats[k], name) == 0) return k;
+    return -1;
+}
+
+/* Collective: dataset name of (n, w) float32 (bytes: uint8; w = 1: 1-D), this
+ * rank writing rows [lo, lo + rows) from buf. */
+static int write_rows(hid_t f, hid_t dxpl, const char *name, int bytes, size_t n, size_t w, size_t lo, size_t rows,
+                      const void *buf)
+{
+    int nd = w > 1 ? 2 : 1;
+    hsize_t dims[2] = {n, w}, start[2] = {lo, 0}, count[2] = {rows, w};
+    hid_t fs = H5Screate_simple(nd, dims, NULL);
+    hid_t d = H5Dcreate2(f, name, bytes ? H5T_STD_U8LE : H5T_IEEE_F32LE, fs, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t ms = H5Screate_simple(nd, count, NULL);
+    if (rows)
+        H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
+    else {
+        H5Sselect_none(fs);
+        H5Sselect_none(ms);
+    }
+    int rc = d >= 0 && H5Dwrite(d, bytes ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, ms, fs, dxpl, buf) >= 0 ? 0 : -1;
+    H5Sclose(ms);
+    H5Sclose(fs);
+    if (d >= 0) H5Dclose(d);
+    return rc;
+}
+
 static int write_embeddings(evaluator *e, const char *path, const char *ckpt_note)
 {
     dt_vae *m = e->m;
@@ -214,30 +244,20 @@ static int write_embeddings(evaluator *e, const char *path, const char *ckpt_not
     hid_t dxpl = (hid_t)dt_h5_dxpl(1);
     size_t rows = e->hi - e->lo;
     int rc = 0;
-    for (int k = 0; k < m->kind->nstats + 2; k++) {
-        int is_stat = k < m->kind->nstats;
-        hsize_t w = is_stat ? (hsize_t)m->kind->stat_width(&m->opts, k) : 1;
-        hsize_t dims[2] = {e->N, w}, start[2] = {e->lo, 0}, count[2] = {rows, w};
-        const char *name = is_stat ? m->kind->stats[k] : k == m->kind->nstats ? "digits" : "colors";
-        hid_t type = is_stat ? H5T_NATIVE_FLOAT : H5T_NATIVE_UINT8;
-        const void *buf = is_stat ? (const void *)(e->stats[k] + e->lo * w)
-                                  : (const void *)((k == m->kind->nstats ? e->digits : e->colors) + e->lo);
-        int nd = is_stat ? 2 : 1;
-        hid_t fs = H5Screate_simple(nd, dims, NULL);
-        hid_t d = H5Dcreate2(f, name, is_stat ? H5T_IEEE_F32LE : H5T_STD_U8LE, fs, H5P_DEFAULT, H5P_DEFAULT,
-                             H5P_DEFAULT);
-        hid_t ms = H5Screate_simple(nd, count, NULL);
-        if (rows)
-            H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
-        else {
-            H5Sselect_none(fs);
-            H5Sselect_none(ms);
-        }
-        if (d < 0 || H5Dwrite(d, type, ms, fs, dxpl, buf) < 0) rc = -1;
-        H5Sclose(ms);
-        H5Sclose(fs);
-        if (d >= 0) H5Dclose(d);
+    for (int k = 0; k < m->kind->nstats; k++) {
+        size_t w = (size_t)m->kind->stat_width(&m->opts, k);
+        rc |= write_rows(f, dxpl, m->kind->stats[k], 0, e->N, w, e->lo, rows, e->stats[k] + e->lo * w);
     }
+    int q = stat_index(m, "q");
+    if (q >= 0) { /* the most likely category of each variable */
+        size_t nv = (size_t)m->opts.N;
+        uint8_t *codes = dt_alloc(rows * nv + 1);
+        dt_cat_argmax(codes, e->stats[q] + e->lo * nv * (size_t)m->opts.K, rows, m->opts.N, m->opts.K);
+        rc |= write_rows(f, dxpl, "argmax", 1, e->N, nv, e->lo, rows, codes);
+        dt_free(codes);
+    }
+    rc |= write_rows(f, dxpl, "digits", 1, e->N, 1, e->lo, rows, e->digits + e->lo);
+    rc |= write_rows(f, dxpl, "colors", 1, e->N, 1, e->lo, rows, e->colors + e->lo);
     rc |= dt_h5_attr_str(f, "model", m->kind->name);
     rc |= dt_h5_attr_str(f, "checkpoint", ckpt_note);
     rc |= dt_h5_attr_str(f, "split", "vae/test");
@@ -389,7 +409,9 @@ static void log_epoch(const dt_vae *m, int epoch, int epochs, const double *tr, 
            te[0], parts, ips, el, et);
 }
 
-int dt_cmd_vae_family(const char *model, int argc, char **argv)
+int dt_cmd_vae_family(const char *model, int argc, char **argv) { return dt_vae_train(model, argc, argv, NULL); }
+
+int dt_vae_train(const char *model, int argc, char **argv, dt_vae_result *res)
 {
     double t_start = dt_now();
     const dt_vae_kind *kind = dt_vae_kind_find(model);
@@ -526,6 +548,11 @@ int dt_cmd_vae_family(const char *model, int argc, char **argv)
         double ips = ep_images / ep_train, elapsed = dt_now() - t_start;
         double per_epoch = (dt_now() - t_start - wall_before) / (double)(epoch - epoch0 + 1);
         log_epoch(m, (int)epoch, a.o.epochs, tr, te, ips, elapsed, per_epoch * (double)(a.o.epochs - epoch - 1));
+        if (res) {
+            if (!res->curve) res->curve = dt_alloc(sizeof(double) * (size_t)(a.o.epochs > 0 ? a.o.epochs : 1));
+            res->curve[epoch] = te[0];
+            res->epochs = (int)epoch + 1;
+        }
         if (csv) {
             fprintf(csv, "%lld,%lld", (long long)epoch + 1, (long long)step);
             for (int k = 0; k <= nt; k++) fprintf(csv, ",%.6f", tr[k]);
@@ -547,8 +574,17 @@ int dt_cmd_vae_family(const char *model, int argc, char **argv)
     eval_gather(&ev);
     double rss = (double)dt_peak_rss();
     dt_allreduce_max_d(&rss, 1);
+    dt_cat_analysis ca;
+    uint8_t *codes = NULL;
+    int q = stat_index(m, "q");
+    if (q >= 0) {
+        codes = dt_alloc(ev.N * (size_t)a.o.N);
+        dt_cat_argmax(codes, ev.stats[q], ev.N, a.o.N, a.o.K);
+        dt_cat_analyze(&ca, codes, ev.digits, ev.colors, ev.N, a.o.N, a.o.K);
+    }
     if (dt_rank() == 0) {
-        dt_vae_pictures(m, test, ev.stats, ev.digits, ev.colors, ev.N, a.out);
+        if (q >= 0 && dt_cat_analysis_write(&ca, model, a.out) < 0) dt_warn("%s", dt_lasterr());
+        dt_vae_pictures(m, test, ev.stats, ev.digits, ev.colors, ev.N, a.out, q >= 0 ? &ca : NULL, codes);
         double wall = dt_now() - t_start;
         char *sum_path = dt_path_join(a.out, "summary.json");
         dt_json j;
@@ -588,6 +624,22 @@ int dt_cmd_vae_family(const char *model, int argc, char **argv)
             dt_json_str(&j, "cflags", DT_CFLAGS);
 #endif
             dt_json_int(&j, "peak_rss_bytes", (long long)rss); /* the largest over the ranks */
+            if (q >= 0) {
+                char buf[512];
+                size_t off = 0;
+                int min_use = a.o.K;
+                off += (size_t)snprintf(buf + off, sizeof buf - off, "[");
+                for (int v = 0; v < a.o.N && off < sizeof buf - 64; v++) {
+                    off += (size_t)snprintf(buf + off, sizeof buf - off, "%s{\"in_use\": %d, \"nmi_digit\": %.4f, \"nmi_color\": %.4f}",
+                                            v ? ", " : "", ca.in_use[v], ca.nmi_digit[v], ca.nmi_color[v]);
+                    if (ca.in_use[v] < min_use) min_use = ca.in_use[v];
+                }
+                snprintf(buf + off, sizeof buf - off, "]");
+                dt_json_raw(&j, "variables", buf);
+                dt_json_int(&j, "categories_in_use_min", min_use);
+                dt_json_int(&j, "all_categories_in_use", ca.all_in_use);
+                dt_json_num(&j, "tau_final", dt_gumbel_tau(&a.o, (uint64_t)step));
+            }
             if (a.resume) dt_json_str(&j, "resumed_from", a.resume);
             if (dt_json_close(&j) < 0) dt_warn("%s", dt_lasterr());
         } else
@@ -597,6 +649,16 @@ int dt_cmd_vae_family(const char *model, int argc, char **argv)
         dt_fmt_duration(w, sizeof w, wall);
         dt_log("dtrain %s: test loss %.2f per image (bce %.2f); results in %s/ (%s)\n", model, te[0], te[1], a.out, w);
     }
+    if (res) {
+        res->nterms = nt;
+        memcpy(res->test, te, sizeof(double) * (size_t)(nt + 1));
+        res->images_per_s = train_time > 0 ? images / train_time : 0;
+        res->wall_s = dt_now() - t_start;
+        res->all_in_use = q >= 0 ? ca.all_in_use : -1;
+        res->kind = kind;
+    }
+    if (q >= 0) dt_cat_analysis_free(&ca);
+    dt_free(codes);
     eval_free(&ev);
     dt_free(gidx);
     dt_free(emb_path);
