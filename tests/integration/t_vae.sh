@@ -9,31 +9,35 @@ T="$WORK/vae"
 mkdir -p "$T"
 common=(--data "$DATA" --threads 1 --batch 96)
 
-for np in 1 2 3; do
-    run_np $np vae "${common[@]}" --max-steps 50 --out "$T/np$np" >"$T/np$np.log" 2>&1 \
-        || fail "50 steps on $np rank(s) ran (see $T/np$np.log)"
-done
-check "1 vs 2 ranks agree within 1e-4 after 50 steps" \
-    "$DIFF" "$T/np1/checkpoint.h5" "$T/np2/checkpoint.h5" 1e-4
-check "1 vs 3 ranks agree within 1e-4 after 50 steps (uneven shards)" \
-    "$DIFF" "$T/np1/checkpoint.h5" "$T/np3/checkpoint.h5" 1e-4
-
-run_np 2 vae "${common[@]}" --max-steps 50 --out "$T/again" >/dev/null 2>&1
-check "the same run twice is bit-identical" "$DIFF" "$T/np2/checkpoint.h5" "$T/again/checkpoint.h5" 0
-
-run_np 2 vae "${common[@]}" --max-steps 20 --out "$T/cut" >/dev/null 2>&1
-run_np 2 vae "${common[@]}" --max-steps 50 --out "$T/cut" --resume "$T/cut/checkpoint.h5" >"$T/cut.log" 2>&1
-check "interrupted at step 20 and resumed equals the uninterrupted run bit for bit" \
-    "$DIFF" "$T/np2/checkpoint.h5" "$T/cut/checkpoint.h5" 0
-check "rank 0 logs the resume with its step" grep -q "resumed vae from .* at step 20" "$T/cut.log"
-
-run_np 1 vae "${common[@]}" --max-steps 20 --out "$T/cut13" >/dev/null 2>&1
-run_np 3 vae "${common[@]}" --max-steps 50 --out "$T/cut13" --resume "$T/cut13/checkpoint.h5" >/dev/null 2>&1
-check "saved on 1 rank, resumed on 3: within 1e-4 of the uninterrupted run" \
-    "$DIFF" "$T/np1/checkpoint.h5" "$T/cut13/checkpoint.h5" 1e-4
+# the data-parallel invariants, for each of the three VAEs
+suite() {
+    local model=$1
+    local M="$T/$model"
+    mkdir -p "$M"
+    for np in 1 2 3; do
+        run_np $np "$model" "${common[@]}" --max-steps 50 --out "$M/np$np" >"$M/np$np.log" 2>&1 \
+            || fail "$model: 50 steps on $np rank(s) ran (see $M/np$np.log)"
+    done
+    check "$model: 1 vs 2 ranks agree within 1e-4 after 50 steps" \
+        "$DIFF" "$M/np1/checkpoint.h5" "$M/np2/checkpoint.h5" 1e-4
+    check "$model: 1 vs 3 ranks agree within 1e-4 after 50 steps (uneven shards)" \
+        "$DIFF" "$M/np1/checkpoint.h5" "$M/np3/checkpoint.h5" 1e-4
+    run_np 2 "$model" "${common[@]}" --max-steps 50 --out "$M/again" >/dev/null 2>&1
+    check "$model: the same run twice is bit-identical" "$DIFF" "$M/np2/checkpoint.h5" "$M/again/checkpoint.h5" 0
+    run_np 2 "$model" "${common[@]}" --max-steps 20 --out "$M/cut" >/dev/null 2>&1
+    run_np 2 "$model" "${common[@]}" --max-steps 50 --out "$M/cut" --resume "$M/cut/checkpoint.h5" >"$M/cut.log" 2>&1
+    check "$model: interrupted at step 20 and resumed equals the uninterrupted run bit for bit" \
+        "$DIFF" "$M/np2/checkpoint.h5" "$M/cut/checkpoint.h5" 0
+    check "$model: rank 0 logs the resume with its step" grep -q "resumed $model from .* at step 20" "$M/cut.log"
+    run_np 1 "$model" "${common[@]}" --max-steps 20 --out "$M/cut13" >/dev/null 2>&1
+    run_np 3 "$model" "${common[@]}" --max-steps 50 --out "$M/cut13" --resume "$M/cut13/checkpoint.h5" >/dev/null 2>&1
+    check "$model: saved on 1 rank, resumed on 3: within 1e-4 of the uninterrupted run" \
+        "$DIFF" "$M/np1/checkpoint.h5" "$M/cut13/checkpoint.h5" 1e-4
+}
+for model in vae dvae jvae; do suite $model; done
 
 # outputs of a finished run
-d="$T/np2"
+d="$T/vae/np2"
 for f in metrics.csv summary.json checkpoint.h5 embeddings.h5 reconstructions.png samples.png \
     latent_by_digit.png latent_by_color.png latent_grid.png; do
     check "run leaves $f" test -s "$d/$f"
@@ -57,6 +61,25 @@ for name, shape in (("mu", n + ", 2"), ("logvar", n + ", 2"), ("digits", n), ("c
 PY
 run_np 3 embed --checkpoint "$d/checkpoint.h5" --data "$DATA" --out "$T/emb3.h5" >/dev/null 2>&1
 check "dtrain embed on 3 ranks equals the run's embeddings" h5diff -d 1e-5 "$d/embeddings.h5" "$T/emb3.h5" /mu /mu
+
+# the discrete variants' own outputs and refusals
+for model in dvae jvae; do
+    d2="$T/$model/np2"
+    for f in categories.png steering.png latents.md latent_mi.csv; do
+        check "$model leaves $f" test -s "$d2/$f"
+    done
+    check "$model embeddings hold q and argmax per variable" python3 - "$d2/embeddings.h5" <<'PY'
+import subprocess, sys
+out = subprocess.run(["h5ls", sys.argv[1]], capture_output=True, text=True).stdout
+names = {l.split()[0]: l for l in out.splitlines()}
+assert "{" in names["q"] and ", 20}" in names["q"], out
+assert ", 2}" in names["argmax"], out
+PY
+done
+check "jvae leaves traversal.png and the latent plane" test -s "$T/jvae/np2/traversal.png" -a -s "$T/jvae/np2/latent_by_color.png"
+expect_error 2 "dvae resuming a vae checkpoint" dvae "${common[@]}" --out "$T/wrong" --resume "$T/vae/np2/checkpoint.h5"
+expect_error 1 "dvae resuming with other N/K" dvae "${common[@]}" --K 5 --out "$T/wrong" --resume "$T/dvae/np2/checkpoint.h5"
+expect_error 1 "vae given a discrete option" vae "${common[@]}" --K 5 --out "$T/wrong"
 
 # a rank killed with SIGKILL ends the whole job, non-zero, within 30 s
 run_np 2 vae "${common[@]}" --epochs 1000 --out "$T/kill" >"$T/kill.log" 2>&1 &
