@@ -2,8 +2,8 @@
  *
  *   mpirun -np P build/dtrain-bench [--batch 128] [--steps 40] [--threads T]
  *
- * Times forward+backward, the gradient allreduce and the Adam step of the
- * continuous VAE on random images (no I/O), counts the step's FLOPs from the
+ * Times forward+backward, the gradient exchange and the Adam step of a VAE
+ * (--model vae|dvae|jvae) on random images (no I/O), counts the step's FLOPs from the
  * layer shapes, and times cblas_sgemm alone on exactly the step's products.
  * Prints figures; asserts nothing. */
 #include <cblas.h>
@@ -58,7 +58,9 @@ int main(int argc, char **argv)
     dt_dist_init(&argc, &argv);
     size_t batch = 128;
     int steps = 40, threads = 0;
+    const char *model = "vae";
     for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--model")) model = argv[i + 1];
         if (!strcmp(argv[i], "--batch")) batch = (size_t)atol(argv[i + 1]);
         if (!strcmp(argv[i], "--steps")) steps = atoi(argv[i + 1]);
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
@@ -70,7 +72,12 @@ int main(int argc, char **argv)
 
     dt_vae_opts o;
     dt_vae_opts_default(&o);
-    dt_vae *m = dt_vae_create(&dt_vae_continuous, &o, maxB);
+    const dt_vae_kind *kind = dt_vae_kind_find(model);
+    if (!kind) {
+        fprintf(stderr, "dtrain-bench: unknown model %s\n", model);
+        return 2;
+    }
+    dt_vae *m = dt_vae_create(kind, &o, maxB);
     dt_vae_init_params(m, 1);
     dt_adam adam;
     dt_adam_default(&adam, 1e-3f);
@@ -107,7 +114,7 @@ int main(int argc, char **argv)
     dt_allreduce_max_d(per, 3);
 
     /* the step's products on this rank's share, through sgemm alone */
-    const layer ls[6] = {{DT_IMG, 512}, {512, 256}, {256, 4}, {2, 256}, {256, 512}, {512, DT_IMG}};
+    const layer ls[6] = {{DT_IMG, 512}, {512, 256}, {256, m->H}, {m->Z, 256}, {256, 512}, {512, DT_IMG}};
     double flops = 0;
     double t_gemm = sgemm_only(ls, 6, B, steps, &flops);
     double g[2] = {t_gemm, 0};
@@ -118,6 +125,7 @@ int main(int argc, char **argv)
     if (r == 0) {
         printf("  OpenBLAS                 %s, core %s\n", openblas_get_config(), openblas_get_corename());
         double step_rate = flops / per[0] / 1e9, gemm_rate = flops / g[0] / 1e9;
+        printf("  model                    %s (%s)\n", model, kind->title);
         printf("  ranks x threads          %d x %d, global batch %zu (local %d)\n", P, threads, batch, B);
         printf("  step                     %.2f ms (compute %.2f, reduce-scatter + allgather %.2f, adam %.2f)\n", wall * 1e3,
                per[0] * 1e3, per[1] * 1e3, per[2] * 1e3);

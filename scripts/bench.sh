@@ -12,10 +12,12 @@ echo "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}  (the environment's choice i
 
 echo
 echo "== VAE training step, batch 128, random images (build/dtrain-bench)"
-echo "-- 1 rank x 2 threads"
-$MPI -np 1 build/dtrain-bench --threads 2 --steps 40
-echo "-- 2 ranks x 1 thread"
-$MPI -np 2 build/dtrain-bench --threads 1 --steps 40
+for model in vae dvae jvae; do
+    echo "-- $model, 1 rank x 2 threads"
+    $MPI -np 1 build/dtrain-bench --model $model --threads 2 --steps 40
+    echo "-- $model, 2 ranks x 1 thread"
+    $MPI -np 2 build/dtrain-bench --model $model --threads 1 --steps 40
+done
 
 # a 60,000-image set: Fashion-MNIST from Debian's dataset-fashion-mnist
 fm=/usr/share/datasets/fashion-mnist
