@@ -36,6 +36,8 @@ void dt_json_int(dt_json *j, const char *key, long long value);
 /* A value already in JSON form (an array, an object). */
 void dt_json_raw(dt_json *j, const char *key, const char *json);
 int dt_json_close(dt_json *j);
+/* src as the inside of a JSON string (quotes, backslashes, controls escaped), truncated to fit. */
+void dt_json_escape(char *dst, size_t len, const char *src);
 
 /* mkdir -p; -1 with the reason. Checks that the folder is writable. */
 int dt_mkdirs(const char *path);

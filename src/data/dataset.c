@@ -181,6 +181,7 @@ dt_split *dt_split_open(dt_dataset *ds, const char *name)
     size_t chunk = DT_DATA_CHUNK;
     if (good && H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, 4, cdims) == 4 && cdims[0] > 0)
         chunk = (size_t)cdims[0];
+    if (chunk > 4096) chunk = 4096; /* a reading unit only: a crafted huge chunk must not size buffers */
     H5Pclose(dcpl);
     H5Tclose(t);
     H5Sclose(s);

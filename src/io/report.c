@@ -92,19 +92,26 @@ int dt_json_open(dt_json *j, const char *path)
 
 static void key(dt_json *j, const char *k) { fprintf(j->f, "%s\n  \"%s\": ", j->n++ ? "," : "", k); }
 
+void dt_json_escape(char *dst, size_t len, const char *src)
+{
+    size_t o = 0;
+    for (const char *c = src; *c && o + 7 < len; c++) {
+        if (*c == '"' || *c == '\\')
+            o += (size_t)snprintf(dst + o, len - o, "\\%c", *c);
+        else if ((unsigned char)*c < 0x20)
+            o += (size_t)snprintf(dst + o, len - o, "\\u%04x", *c);
+        else
+            dst[o++] = *c;
+    }
+    dst[o < len ? o : len - 1] = '\0';
+}
+
 void dt_json_str(dt_json *j, const char *k, const char *v)
 {
+    char buf[2048];
+    dt_json_escape(buf, sizeof buf, v);
     key(j, k);
-    fputc('"', j->f);
-    for (const char *c = v; *c; c++) {
-        if (*c == '"' || *c == '\\')
-            fprintf(j->f, "\\%c", *c);
-        else if ((unsigned char)*c < 0x20)
-            fprintf(j->f, "\\u%04x", *c);
-        else
-            fputc(*c, j->f);
-    }
-    fputc('"', j->f);
+    fprintf(j->f, "\"%s\"", buf);
 }
 
 void dt_json_num(dt_json *j, const char *k, double v)
@@ -142,6 +149,7 @@ int dt_json_close(dt_json *j)
 
 int dt_mkdirs(const char *path)
 {
+    if (!*path) return dt_seterr("the output folder name is empty");
     char *p = dt_strdup(path);
     for (char *s = p + 1;; s++) {
         if (*s == '/' || *s == '\0') {

@@ -62,10 +62,12 @@ static void model_defaults(const char *model, dt_vae_opts *o)
 
 void dt_vae_arch(const dt_vae *m, char *buf, size_t len)
 {
+    /* the batch size is part of it: the data position is counted in batches */
     if (strcmp(m->kind->name, "vae") == 0)
-        snprintf(buf, len, "%s head=%d latent=%d", m->kind->name, m->H, m->Z);
+        snprintf(buf, len, "%s head=%d latent=%d batch=%zu", m->kind->name, m->H, m->Z, m->opts.batch);
     else
-        snprintf(buf, len, "%s head=%d latent=%d N=%d K=%d", m->kind->name, m->H, m->Z, m->opts.N, m->opts.K);
+        snprintf(buf, len, "%s head=%d latent=%d N=%d K=%d batch=%zu", m->kind->name, m->H, m->Z, m->opts.N,
+                 m->opts.K, m->opts.batch);
 }
 
 int dt_threads_setup(int requested)
@@ -346,11 +348,13 @@ static int parse(const char *model, run_args *a, int argc, char **argv)
 
 static void settings_json(const run_args *a, const dt_vae *m, char *buf, size_t len)
 {
+    char data[512];
+    dt_json_escape(data, sizeof data, a->data);
     snprintf(buf, len,
              "{\"model\": \"%s\", \"data\": \"%s\", \"epochs\": %d, \"batch\": %zu, \"lr\": %g, \"seed\": %llu, "
              "\"N\": %d, \"K\": %d, \"tau0\": %g, \"tau_min\": %g, \"anneal_rate\": %g, \"anneal_every\": %d, "
              "\"hard\": %d, \"kl_start\": %g, \"kl_warmup\": %ld, \"sample_std\": %g}",
-             m->kind->name, a->data, a->o.epochs, a->o.batch, a->o.lr, (unsigned long long)a->o.seed, a->o.N,
+             m->kind->name, data, a->o.epochs, a->o.batch, a->o.lr, (unsigned long long)a->o.seed, a->o.N,
              a->o.K, a->o.tau0, a->o.tau_min, a->o.anneal_rate, a->o.anneal_every, a->o.hard, a->o.kl_start,
              a->o.kl_warmup, a->o.sample_std);
 }
@@ -433,6 +437,9 @@ int dt_vae_train(const char *model, int argc, char **argv, dt_vae_result *res)
     dt_check_all(train != NULL);
     dt_split *test = dt_split_open(ds, "vae/test");
     dt_check_all(test != NULL);
+    if (a.o.batch > dt_split_len(train))
+        dt_seterr("--batch %zu is larger than the %zu training images in %s", a.o.batch, dt_split_len(train), a.data);
+    dt_check_all(a.o.batch <= dt_split_len(train));
 
     size_t maxB = (a.o.batch + (size_t)P - 1) / (size_t)P;
     if (maxB < 64) maxB = 64; /* evaluation and pictures decode in blocks of 64 */
@@ -483,7 +490,8 @@ int dt_vae_train(const char *model, int argc, char **argv, dt_vae_result *res)
     double train_time = 0, images = 0, te[DT_MAX_TERMS + 1] = {0}, tr[DT_MAX_TERMS + 1] = {0};
     long total_steps = (long)nb * a.o.epochs, start_steps = (long)step;
     double wall_before = dt_now() - t_start;
-    int stopped = 0;
+    /* a run resumed at or past --max-steps takes no step and keeps its checkpoint */
+    int stopped = a.o.max_steps > 0 && step >= a.o.max_steps;
     if (a.o.max_steps > 0 && total_steps > a.o.max_steps) total_steps = a.o.max_steps;
     for (int64_t epoch = epoch0; epoch < a.o.epochs && !stopped; epoch++) {
         double te0 = dt_now(), ep_images = 0;
@@ -564,6 +572,12 @@ int dt_vae_train(const char *model, int argc, char **argv, dt_vae_result *res)
         if (a.o.max_steps > 0 && step >= a.o.max_steps) stopped = 1;
     }
     if (csv) fclose(csv);
+    if (stopped && tr_sums[0] > 0) { /* stopped inside an epoch: the train loss so far */
+        tr[0] = 0;
+        for (int k = 1; k <= nt; k++) tr[k] = tr_sums[k] / tr_sums[0], tr[0] += tr[k];
+    } else if (tr_sums[0] <= 0 && tr[0] == 0) {
+        for (int k = 0; k <= nt; k++) tr[k] = NAN; /* no training step in this run */
+    }
 
     /* final evaluation (also when resuming a finished run), embeddings, pictures */
     dt_check_all(evaluate(&ev, (uint64_t)step, te + 1) == 0);
@@ -715,6 +729,7 @@ int dt_cmd_embed(int argc, char **argv)
     /* the sizes and schedule the run was made with */
     const char *js = meta.settings;
     const char *f;
+    if ((f = strstr(js, "\"batch\": "))) o.batch = (size_t)atol(f + 9);
     if ((f = strstr(js, "\"N\": "))) o.N = atoi(f + 5);
     if ((f = strstr(js, "\"K\": "))) o.K = atoi(f + 5);
     if ((f = strstr(js, "\"tau0\": "))) o.tau0 = (float)atof(f + 8);

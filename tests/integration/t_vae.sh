@@ -62,6 +62,15 @@ PY
 run_np 3 embed --checkpoint "$d/checkpoint.h5" --data "$DATA" --out "$T/emb3.h5" >/dev/null 2>&1
 check "dtrain embed on 3 ranks equals the run's embeddings" h5diff -d 1e-5 "$d/embeddings.h5" "$T/emb3.h5" /mu /mu
 
+sum_before=$(md5sum <"$T/vae/cut/checkpoint.h5")
+run_np 2 vae "${common[@]}" --max-steps 50 --out "$T/vae/cut" --resume "$T/vae/cut/checkpoint.h5" >"$T/limit.log" 2>&1
+check "resuming at --max-steps takes no step and keeps the checkpoint" \
+    test "$(md5sum <"$T/vae/cut/checkpoint.h5")" = "$sum_before"
+check "a run stopped inside an epoch reports its train loss" python3 -c "
+import json, math, sys; s = json.load(open('$T/vae/np2/summary.json')); assert math.isfinite(s['train_loss']) and s['train_loss'] > 0, s"
+expect_error 2 "resume with another --batch" vae "${common[@]}" --batch 64 --out "$T/wrong" --resume "$T/vae/np2/checkpoint.h5"
+expect_error 1 "--batch larger than the training set" vae "${common[@]}" --batch 1000000 --out "$T/wrong"
+
 # the discrete variants' own outputs and refusals
 for model in dvae jvae; do
     d2="$T/$model/np2"

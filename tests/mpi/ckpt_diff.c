@@ -26,6 +26,8 @@ static herr_t visit(hid_t g, const char *name, const H5O_info_t *info, void *op)
     if (da < 0 || db < 0) {
         fprintf(stderr, "ckpt_diff: dataset %s missing in one file\n", name);
         w->bad++;
+        if (da >= 0) H5Dclose(da);
+        if (db >= 0) H5Dclose(db);
         return 0;
     }
     hid_t sa = H5Dget_space(da), sb = H5Dget_space(db);
@@ -35,8 +37,12 @@ static herr_t visit(hid_t g, const char *name, const H5O_info_t *info, void *op)
         w->bad++;
     } else {
         float *a = malloc(sizeof(float) * (size_t)n), *b = malloc(sizeof(float) * (size_t)n);
-        H5Dread(da, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, a);
-        H5Dread(db, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, b);
+        if (!a || !b || H5Dread(da, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, a) < 0 ||
+            H5Dread(db, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, b) < 0) {
+            fprintf(stderr, "ckpt_diff: cannot read %s\n", name);
+            w->bad++;
+            n = 0;
+        }
         for (hssize_t i = 0; i < n; i++) {
             double d = (double)a[i] - b[i];
             w->num += d * d;
