@@ -3,7 +3,7 @@
  * Layout (format_version 1):
  *   /                      attrs: format_version, kind = "dtrain-checkpoint", model,
  *                                 arch, version, step, epoch, batch, seed, settings,
- *                                 created_utc, ranks, threads, compiler
+ *                                 created_utc, ranks, threads, compiler, tau (discrete models)
  *   /train_state/sums      float64 [nsums] (partial-epoch accumulators)
  *   /<net>/params/<view>   float32, the view's shape   (one group per network)
  *   /<net>/adam_m/<view>, /<net>/adam_v/<view>
@@ -30,6 +30,7 @@ typedef struct {
     double sums[DT_CKPT_MAX_SUMS];
     char settings[1024]; /* the run's options, as JSON */
     int ranks, threads;
+    double tau; /* Gumbel temperature at `step` (0: none); written for readers, derived on resume */
 } dt_ckpt_meta;
 
 /* Write path atomically: path.tmp.<pid>, flush, fsync, then the old file

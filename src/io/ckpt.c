@@ -59,6 +59,7 @@ static int write_meta(hid_t f, const dt_ckpt_meta *m)
     rc |= dt_h5_attr_str(f, "created_utc", when);
     rc |= dt_h5_attr_i64(f, "ranks", m->ranks);
     rc |= dt_h5_attr_i64(f, "threads", m->threads);
+    if (m->tau > 0) rc |= dt_h5_attr_f64(f, "tau", m->tau);
 #ifdef DT_CC
     rc |= dt_h5_attr_str(f, "compiler", DT_CC " " DT_CFLAGS);
 #endif

@@ -395,6 +395,7 @@ static void save_checkpoint(const char *path, const run_args *a, dt_vae *m, cons
     settings_json(a, m, meta.settings, sizeof meta.settings);
     meta.ranks = dt_size();
     meta.threads = a->o.threads;
+    if (strcmp(m->kind->name, "vae") != 0) meta.tau = dt_gumbel_tau(&a->o, (uint64_t)step);
     dt_params *nets[1] = {&m->p};
     if (dt_ckpt_save(path, &meta, nets, adam, 1) < 0) dt_warn("%s", dt_lasterr());
 }

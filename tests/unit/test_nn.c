@@ -394,6 +394,39 @@ START_TEST(gumbel_softmax_and_cat_kl_gradients)
 }
 END_TEST
 
+/* The straight-through estimator: forward a one-hot at the soft sample's
+ * argmax, backward exactly the soft sample's gradient (plus the KL's). */
+START_TEST(straight_through_gradient_is_the_soft_one)
+{
+    dt_vae_opts o = {.seed = 4, .N = 2, .K = 5, .tau0 = 0.8f, .tau_min = 0.5f, .anneal_rate = 3e-4f,
+                     .anneal_every = 100, .kl_start = 1.0f};
+    enum { B = 3, W = 10 };
+    float dl[2][B * W], zz[2][B * W];
+    uint64_t g[B] = {7, 8, 9};
+    for (int hard = 0; hard < 2; hard++) {
+        o.hard = hard;
+        dt_vae *m = dt_vae_create(&dt_vae_discrete, &o, B);
+        fill(m->hd, B * W, 71, -2, 2);
+        fill(m->dz, B * W, 72, -1, 1);
+        dt_cat_part *c = m->lat;
+        dt_cat_part_forward(c, m, B, g, 3, 0);
+        memcpy(zz[hard], m->z, sizeof zz[hard]);
+        dt_cat_part_backward(c, m, B, 0.5f);
+        memcpy(dl[hard], m->dhd, sizeof dl[hard]);
+        dt_vae_free(m);
+    }
+    for (int i = 0; i < B * 2; i++) {
+        int best = 0;
+        for (int k = 0; k < 5; k++) {
+            ck_assert(zz[1][i * 5 + k] == 0.0f || zz[1][i * 5 + k] == 1.0f);
+            if (zz[0][i * 5 + k] > zz[0][i * 5 + best]) best = k;
+        }
+        ck_assert(zz[1][i * 5 + best] == 1.0f); /* the one-hot sits at the soft sample's argmax */
+    }
+    for (int i = 0; i < B * W; i++) ck_assert_float_eq(dl[0][i], dl[1][i]);
+}
+END_TEST
+
 START_TEST(schedules_at_chosen_steps)
 {
     dt_vae_opts o = {.tau0 = 1.0f, .tau_min = 0.5f, .anneal_rate = 3e-4f, .anneal_every = 100,
@@ -447,6 +480,7 @@ int main(void)
     tcase_add_loop_test(tc, vae_gradient_directional, 0, 3);
     tcase_add_test(tc, gumbel_softmax_and_cat_kl_gradients);
     tcase_add_test(tc, schedules_at_chosen_steps);
+    tcase_add_test(tc, straight_through_gradient_is_the_soft_one);
     tcase_add_test(tc, vae_eval_noise_is_fixed);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
