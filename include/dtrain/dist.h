@@ -29,6 +29,22 @@ void dt_allgather_f(float *buf, size_t n);
 /* This rank's block of n items: [n*r/P, n*(r+1)/P). */
 void dt_shard(size_t n, size_t *lo, size_t *hi);
 
+/* Groups of ranks (sub-communicators), e.g. the ranks of one CycleGAN domain.
+ * NULL in the dt_comm_* calls stands for all ranks. */
+typedef struct dt_comm dt_comm;
+/* Collective over all ranks: ranks with the same color form a group, ordered by key. */
+dt_comm *dt_comm_split(int color, int key);
+void dt_comm_free(dt_comm *g);
+int dt_comm_rank(const dt_comm *g);
+int dt_comm_size(const dt_comm *g);
+void dt_comm_shard(const dt_comm *g, size_t n, size_t *lo, size_t *hi);
+void dt_comm_reduce_scatter_sum_f(dt_comm *g, float *buf, size_t n);
+void dt_comm_allgather_f(dt_comm *g, float *buf, size_t n);
+void dt_comm_allreduce_sum_d(dt_comm *g, double *buf, size_t n);
+/* Send ns floats to world rank dest and receive nr from src in one
+ * deadlock-free exchange (MPI_Sendrecv). */
+void dt_sendrecv_f(const float *send, size_t ns, int dest, float *recv, size_t nr, int src, int tag);
+
 /* 1 on every rank if ok was nonzero on every rank. */
 int dt_all_ok(int ok);
 /* Collective check: each rank passes its own ok and, if failed, dt_lasterr()

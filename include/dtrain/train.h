@@ -2,6 +2,7 @@
 #ifndef DTRAIN_TRAIN_H
 #define DTRAIN_TRAIN_H
 
+#include "dtrain/dist.h"
 #include "dtrain/nn.h"
 
 /* After backward on every rank (gradients already divided by the global
@@ -14,5 +15,8 @@
  * read whole (checkpoints). */
 void dt_train_step(dt_adam *a, dt_params *p);
 void dt_train_gather_moments(dt_params *p);
+/* The same over a group of ranks (NULL: all), e.g. one CycleGAN domain. */
+void dt_train_step_in(dt_comm *g, dt_adam *a, dt_params *p);
+void dt_train_gather_moments_in(dt_comm *g, dt_params *p);
 
 #endif

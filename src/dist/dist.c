@@ -74,42 +74,99 @@ void dt_allreduce_sum_d(double *buf, size_t n) { allreduce(buf, n, MPI_DOUBLE, M
 void dt_allreduce_sum_i64(int64_t *buf, size_t n) { allreduce(buf, n, MPI_INT64_T, MPI_SUM); }
 void dt_allreduce_max_d(double *buf, size_t n) { allreduce(buf, n, MPI_DOUBLE, MPI_MAX); }
 
-void dt_shard(size_t n, size_t *lo, size_t *hi)
+/* A group of ranks (a sub-communicator); NULL stands for all ranks. */
+struct dt_comm {
+    MPI_Comm c;
+    int rank, size;
+};
+
+static MPI_Comm comm_of(const dt_comm *g) { return g ? g->c : MPI_COMM_WORLD; }
+static int rank_of(const dt_comm *g) { return g ? g->rank : g_rank; }
+static int size_of(const dt_comm *g) { return g ? g->size : g_size; }
+
+dt_comm *dt_comm_split(int color, int key)
 {
-    *lo = n * (size_t)g_rank / (size_t)g_size;
-    *hi = n * (size_t)(g_rank + 1) / (size_t)g_size;
+    dt_comm *g = calloc(1, sizeof *g);
+    if (!g) DT_FATAL("out of memory");
+    if (!g_active) {
+        g->c = MPI_COMM_NULL;
+        g->size = 1;
+        return g;
+    }
+    MPI_CHECK(MPI_Comm_split(MPI_COMM_WORLD, color, key, &g->c));
+    MPI_Comm_rank(g->c, &g->rank);
+    MPI_Comm_size(g->c, &g->size);
+    return g;
 }
 
+void dt_comm_free(dt_comm *g)
+{
+    if (!g) return;
+    if (g->c != MPI_COMM_NULL && g_active) MPI_Comm_free(&g->c);
+    free(g);
+}
+
+int dt_comm_rank(const dt_comm *g) { return rank_of(g); }
+int dt_comm_size(const dt_comm *g) { return size_of(g); }
+
+void dt_comm_shard(const dt_comm *g, size_t n, size_t *lo, size_t *hi)
+{
+    *lo = n * (size_t)rank_of(g) / (size_t)size_of(g);
+    *hi = n * (size_t)(rank_of(g) + 1) / (size_t)size_of(g);
+}
+
+void dt_shard(size_t n, size_t *lo, size_t *hi) { dt_comm_shard(NULL, n, lo, hi); }
+
 /* counts and displacements of the P blocks of n floats */
-static int *blocks(size_t n)
+static int *blocks(size_t n, int P)
 {
     DT_ASSERT(n <= (size_t)INT_MAX);
-    int *c = malloc(2 * sizeof(int) * (size_t)g_size);
+    int *c = malloc(2 * sizeof(int) * (size_t)P);
     if (!c) DT_FATAL("out of memory");
-    for (int r = 0; r < g_size; r++) {
-        size_t lo = n * (size_t)r / (size_t)g_size, hi = n * (size_t)(r + 1) / (size_t)g_size;
+    for (int r = 0; r < P; r++) {
+        size_t lo = n * (size_t)r / (size_t)P, hi = n * (size_t)(r + 1) / (size_t)P;
         c[r] = (int)(hi - lo);
-        c[g_size + r] = (int)lo;
+        c[P + r] = (int)lo;
     }
     return c;
 }
 
-void dt_reduce_scatter_sum_f(float *buf, size_t n)
+void dt_comm_reduce_scatter_sum_f(dt_comm *g, float *buf, size_t n)
 {
-    if (!g_active || g_size == 1) return;
-    int *c = blocks(n);
+    int P = size_of(g), r = rank_of(g);
+    if (!g_active || P == 1) return;
+    int *c = blocks(n, P);
     /* in place, the result lands at the start of buf: move it to its block */
-    MPI_CHECK(MPI_Reduce_scatter(MPI_IN_PLACE, buf, c, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
-    if (c[g_size + g_rank] > 0) memmove(buf + c[g_size + g_rank], buf, sizeof(float) * (size_t)c[g_rank]);
+    MPI_CHECK(MPI_Reduce_scatter(MPI_IN_PLACE, buf, c, MPI_FLOAT, MPI_SUM, comm_of(g)));
+    if (c[P + r] > 0) memmove(buf + c[P + r], buf, sizeof(float) * (size_t)c[r]);
     free(c);
 }
 
-void dt_allgather_f(float *buf, size_t n)
+void dt_comm_allgather_f(dt_comm *g, float *buf, size_t n)
 {
-    if (!g_active || g_size == 1) return;
-    int *c = blocks(n);
-    MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, c, c + g_size, MPI_FLOAT, MPI_COMM_WORLD));
+    int P = size_of(g);
+    if (!g_active || P == 1) return;
+    int *c = blocks(n, P);
+    MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, c, c + P, MPI_FLOAT, comm_of(g)));
     free(c);
+}
+
+void dt_comm_allreduce_sum_d(dt_comm *g, double *buf, size_t n)
+{
+    if (!g_active || size_of(g) == 1) return;
+    DT_ASSERT(n <= (size_t)INT_MAX);
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_DOUBLE, MPI_SUM, comm_of(g)));
+}
+
+void dt_reduce_scatter_sum_f(float *buf, size_t n) { dt_comm_reduce_scatter_sum_f(NULL, buf, n); }
+void dt_allgather_f(float *buf, size_t n) { dt_comm_allgather_f(NULL, buf, n); }
+
+void dt_sendrecv_f(const float *send, size_t ns, int dest, float *recv, size_t nr, int src, int tag)
+{
+    DT_ASSERT(g_active && ns <= (size_t)INT_MAX && nr <= (size_t)INT_MAX);
+    /* one combined call: neither side can wait on the other's send first */
+    MPI_CHECK(MPI_Sendrecv(send, (int)ns, MPI_FLOAT, dest, tag, recv, (int)nr, MPI_FLOAT, src, tag, MPI_COMM_WORLD,
+                           MPI_STATUS_IGNORE));
 }
 
 int dt_all_ok(int ok)

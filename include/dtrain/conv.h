@@ -1,0 +1,73 @@
+/* conv: 2-D convolution (stride 1, "same" padding) and 2x2 max pooling.
+ *
+ * Conventions as in nn.h: outputs first, then inputs, then sizes; backward
+ * *accumulates* (+=) into dW and db and *overwrites* dx (NULL: skip).
+ * Activations are NCHW, batch-major: x (B,C,H,W). Weights are (O,C,k,k) as
+ * in PyTorch. Only stride 1 with k = 3, pad = 1 or k = 1, pad = 0 is
+ * supported (the output has the input's H and W).
+ *
+ * The BLAS path lowers each image with im2col into a (C*k*k, H*W) column
+ * matrix and multiplies by W viewed as (O, C*k*k), one sgemm per image
+ * (measured faster here than one sgemm over the whole batch followed by a
+ * transpose into NCHW). For k = 1 the image itself is the column matrix and
+ * no columns are built. */
+#ifndef DTRAIN_CONV_H
+#define DTRAIN_CONV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dtrain/nn.h"
+
+/* ---- convolution layer ---------------------------------------------------- */
+
+typedef struct {
+    int C, O, k, pad;
+    size_t w_off, b_off;
+    float *w, *b, *dw, *db; /* views into the block, set by dt_conv2d_bind */
+} dt_conv2d;
+
+/* Reserve W (O,C,k,k) and b (O) named "<name>.weight" / "<name>.bias".
+ * k = 3 with pad = 1, or k = 1 with pad = 0 (fatal otherwise). */
+void dt_conv2d_declare(dt_conv2d *l, dt_params *p, const char *name, int C, int O, int k, int pad);
+void dt_conv2d_bind(dt_conv2d *l, dt_params *p);
+/* PyTorch's default: W, b ~ U(-1/sqrt(C k k), 1/sqrt(C k k)), drawn from
+ * (seed, DT_RNG_INIT, a = view key, b = 0 for W, 1 for b). */
+void dt_conv2d_init(dt_conv2d *l, uint64_t seed, uint64_t key);
+
+/* Floats of the column cache for a batch of B: C*k*k*H*W per image, B images
+ * (the forward fills it, the backward reads and then clobbers it).
+ * 0 for k = 1, where no columns are built and cols may be NULL. */
+size_t dt_conv2d_cols_size(int B, int C, int H, int W, int k);
+
+/* x (B,C,H,Wd) W (O,C,k,k) b (O) -> y (B,O,H,Wd);
+ * cols (B, C*k*k, H*Wd) <- im2col(x), kept for the backward. */
+void dt_conv2d_forward(float *y, float *cols, const float *x, const float *W, const float *b, int B, int C,
+                       int H, int Wd, int O, int k, int pad);
+/* dy (B,O,H,Wd) x (B,C,H,Wd) W (O,C,k,k) -> dW (O,C,k,k) +=, db (O) +=,
+ * dx (B,C,H,Wd) overwritten (NULL: skip).
+ * cols must still hold what dt_conv2d_forward wrote for this x (the columns
+ * are reused, not rebuilt; x is read only for k = 1). They are clobbered:
+ * each image's columns are overwritten with its column gradient. */
+void dt_conv2d_backward(float *dx, float *dW, float *db, float *cols, const float *dy, const float *x,
+                        const float *W, int B, int C, int H, int Wd, int O, int k, int pad);
+
+/* Direct-loop twins (double accumulation), for tests; no cache. */
+void dt_conv2d_forward_naive(float *y, const float *x, const float *W, const float *b, int B, int C, int H,
+                             int Wd, int O, int k, int pad);
+void dt_conv2d_backward_naive(float *dx, float *dW, float *db, const float *dy, const float *x,
+                              const float *W, int B, int C, int H, int Wd, int O, int k, int pad);
+
+/* ---- 2x2 max pooling, stride 2 ----------------------------------------------- */
+
+/* x (B,C,H,W), H and W even -> y (B,C,H/2,W/2) = max over each 2x2 window;
+ * argmax (B,C,H/2,W/2) = index of the winner inside its (H,W) plane.
+ * Ties go to the first maximum in row-major order (top-left, top-right,
+ * bottom-left, bottom-right). A NaN wins its window (the first NaN), so a
+ * diverging GAN shows NaN downstream instead of having it pooled away. */
+void dt_maxpool2_forward(float *y, int32_t *argmax, const float *x, int B, int C, int H, int W);
+/* dy (B,C,H/2,W/2) argmax -> dx (B,C,H,W) overwritten: zero except
+ * dx[argmax] = dy for each window. */
+void dt_maxpool2_backward(float *dx, const float *dy, const int32_t *argmax, int B, int C, int H, int W);
+
+#endif
