@@ -143,6 +143,10 @@ typedef struct dt_loader dt_loader;
 /* All buffers are allocated here, for the largest local batch. The split must
  * outlive the loader. Starts at epoch 0, batch 0. */
 dt_loader *dt_loader_create(dt_split *sp, size_t batch, uint64_t seed, int shuffle);
+/* The same over a group of ranks (see dist.h; NULL: all ranks): the global
+ * batch is split over the group's ranks, and only they call dt_loader_next. */
+struct dt_comm;
+dt_loader *dt_loader_create_in(struct dt_comm *comm, dt_split *sp, size_t batch, uint64_t seed, int shuffle);
 void dt_loader_free(dt_loader *ld);
 /* Start an epoch (collective in the sense that every rank must call it alike). */
 void dt_loader_start_epoch(dt_loader *ld, uint64_t epoch);

@@ -41,6 +41,9 @@ void dt_comm_shard(const dt_comm *g, size_t n, size_t *lo, size_t *hi);
 void dt_comm_reduce_scatter_sum_f(dt_comm *g, float *buf, size_t n);
 void dt_comm_allgather_f(dt_comm *g, float *buf, size_t n);
 void dt_comm_allreduce_sum_d(dt_comm *g, double *buf, size_t n);
+int dt_comm_all_ok(dt_comm *g, int ok);
+void dt_comm_alltoallv_bytes(dt_comm *g, const void *sendbuf, const size_t *send, const size_t *sdispl,
+                             void *recvbuf, const size_t *recv, const size_t *rdispl);
 /* Send ns floats to world rank dest and receive nr from src in one
  * deadlock-free exchange (MPI_Sendrecv). */
 void dt_sendrecv_f(const float *send, size_t ns, int dest, float *recv, size_t nr, int src, int tag);

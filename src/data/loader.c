@@ -26,6 +26,7 @@ typedef struct {
 
 struct dt_loader {
     dt_split *sp;
+    dt_comm *comm; /* the ranks sharing this loader's batches (NULL: all) */
     size_t n, chunk, nchunks, batch, nbatches;
     uint64_t seed;
     int shuffle, P, me;
@@ -129,6 +130,11 @@ void dt_loader_order(const dt_loader *ld, uint64_t epoch, size_t from, size_t to
 
 dt_loader *dt_loader_create(dt_split *sp, size_t batch, uint64_t seed, int shuffle)
 {
+    return dt_loader_create_in(NULL, sp, batch, seed, shuffle);
+}
+
+dt_loader *dt_loader_create_in(dt_comm *comm, dt_split *sp, size_t batch, uint64_t seed, int shuffle)
+{
     if (batch == 0) {
         dt_seterr("batch size must be at least 1");
         return NULL;
@@ -143,8 +149,9 @@ dt_loader *dt_loader_create(dt_split *sp, size_t batch, uint64_t seed, int shuff
     ld->nbatches = (ld->n + batch - 1) / batch;
     ld->seed = seed;
     ld->shuffle = shuffle;
-    ld->P = dt_size();
-    ld->me = dt_rank();
+    ld->comm = comm;
+    ld->P = dt_comm_size(comm);
+    ld->me = dt_comm_rank(comm);
     ld->group_batches = DT_LOADER_GROUP / batch ? DT_LOADER_GROUP / batch : 1;
     ld->group_max = ld->group_batches * batch < ld->n ? ld->group_batches * batch : ld->n;
     if (ld->group_max == 0) ld->group_max = 1;
@@ -275,7 +282,7 @@ static int load_group(dt_loader *ld, size_t k)
         }
     }
     int rc = dt_split_read_runs(ld->sp, ld->run_start, ld->run_count, nr, ld->readbuf);
-    if (!dt_all_ok(rc == 0)) {
+    if (!dt_comm_all_ok(ld->comm, rc == 0)) {
         if (rc == 0) dt_seterr("/%s: another rank failed to read images (see its message)",
                             dt_split_name(ld->sp));
         return -1;
@@ -302,7 +309,7 @@ static int load_group(dt_loader *ld, size_t k)
             ld->cursor[r] = ld->rdispl[r];
         }
         /* readbuf is free again: receive into it, then put in position order */
-        dt_alltoallv_bytes(ld->sendbuf, ld->send, ld->sdispl, ld->readbuf, ld->recv, ld->rdispl);
+        dt_comm_alltoallv_bytes(ld->comm, ld->sendbuf, ld->send, ld->sdispl, ld->readbuf, ld->recv, ld->rdispl);
         for (size_t i = 0; i < nl; i++) {
             size_t src = (ld->local_idx[i] / ld->chunk) % P;
             memcpy(ld->localbuf + i * DT_IMG_BYTES, ld->readbuf + ld->cursor[src], DT_IMG_BYTES);

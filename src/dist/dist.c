@@ -169,12 +169,14 @@ void dt_sendrecv_f(const float *send, size_t ns, int dest, float *recv, size_t n
                            MPI_STATUS_IGNORE));
 }
 
-int dt_all_ok(int ok)
+int dt_comm_all_ok(dt_comm *g, int ok)
 {
     int v = ok ? 1 : 0;
-    allreduce(&v, 1, MPI_INT, MPI_MIN);
+    if (g_active && size_of(g) > 1) MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_INT, MPI_MIN, comm_of(g)));
     return v;
 }
+
+int dt_all_ok(int ok) { return dt_comm_all_ok(NULL, ok); }
 
 void dt_check_all(int ok)
 {
@@ -206,21 +208,28 @@ void dt_barrier(void)
 void dt_alltoallv_bytes(const void *sendbuf, const size_t *send, const size_t *sdispl,
                         void *recvbuf, const size_t *recv, const size_t *rdispl)
 {
-    if (!g_active || g_size == 1) {
+    dt_comm_alltoallv_bytes(NULL, sendbuf, send, sdispl, recvbuf, recv, rdispl);
+}
+
+void dt_comm_alltoallv_bytes(dt_comm *g, const void *sendbuf, const size_t *send, const size_t *sdispl,
+                             void *recvbuf, const size_t *recv, const size_t *rdispl)
+{
+    int P = size_of(g);
+    if (!g_active || P == 1) {
         if (send[0]) memcpy((char *)recvbuf + rdispl[0], (const char *)sendbuf + sdispl[0], send[0]);
         return;
     }
-    int *sc = malloc(4 * sizeof(int) * (size_t)g_size);
+    int *sc = malloc(4 * sizeof(int) * (size_t)P);
     if (!sc) DT_FATAL("out of memory");
-    int *sd = sc + g_size, *rc = sd + g_size, *rd = rc + g_size;
-    for (int r = 0; r < g_size; r++) {
+    int *sd = sc + P, *rc = sd + P, *rd = rc + P;
+    for (int r = 0; r < P; r++) {
         DT_ASSERT(sdispl[r] + send[r] <= (size_t)INT_MAX && rdispl[r] + recv[r] <= (size_t)INT_MAX);
         sc[r] = (int)send[r];
         sd[r] = (int)sdispl[r];
         rc[r] = (int)recv[r];
         rd[r] = (int)rdispl[r];
     }
-    MPI_CHECK(MPI_Alltoallv(sendbuf, sc, sd, MPI_BYTE, recvbuf, rc, rd, MPI_BYTE, MPI_COMM_WORLD));
+    MPI_CHECK(MPI_Alltoallv(sendbuf, sc, sd, MPI_BYTE, recvbuf, rc, rd, MPI_BYTE, comm_of(g)));
     free(sc);
 }
 
