@@ -1,0 +1,66 @@
+/* gan: the CycleGAN's networks (SPEC model 4), forward and backward.
+ *
+ * Generator (one per direction), images (B,3,28,28) -> (B,3,28,28):
+ *   conv 3->32 3x3 relu, conv 32->40 3x3 relu, conv 40->3 1x1 -> o, then
+ *   "sigmoid":  y = sigmoid(o)                      (the report's recipe)
+ *   "residual": y = clamp(x + tanh(o), 0, 1), the last conv starting at zero,
+ *               so the generator starts as the identity.
+ * Discriminator (one per domain), images -> logit (B,1):
+ *   conv 3->32 3x3 relu, maxpool 2, conv 32->64 3x3 relu, maxpool 2,
+ *   linear 3136->128 relu, linear 128->1  (the sigmoid is fused into the BCE). */
+#ifndef DTRAIN_GAN_H
+#define DTRAIN_GAN_H
+
+#include <stdint.h>
+
+#include "dtrain/conv.h"
+#include "dtrain/nn.h"
+
+enum { DT_GEN_SIGMOID = 0, DT_GEN_RESIDUAL = 1 };
+
+typedef struct {
+    dt_params p;
+    dt_conv2d c1, c2, c3;
+    int out; /* DT_GEN_SIGMOID or DT_GEN_RESIDUAL */
+} dt_gen;
+
+/* What one application of a generator keeps for its backward (maxB images). */
+typedef struct {
+    const float *x;            /* the input of the last forward (not owned) */
+    float *cols1, *h1, *cols2, *h2, *o, *y;
+    float *dh1, *dh2, *dout, *dx1; /* gradients, scratch */
+} dt_gen_ctx;
+
+typedef struct {
+    dt_params p;
+    dt_conv2d c1, c2;
+    dt_linear f1, f2;
+} dt_disc;
+
+typedef struct {
+    float *cols1, *a1, *p1, *cols2, *a2, *p2, *f1, *logit;
+    int32_t *i1, *i2;
+    float *da1, *dp1, *da2, *dp2, *df1, *dlogit;
+} dt_disc_ctx;
+
+void dt_gen_create(dt_gen *g, const char *name, int out);
+void dt_gen_init(dt_gen *g, uint64_t seed, uint64_t key);
+void dt_gen_free(dt_gen *g);
+void dt_gen_ctx_create(dt_gen_ctx *c, int maxB);
+void dt_gen_ctx_free(dt_gen_ctx *c);
+/* x (B,3,28,28) -> c->y (B,3,28,28) */
+void dt_gen_forward(dt_gen *g, dt_gen_ctx *c, const float *x, int B);
+/* dy (B,3,28,28) -> parameter gradients +=, dx (B,3,28,28) overwritten (NULL: skip) */
+void dt_gen_backward(dt_gen *g, dt_gen_ctx *c, const float *dy, float *dx, int B);
+
+void dt_disc_create(dt_disc *d, const char *name);
+void dt_disc_init(dt_disc *d, uint64_t seed, uint64_t key);
+void dt_disc_free(dt_disc *d);
+void dt_disc_ctx_create(dt_disc_ctx *c, int maxB);
+void dt_disc_ctx_free(dt_disc_ctx *c);
+/* x (B,3,28,28) -> c->logit (B) */
+void dt_disc_forward(dt_disc *d, dt_disc_ctx *c, const float *x, int B);
+/* dlogit (B) -> parameter gradients +=, dx overwritten (NULL: skip); x as in the forward */
+void dt_disc_backward(dt_disc *d, dt_disc_ctx *c, const float *x, const float *dlogit, float *dx, int B);
+
+#endif

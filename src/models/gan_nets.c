@@ -1,0 +1,178 @@
+/* The CycleGAN's generator and discriminator (see include/dtrain/gan.h). */
+#include <math.h>
+#include <string.h>
+
+#include "dtrain/core.h"
+#include "dtrain/gan.h"
+
+#define S 28
+#define PIX (S * S)
+#define IMG (3 * PIX)
+
+/* ---- generator ------------------------------------------------------------- */
+
+void dt_gen_create(dt_gen *g, const char *name, int out)
+{
+    dt_params_init(&g->p, name);
+    dt_conv2d_declare(&g->c1, &g->p, "conv1", 3, 32, 3, 1);
+    dt_conv2d_declare(&g->c2, &g->p, "conv2", 32, 40, 3, 1);
+    dt_conv2d_declare(&g->c3, &g->p, "conv3", 40, 3, 1, 0);
+    dt_params_alloc(&g->p);
+    dt_conv2d_bind(&g->c1, &g->p);
+    dt_conv2d_bind(&g->c2, &g->p);
+    dt_conv2d_bind(&g->c3, &g->p);
+    g->out = out;
+}
+
+void dt_gen_init(dt_gen *g, uint64_t seed, uint64_t key)
+{
+    dt_conv2d_init(&g->c1, seed, 3 * key);
+    dt_conv2d_init(&g->c2, seed, 3 * key + 1);
+    dt_conv2d_init(&g->c3, seed, 3 * key + 2);
+    if (g->out == DT_GEN_RESIDUAL) { /* start as the identity: the change is zero */
+        memset(g->c3.w, 0, sizeof(float) * 3 * 40);
+        memset(g->c3.b, 0, sizeof(float) * 3);
+    }
+}
+
+void dt_gen_free(dt_gen *g) { dt_params_free(&g->p); }
+
+void dt_gen_ctx_create(dt_gen_ctx *c, int maxB)
+{
+    size_t B = (size_t)maxB;
+    c->cols1 = dt_alloc_floats(dt_conv2d_cols_size(maxB, 3, S, S, 3));
+    c->cols2 = dt_alloc_floats(dt_conv2d_cols_size(maxB, 32, S, S, 3));
+    c->h1 = dt_alloc_floats(B * 32 * PIX);
+    c->h2 = dt_alloc_floats(B * 40 * PIX);
+    c->o = dt_alloc_floats(B * IMG);
+    c->y = dt_alloc_floats(B * IMG);
+    c->dh1 = dt_alloc_floats(B * 32 * PIX);
+    c->dh2 = dt_alloc_floats(B * 40 * PIX);
+    c->dout = dt_alloc_floats(B * IMG);
+    c->dx1 = dt_alloc_floats(B * IMG);
+}
+
+void dt_gen_ctx_free(dt_gen_ctx *c)
+{
+    float *b[] = {c->cols1, c->cols2, c->h1, c->h2, c->o, c->y, c->dh1, c->dh2, c->dout, c->dx1};
+    for (size_t i = 0; i < sizeof b / sizeof *b; i++) dt_free(b[i]);
+}
+
+void dt_gen_forward(dt_gen *g, dt_gen_ctx *c, const float *x, int B)
+{
+    size_t n = (size_t)B * IMG;
+    c->x = x;
+    dt_conv2d_forward(c->h1, c->cols1, x, g->c1.w, g->c1.b, B, 3, S, S, 32, 3, 1);
+    dt_relu_forward(c->h1, c->h1, (size_t)B * 32 * PIX);
+    dt_conv2d_forward(c->h2, c->cols2, c->h1, g->c2.w, g->c2.b, B, 32, S, S, 40, 3, 1);
+    dt_relu_forward(c->h2, c->h2, (size_t)B * 40 * PIX);
+    dt_conv2d_forward(c->o, NULL, c->h2, g->c3.w, g->c3.b, B, 40, S, S, 3, 1, 0);
+    if (g->out == DT_GEN_SIGMOID)
+        dt_sigmoid_forward(c->y, c->o, n);
+    else
+        for (size_t i = 0; i < n; i++) {
+            float v = x[i] + tanhf(c->o[i]);
+            c->y[i] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
+        }
+}
+
+void dt_gen_backward(dt_gen *g, dt_gen_ctx *c, const float *dy, float *dx, int B)
+{
+    size_t n = (size_t)B * IMG;
+    if (g->out == DT_GEN_SIGMOID)
+        for (size_t i = 0; i < n; i++) c->dout[i] = dy[i] * c->y[i] * (1.0f - c->y[i]);
+    else
+        for (size_t i = 0; i < n; i++) {
+            float t = tanhf(c->o[i]), v = c->x[i] + t;
+            float pass = v > 0.0f && v < 1.0f ? dy[i] : 0.0f; /* the clamp's gradient */
+            c->dout[i] = pass * (1.0f - t * t);
+            c->dx1[i] = pass; /* the identity path */
+        }
+    dt_conv2d_backward(c->dh2, g->c3.dw, g->c3.db, NULL, c->dout, c->h2, g->c3.w, B, 40, S, S, 3, 1, 0);
+    dt_relu_backward(c->dh2, c->dh2, c->h2, (size_t)B * 40 * PIX);
+    dt_conv2d_backward(c->dh1, g->c2.dw, g->c2.db, c->cols2, c->dh2, c->h1, g->c2.w, B, 32, S, S, 40, 3, 1);
+    dt_relu_backward(c->dh1, c->dh1, c->h1, (size_t)B * 32 * PIX);
+    dt_conv2d_backward(dx, g->c1.dw, g->c1.db, c->cols1, c->dh1, c->x, g->c1.w, B, 3, S, S, 32, 3, 1);
+    if (dx && g->out == DT_GEN_RESIDUAL)
+        for (size_t i = 0; i < n; i++) dx[i] += c->dx1[i];
+}
+
+/* ---- discriminator ---------------------------------------------------------- */
+
+void dt_disc_create(dt_disc *d, const char *name)
+{
+    dt_params_init(&d->p, name);
+    dt_conv2d_declare(&d->c1, &d->p, "conv1", 3, 32, 3, 1);
+    dt_conv2d_declare(&d->c2, &d->p, "conv2", 32, 64, 3, 1);
+    dt_linear_declare(&d->f1, &d->p, "fc1", 64 * 7 * 7, 128);
+    dt_linear_declare(&d->f2, &d->p, "fc2", 128, 1);
+    dt_params_alloc(&d->p);
+    dt_conv2d_bind(&d->c1, &d->p);
+    dt_conv2d_bind(&d->c2, &d->p);
+    dt_linear_bind(&d->f1, &d->p);
+    dt_linear_bind(&d->f2, &d->p);
+}
+
+void dt_disc_init(dt_disc *d, uint64_t seed, uint64_t key)
+{
+    dt_conv2d_init(&d->c1, seed, 4 * key);
+    dt_conv2d_init(&d->c2, seed, 4 * key + 1);
+    dt_linear_init(&d->f1, seed, 4 * key + 2);
+    dt_linear_init(&d->f2, seed, 4 * key + 3);
+}
+
+void dt_disc_free(dt_disc *d) { dt_params_free(&d->p); }
+
+void dt_disc_ctx_create(dt_disc_ctx *c, int maxB)
+{
+    size_t B = (size_t)maxB;
+    c->cols1 = dt_alloc_floats(dt_conv2d_cols_size(maxB, 3, S, S, 3));
+    c->cols2 = dt_alloc_floats(dt_conv2d_cols_size(maxB, 32, 14, 14, 3));
+    c->a1 = dt_alloc_floats(B * 32 * PIX);
+    c->p1 = dt_alloc_floats(B * 32 * 196);
+    c->a2 = dt_alloc_floats(B * 64 * 196);
+    c->p2 = dt_alloc_floats(B * 64 * 49);
+    c->f1 = dt_alloc_floats(B * 128);
+    c->logit = dt_alloc_floats(B);
+    c->i1 = dt_alloc(sizeof(int32_t) * B * 32 * 196);
+    c->i2 = dt_alloc(sizeof(int32_t) * B * 64 * 49);
+    c->da1 = dt_alloc_floats(B * 32 * PIX);
+    c->dp1 = dt_alloc_floats(B * 32 * 196);
+    c->da2 = dt_alloc_floats(B * 64 * 196);
+    c->dp2 = dt_alloc_floats(B * 64 * 49);
+    c->df1 = dt_alloc_floats(B * 128);
+    c->dlogit = dt_alloc_floats(B);
+}
+
+void dt_disc_ctx_free(dt_disc_ctx *c)
+{
+    void *b[] = {c->cols1, c->cols2, c->a1, c->p1, c->a2, c->p2, c->f1, c->logit, c->i1,
+                 c->i2,    c->da1,   c->dp1, c->da2, c->dp2, c->df1, c->dlogit};
+    for (size_t i = 0; i < sizeof b / sizeof *b; i++) dt_free(b[i]);
+}
+
+void dt_disc_forward(dt_disc *d, dt_disc_ctx *c, const float *x, int B)
+{
+    dt_conv2d_forward(c->a1, c->cols1, x, d->c1.w, d->c1.b, B, 3, S, S, 32, 3, 1);
+    dt_relu_forward(c->a1, c->a1, (size_t)B * 32 * PIX);
+    dt_maxpool2_forward(c->p1, c->i1, c->a1, B, 32, S, S);
+    dt_conv2d_forward(c->a2, c->cols2, c->p1, d->c2.w, d->c2.b, B, 32, 14, 14, 64, 3, 1);
+    dt_relu_forward(c->a2, c->a2, (size_t)B * 64 * 196);
+    dt_maxpool2_forward(c->p2, c->i2, c->a2, B, 64, 14, 14);
+    dt_linear_forward(c->f1, c->p2, d->f1.w, d->f1.b, B, 3136, 128);
+    dt_relu_forward(c->f1, c->f1, (size_t)B * 128);
+    dt_linear_forward(c->logit, c->f1, d->f2.w, d->f2.b, B, 128, 1);
+}
+
+void dt_disc_backward(dt_disc *d, dt_disc_ctx *c, const float *x, const float *dlogit, float *dx, int B)
+{
+    dt_linear_backward(c->df1, d->f2.dw, d->f2.db, dlogit, c->f1, d->f2.w, B, 128, 1);
+    dt_relu_backward(c->df1, c->df1, c->f1, (size_t)B * 128);
+    dt_linear_backward(c->dp2, d->f1.dw, d->f1.db, c->df1, c->p2, d->f1.w, B, 3136, 128);
+    dt_maxpool2_backward(c->da2, c->dp2, c->i2, B, 64, 14, 14);
+    dt_relu_backward(c->da2, c->da2, c->a2, (size_t)B * 64 * 196);
+    dt_conv2d_backward(c->dp1, d->c2.dw, d->c2.db, c->cols2, c->da2, c->p1, d->c2.w, B, 32, 14, 14, 64, 3, 1);
+    dt_maxpool2_backward(c->da1, c->dp1, c->i1, B, 32, S, S);
+    dt_relu_backward(c->da1, c->da1, c->a1, (size_t)B * 32 * PIX);
+    dt_conv2d_backward(dx, d->c1.dw, d->c1.db, c->cols1, c->da1, x, d->c1.w, B, 3, S, S, 32, 3, 1);
+}

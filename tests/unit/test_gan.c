@@ -1,0 +1,268 @@
+/* The CycleGAN's networks: directional finite differences through every
+ * parameter tensor and the input, for both generator outputs and the discriminator. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dtrain/core.h"
+#include "dtrain/gan.h"
+
+#define IMG 2352
+enum { B = 2 };
+
+static void fill(float *x, size_t n, uint64_t key, float lo, float hi)
+{
+    dt_rand_uniform(x, n, (dt_stream){99, DT_RNG_SAMPLE, key, 0});
+    for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * x[i];
+}
+
+static double dot(const float *a, const float *b, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+/* Spread the pre-activations away from the ReLU kinks: with PyTorch's small
+ * initialization thousands of units sit within a finite-difference step of
+ * zero, and the check would measure kinks instead of gradients. */
+static void spread(dt_params *p)
+{
+    for (int v = 0; v < p->nviews; v++) {
+        const dt_view *vw = &p->views[v];
+        float *w = p->w + vw->off;
+        if (vw->ndim == 1)
+            fill(w, vw->n, 500 + v, -0.5f, 0.5f);
+        else
+            for (size_t i = 0; i < vw->n; i++) w[i] *= 3.0f;
+    }
+}
+
+typedef double (*loss_fn)(void *net, const float *x, const float *r);
+
+static double gen_loss(void *net, const float *x, const float *r)
+{
+    static dt_gen_ctx c;
+    static int made;
+    if (!made) dt_gen_ctx_create(&c, B), made = 1;
+    dt_gen_forward(net, &c, x, B);
+    return dot(c.y, r, (size_t)B * IMG);
+}
+
+static double disc_loss(void *net, const float *x, const float *r)
+{
+    static dt_disc_ctx c;
+    static int made;
+    if (!made) dt_disc_ctx_create(&c, B), made = 1;
+    dt_disc_forward(net, &c, x, B);
+    return dot(c.logit, r, B);
+}
+
+/* d/dh L(w + h d) against g . d for a random direction d (elements in
+ * [-1, 1]) on each view, and on x. Tens of thousands of ReLUs sit between
+ * input and output, and a step that carries some of them across their kink
+ * blurs a finite difference; float rounding blurs a too small one. So the
+ * check passes when the analytic value is matched at one of three step
+ * sizes: a wrong gradient (a transposed index, a missing term) misses at all. */
+static const double STEPS[3] = {3e-3, 1e-3, 3e-4};
+
+static void directional(dt_params *p, void *net, loss_fn L, float *x, const float *r, const float *dx)
+{
+    /* dx NULL: the input gradient is checked elsewhere (it crosses 50,000 ReLUs) */
+    float *w0 = dt_alloc_floats(p->n), *d = dt_alloc_floats(p->n);
+    memcpy(w0, p->w, p->n * sizeof(float));
+    for (int v = 0; v < p->nviews; v++) {
+        const dt_view *vw = &p->views[v];
+        /* conv2 sits between two layers of ~50,000 ReLUs: any step large enough
+         * for float carries hundreds across their kinks. Its gradient is checked
+         * against the plain-loop twin in middle_layers_match_naive instead. */
+        if (strncmp(vw->name, "conv2.", 6) == 0) continue;
+        memset(d, 0, p->n * sizeof(float));
+        fill(d + vw->off, vw->n, 300 + v, -1, 1);
+        double gd = dot(p->g, d, p->n), best = INFINITY, fd = 0;
+        for (int k = 0; k < 3; k++) {
+            double h = STEPS[k], Lh[2];
+            for (int s = 0; s < 2; s++) {
+                for (size_t i = 0; i < p->n; i++) p->w[i] = w0[i] + (float)((s ? -h : h) * d[i]);
+                Lh[s] = L(net, x, r);
+            }
+            double f = (Lh[0] - Lh[1]) / (2 * h);
+            if (fabs(f - gd) < best) best = fabs(f - gd), fd = f;
+        }
+        memcpy(p->w, w0, p->n * sizeof(float));
+        ck_assert_msg(best <= 2e-2 * fabs(gd) + 1e-3, "%s %s: fd %g vs analytic %g", p->name, vw->name, fd, gd);
+    }
+    dt_free(w0);
+    dt_free(d);
+    if (!dx) return;
+    /* the input gradient */
+    float *dd = dt_alloc_floats((size_t)B * IMG), *xp = dt_alloc_floats((size_t)B * IMG);
+    fill(dd, (size_t)B * IMG, 400, -1, 1);
+    double gd = dot(dx, dd, (size_t)B * IMG), best = INFINITY, fd = 0;
+    for (int k = 0; k < 3; k++) {
+        double h = STEPS[k], Lh[2];
+        for (int s = 0; s < 2; s++) {
+            for (size_t i = 0; i < (size_t)B * IMG; i++) xp[i] = x[i] + (float)((s ? -h : h) * dd[i]);
+            Lh[s] = L(net, xp, r);
+        }
+        double f = (Lh[0] - Lh[1]) / (2 * h);
+        if (fabs(f - gd) < best) best = fabs(f - gd), fd = f;
+    }
+    ck_assert_msg(best <= 2e-2 * fabs(gd) + 1e-3, "%s input: fd %g vs analytic %g", p->name, fd, gd);
+    dt_free(dd);
+    dt_free(xp);
+}
+
+START_TEST(generator_gradients)
+{
+    dt_gen g;
+    dt_gen_create(&g, _i ? "gen_residual" : "gen_sigmoid", _i ? DT_GEN_RESIDUAL : DT_GEN_SIGMOID);
+    dt_gen_init(&g, 5, 0);
+    /* move the residual generator off the identity so every path carries gradient */
+    fill(g.c3.w, 3 * 40, 77, -0.2f, 0.2f);
+    spread(&g.p);
+    float *x = dt_alloc_floats((size_t)B * IMG), *r = dt_alloc_floats((size_t)B * IMG);
+    float *dx = dt_alloc_floats((size_t)B * IMG);
+    fill(x, (size_t)B * IMG, 1, 0.3f, 0.7f); /* inside the clamp's open interval */
+    fill(r, (size_t)B * IMG, 2, -1, 1);
+    dt_gen_ctx c;
+    dt_gen_ctx_create(&c, B);
+    dt_params_zero_grad(&g.p);
+    dt_gen_forward(&g, &c, x, B);
+    dt_gen_backward(&g, &c, r, dx, B);
+    directional(&g.p, &g, gen_loss, x, r, dx);
+    dt_gen_ctx_free(&c);
+    dt_free(x);
+    dt_free(r);
+    dt_free(dx);
+    dt_gen_free(&g);
+}
+END_TEST
+
+START_TEST(residual_generator_starts_as_identity)
+{
+    dt_gen g;
+    dt_gen_create(&g, "g", DT_GEN_RESIDUAL);
+    dt_gen_init(&g, 5, 1);
+    float *x = dt_alloc_floats((size_t)B * IMG);
+    fill(x, (size_t)B * IMG, 3, 0, 1);
+    dt_gen_ctx c;
+    dt_gen_ctx_create(&c, B);
+    dt_gen_forward(&g, &c, x, B);
+    ck_assert_mem_eq(c.y, x, sizeof(float) * B * IMG);
+    dt_gen_ctx_free(&c);
+    dt_free(x);
+    dt_gen_free(&g);
+}
+END_TEST
+
+START_TEST(discriminator_gradients)
+{
+    dt_disc d;
+    dt_disc_create(&d, "disc");
+    dt_disc_init(&d, 6, 0);
+    spread(&d.p);
+    float *x = dt_alloc_floats((size_t)B * IMG), *dx = dt_alloc_floats((size_t)B * IMG), r[B] = {0.7f, -1.3f};
+    fill(x, (size_t)B * IMG, 4, 0, 1);
+    dt_disc_ctx c;
+    dt_disc_ctx_create(&c, B);
+    dt_params_zero_grad(&d.p);
+    dt_disc_forward(&d, &c, x, B);
+    dt_disc_backward(&d, &c, x, r, dx, B);
+    directional(&d.p, &d, disc_loss, x, r, NULL);
+    dt_disc_ctx_free(&c);
+    dt_free(x);
+    dt_free(dx);
+    dt_disc_free(&d);
+}
+END_TEST
+
+static double max_diff(const float *a, const float *b, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs((double)a[i] - b[i]));
+    return m;
+}
+
+/* conv2's gradients inside each network equal the plain-loop twin's, given
+ * the gradient that reached its output and the input it saw */
+START_TEST(middle_layers_match_naive)
+{
+    dt_gen g;
+    dt_gen_create(&g, "g", DT_GEN_RESIDUAL);
+    dt_gen_init(&g, 7, 0);
+    fill(g.c3.w, 3 * 40, 78, -0.2f, 0.2f);
+    float *x = dt_alloc_floats((size_t)B * IMG), *r = dt_alloc_floats((size_t)B * IMG);
+    float *dx = dt_alloc_floats((size_t)B * IMG);
+    fill(x, (size_t)B * IMG, 11, 0.2f, 0.8f);
+    fill(r, (size_t)B * IMG, 12, -1, 1);
+    dt_gen_ctx c;
+    dt_gen_ctx_create(&c, B);
+    dt_params_zero_grad(&g.p);
+    dt_gen_forward(&g, &c, x, B);
+    dt_gen_backward(&g, &c, r, dx, B);
+    float *dw = dt_alloc_floats(40 * 32 * 9), *db = dt_alloc_floats(40), *dh = dt_alloc_floats((size_t)B * 32 * 784);
+    dt_conv2d_backward_naive(dh, dw, db, c.dh2, c.h1, g.c2.w, B, 32, 28, 28, 40, 3, 1);
+    ck_assert_double_le(max_diff(dw, g.c2.dw, 40 * 32 * 9), 1e-4);
+    ck_assert_double_le(max_diff(db, g.c2.db, 40), 1e-4);
+    dt_gen_ctx_free(&c);
+    dt_free(dw);
+    dt_free(db);
+    dt_free(dh);
+
+    dt_disc d;
+    dt_disc_create(&d, "d");
+    dt_disc_init(&d, 8, 0);
+    float dl[B] = {0.5f, -0.25f};
+    dt_disc_ctx dc;
+    dt_disc_ctx_create(&dc, B);
+    dt_params_zero_grad(&d.p);
+    dt_disc_forward(&d, &dc, x, B);
+    dt_disc_backward(&d, &dc, x, dl, dx, B);
+    dw = dt_alloc_floats(64 * 32 * 9);
+    db = dt_alloc_floats(64);
+    dh = dt_alloc_floats((size_t)B * 32 * 196);
+    dt_conv2d_backward_naive(dh, dw, db, dc.da2, dc.p1, d.c2.w, B, 32, 14, 14, 64, 3, 1);
+    ck_assert_double_le(max_diff(dw, d.c2.dw, 64 * 32 * 9), 1e-4);
+    ck_assert_double_le(max_diff(db, d.c2.db, 64), 1e-4);
+    ck_assert_double_le(max_diff(dh, dc.dp1, (size_t)B * 32 * 196), 1e-5);
+    /* the discriminator's input gradient, the one the generators learn from */
+    float *dw1 = dt_alloc_floats(32 * 27), *db1 = dt_alloc_floats(32), *dxn = dt_alloc_floats((size_t)B * IMG);
+    dt_conv2d_backward_naive(dxn, dw1, db1, dc.da1, x, d.c1.w, B, 3, 28, 28, 32, 3, 1);
+    ck_assert_double_le(max_diff(dxn, dx, (size_t)B * IMG), 1e-5);
+    double nx = 0;
+    for (size_t i = 0; i < (size_t)B * IMG; i++) nx += fabs(dx[i]);
+    ck_assert_double_gt(nx, 1e-3); /* not trivially zero */
+    dt_free(dw1);
+    dt_free(db1);
+    dt_free(dxn);
+    dt_disc_ctx_free(&dc);
+    dt_disc_free(&d);
+    dt_free(dw);
+    dt_free(db);
+    dt_free(dh);
+    dt_free(x);
+    dt_free(r);
+    dt_free(dx);
+    dt_gen_free(&g);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("gan");
+    TCase *tc = tcase_create("nets");
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, generator_gradients, 0, 2);
+    tcase_add_test(tc, residual_generator_starts_as_identity);
+    tcase_add_test(tc, discriminator_gradients);
+    tcase_add_test(tc, middle_layers_match_naive);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
