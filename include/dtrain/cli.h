@@ -27,5 +27,6 @@ int dt_cmd_prepare(int argc, char **argv);
 int dt_cmd_vae_family(const char *model, int argc, char **argv);
 int dt_cmd_embed(int argc, char **argv);
 int dt_cmd_study(int argc, char **argv);
+int dt_cmd_cyclegan(int argc, char **argv);
 
 #endif

@@ -17,6 +17,7 @@ static void usage(FILE *f)
             "  vae       train the continuous VAE (2-D latent), data parallel over the ranks\n"
             "  dvae      train the discrete VAE (Gumbel-softmax, N variables of K categories)\n"
             "  jvae      train the joint VAE (continuous and discrete latents together)\n"
+            "  cyclegan  train the CycleGAN that recolors digits between domains A and B\n"
             "  study     train vae, dvae and jvae alike and compare them (table, curves, latents)\n"
             "  embed     write test-set latent embeddings of a checkpoint to HDF5\n\n"
             "`dtrain <command> --help` lists a command's options. Exit status: 0 done,\n"
@@ -44,12 +45,14 @@ int main(int argc, char **argv)
         rc = dt_cmd_prepare(argc - 1, argv + 1);
     } else if (strcmp(cmd, "vae") == 0 || strcmp(cmd, "dvae") == 0 || strcmp(cmd, "jvae") == 0) {
         rc = dt_cmd_vae_family(cmd, argc - 1, argv + 1);
+    } else if (strcmp(cmd, "cyclegan") == 0) {
+        rc = dt_cmd_cyclegan(argc - 1, argv + 1);
     } else if (strcmp(cmd, "study") == 0) {
         rc = dt_cmd_study(argc - 1, argv + 1);
     } else if (strcmp(cmd, "embed") == 0) {
         rc = dt_cmd_embed(argc - 1, argv + 1);
     } else {
-        dt_seterr("unknown command '%s'; commands: prepare, vae, dvae, jvae, study, embed (see dtrain --help)", cmd);
+        dt_seterr("unknown command '%s'; commands: prepare, vae, dvae, jvae, cyclegan, study, embed (see dtrain --help)", cmd);
         dt_check_all(0);
     }
     dt_dist_finalize();

@@ -1,0 +1,636 @@
+/* `dtrain cyclegan`: the color-translation CycleGAN with domain A and domain B
+ * on separate ranks.
+ *
+ * A "half" X (A or B) owns the generator into X (G_X: Y -> X), the
+ * discriminator D_X and the real X images. With 2k ranks, even ranks hold
+ * half A and odd ranks half B; ranks 2i and 2i+1 are partners, and each
+ * domain's k ranks are data parallel among themselves. One rank alone holds
+ * both halves and passes between them what partners send each other.
+ *
+ * One iteration, on every half X with partner half Y:
+ *   exchange 1: send the real x, receive the real y
+ *   fake_x = G_X(y)                                    (context 2)
+ *   exchange 2: send fake_x, receive fake_y = G_Y(x)
+ *   rec_x = G_X(fake_y)                                (context 1)
+ *   L_G = lambda_cyc * mean|rec_x - x| + BCE(D_X(fake_x), 1)
+ *   backward of the cycle term through context 1 -> d fake_y
+ *   exchange 3: send d fake_y, receive d fake_x (partner's cycle term)
+ *   backward of d fake_x (adversarial + cycle) through context 2
+ *   Adam on G_X; then D_X on real x (label 1) and fake_x (label 0), Adam on D_X. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dtrain/ckpt.h"
+#include "dtrain/cli.h"
+#include "dtrain/core.h"
+#include "dtrain/data.h"
+#include "dtrain/dist.h"
+#include "dtrain/gan.h"
+#include "dtrain/gan_metrics.h"
+#include "dtrain/plot.h"
+#include "dtrain/report.h"
+#include "dtrain/train.h"
+#include "dtrain/vae_run.h"
+
+#define IMG 2352
+
+typedef struct {
+    const char *data, *out, *resume, *gen_out;
+    int epochs, threads;
+    size_t batch;
+    float lr, beta1, lambda_cyc, lambda_id;
+    uint64_t seed;
+    long checkpoint_every, max_steps;
+} gan_opts;
+
+typedef struct {
+    int X;                 /* 0: A, 1: B */
+    dt_loader *ld;
+    dt_gen_ctx c1, c2;     /* rec_x = G_X(fake_y); fake_x = G_X(y) */
+    dt_disc_ctx dc;
+    float *x, *y, *fake_y, *d_fake_y, *d_fake_x, *d_adv, *d_rec, *d_recv;
+    size_t nx, ny, gx, gy; /* local and global counts of x and y */
+    double loss[4];        /* cycle, adversarial (G), D real, D fake: sums per image */
+} half;
+
+typedef struct {
+    gan_opts o;
+    int P, nhalves;
+    dt_comm *group;        /* the ranks of this rank's domain (NULL with one rank) */
+    dt_gen G[2];           /* G[X] makes X images; every rank has all four networks */
+    dt_disc D[2];
+    dt_adam aG[2], aD[2];
+    half h[2];
+    int maxB;
+} gan;
+
+static const char *const DOMAIN[2] = {"A", "B"};
+
+/* ---- exchanges between partner halves -------------------------------------- */
+
+/* send[X] (n_send[X] images) goes to the partner of X, recv[X] receives
+ * n_recv[X] images from it. One rank: a copy between its two halves. */
+static void exchange(gan *g, float *const *send, const size_t *n_send, float *const *recv, const size_t *n_recv, int tag)
+{
+    if (g->nhalves == 2) {
+        for (int X = 0; X < 2; X++) {
+            DT_ASSERT(n_recv[X] == n_send[1 - X]);
+            memcpy(recv[X], send[1 - X], sizeof(float) * IMG * n_recv[X]);
+        }
+        return;
+    }
+    int partner = dt_rank() ^ 1;
+    dt_sendrecv_f(send[0], n_send[0] * IMG, partner, recv[0], n_recv[0] * IMG, partner, tag);
+}
+
+/* the partner's local and global batch counts */
+static void exchange_counts(gan *g)
+{
+    if (g->nhalves == 2) {
+        for (int X = 0; X < 2; X++) g->h[X].ny = g->h[1 - X].nx, g->h[X].gy = g->h[1 - X].gx;
+        return;
+    }
+    float mine[2] = {(float)g->h[0].nx, (float)g->h[0].gx}, theirs[2];
+    int partner = dt_rank() ^ 1;
+    dt_sendrecv_f(mine, 2, partner, theirs, 2, partner, 1);
+    g->h[0].ny = (size_t)theirs[0];
+    g->h[0].gy = (size_t)theirs[1];
+}
+
+/* ---- losses --------------------------------------------------------------- */
+
+/* BCE of sigmoid(z) against label t, summed; dz = (sigmoid(z) - t) * scale */
+static double bce_label(float *dz, const float *z, size_t n, float t, float scale)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++) {
+        float zi = z[i];
+        s += fmaxf(zi, 0.0f) - zi * t + log1pf(expf(-fabsf(zi)));
+        if (dz) dz[i] = scale * (1.0f / (1.0f + expf(-zi)) - t);
+    }
+    return s;
+}
+
+/* ---- one iteration ----------------------------------------------------------- */
+
+static void iteration(gan *g)
+{
+    int H = g->nhalves;
+    float *send[2], *recv[2];
+    size_t ns[2], nr[2];
+    exchange_counts(g);
+    for (int k = 0; k < H; k++) send[k] = g->h[k].x, recv[k] = g->h[k].y, ns[k] = g->h[k].nx, nr[k] = g->h[k].ny;
+    exchange(g, send, ns, recv, nr, 2);
+    for (int k = 0; k < H; k++) { /* fake_x = G_X(y) */
+        half *h = &g->h[k];
+        dt_gen_forward(&g->G[h->X], &h->c2, h->y, (int)h->ny);
+    }
+    for (int k = 0; k < H; k++)
+        send[k] = g->h[k].c2.y, recv[k] = g->h[k].fake_y, ns[k] = g->h[k].ny, nr[k] = g->h[k].nx;
+    exchange(g, send, ns, recv, nr, 3);
+    for (int k = 0; k < H; k++) {
+        half *h = &g->h[k];
+        dt_gen *G = &g->G[h->X];
+        dt_disc *D = &g->D[h->X];
+        size_t n = h->nx * IMG;
+        /* cycle: rec_x = G_X(fake_y), mean absolute error over the global batch's elements */
+        dt_gen_forward(G, &h->c1, h->fake_y, (int)h->nx);
+        float sc = g->o.lambda_cyc / (float)(h->gx * IMG);
+        double cyc = 0;
+        for (size_t i = 0; i < n; i++) {
+            float e = h->c1.y[i] - h->x[i];
+            cyc += fabsf(e);
+            h->d_rec[i] = e > 0 ? sc : e < 0 ? -sc : 0.0f;
+        }
+        h->loss[0] += g->o.lambda_cyc * cyc / IMG;
+        /* adversarial: D_X should call fake_x real; only its input gradient is kept */
+        dt_disc_forward(D, &h->dc, h->c2.y, (int)h->ny);
+        float dl[g->maxB];
+        h->loss[1] += bce_label(dl, h->dc.logit, h->ny, 1.0f, 1.0f / (float)h->gy);
+        dt_disc_backward(D, &h->dc, h->c2.y, dl, h->d_adv, (int)h->ny);
+        /* the cycle's gradient w.r.t. fake_y, for the partner's generator */
+        dt_gen_backward(G, &h->c1, h->d_rec, h->d_fake_y, (int)h->nx);
+    }
+    for (int k = 0; k < H; k++)
+        send[k] = g->h[k].d_fake_y, recv[k] = g->h[k].d_recv, ns[k] = g->h[k].nx, nr[k] = g->h[k].ny;
+    exchange(g, send, ns, recv, nr, 4);
+    for (int k = 0; k < H; k++) {
+        half *h = &g->h[k];
+        dt_gen *G = &g->G[h->X];
+        dt_disc *D = &g->D[h->X];
+        size_t n = h->ny * IMG;
+        for (size_t i = 0; i < n; i++) h->d_fake_x[i] = h->d_adv[i] + h->d_recv[i];
+        dt_gen_backward(G, &h->c2, h->d_fake_x, NULL, (int)h->ny);
+        dt_train_step_in(g->group, &g->aG[h->X], &G->p);
+        /* the discriminator: real x -> 1, fake_x (made above, no gradient to G) -> 0 */
+        dt_params_zero_grad(&D->p); /* drop what the generator step left */
+        float dl[g->maxB];
+        dt_disc_forward(D, &h->dc, h->x, (int)h->nx);
+        h->loss[2] += bce_label(dl, h->dc.logit, h->nx, 1.0f, 1.0f / (float)h->gx);
+        dt_disc_backward(D, &h->dc, h->x, dl, NULL, (int)h->nx);
+        dt_disc_forward(D, &h->dc, h->c2.y, (int)h->ny);
+        h->loss[3] += bce_label(dl, h->dc.logit, h->ny, 0.0f, 1.0f / (float)h->gy);
+        dt_disc_backward(D, &h->dc, h->c2.y, dl, NULL, (int)h->ny);
+        dt_train_step_in(g->group, &g->aD[h->X], &D->p);
+    }
+}
+
+/* ---- sharing networks between ranks ---------------------------------------------- */
+
+/* world rank holding domain X's networks first: 0 for A, 1 for B (0 alone) */
+static int leader(const gan *g, int X) { return g->P == 1 ? 0 : X; }
+
+/* every rank gets the weights (and, with moments, Adam's state) of all four networks */
+static void share_networks(gan *g, int moments)
+{
+    for (int X = 0; X < 2; X++) {
+        dt_params *ps[2] = {&g->G[X].p, &g->D[X].p};
+        dt_adam *as[2] = {&g->aG[X], &g->aD[X]};
+        for (int k = 0; k < 2; k++) {
+            if (moments && g->nhalves == 1 && g->h[0].X == X) dt_train_gather_moments_in(g->group, ps[k]);
+            if (g->P == 1) continue;
+            dt_bcast(ps[k]->w, ps[k]->n * sizeof(float), leader(g, X));
+            if (moments) {
+                dt_bcast(ps[k]->m, ps[k]->n * sizeof(float), leader(g, X));
+                dt_bcast(ps[k]->v, ps[k]->n * sizeof(float), leader(g, X));
+                dt_bcast(as[k], sizeof *as[k], leader(g, X));
+            }
+        }
+    }
+}
+
+/* ---- evaluation ------------------------------------------------------------------ */
+
+typedef struct {
+    double acc[2], shape[2]; /* [0]: A->B, [1]: B->A */
+} gan_eval;
+
+/* Translate every test image of domain S into the other domain (the generator
+ * into T = 1 - S); rank blocks over all ranks, sums agreed. */
+static int evaluate(gan *g, dt_split *const *test, gan_eval *ev)
+{
+    double sums[4] = {0, 0, 0, 0}, counts[2] = {0, 0};
+    int ok = 1;
+    dt_gen_ctx *c = &g->h[0].c1;
+    uint8_t *bytes = dt_alloc((size_t)g->maxB * IMG), *digits = dt_alloc((size_t)g->maxB);
+    float *x = dt_alloc_floats((size_t)g->maxB * IMG);
+    uint32_t *idx = dt_alloc(sizeof(uint32_t) * (size_t)g->maxB);
+    uint8_t *target = dt_alloc((size_t)g->maxB);
+    for (int S = 0; S < 2 && ok; S++) {
+        int T = 1 - S;
+        size_t lo, hi;
+        dt_block_range(dt_split_len(test[S]), &lo, &hi);
+        for (size_t i = lo; i < hi && ok; i += (size_t)g->maxB) {
+            size_t n = hi - i < (size_t)g->maxB ? hi - i : (size_t)g->maxB;
+            for (size_t j = 0; j < n; j++) idx[j] = (uint32_t)(i + j);
+            if (dt_split_read(test[S], idx, n, bytes, digits, NULL) < 0) {
+                ok = 0;
+                break;
+            }
+            dt_bytes_to_float(x, bytes, n * IMG);
+            dt_gen_forward(&g->G[T], c, x, (int)n);
+            /* domain A colors digit d with palette[d], B with palette[(d+3) mod 10] */
+            for (size_t j = 0; j < n; j++) target[j] = (uint8_t)(T == 0 ? digits[j] : (digits[j] + 3) % 10);
+            sums[2 * S] += dt_color_accuracy(c->y, target, n) * (double)n;
+            sums[2 * S + 1] += dt_shape_score(x, c->y, n) * (double)n;
+            counts[S] += (double)n;
+        }
+    }
+    dt_free(bytes);
+    dt_free(digits);
+    dt_free(x);
+    dt_free(idx);
+    dt_free(target);
+    if (!dt_all_ok(ok)) return -1;
+    dt_allreduce_sum_d(sums, 4);
+    dt_allreduce_sum_d(counts, 2);
+    for (int S = 0; S < 2; S++) {
+        ev->acc[S] = counts[S] > 0 ? sums[2 * S] / counts[S] : 0;
+        ev->shape[S] = counts[S] > 0 ? sums[2 * S + 1] / counts[S] : 0;
+    }
+    return 0;
+}
+
+/* ---- pictures (rank 0) ------------------------------------------------------------- */
+
+/* For one test image of every digit of each domain: real | translated | back. */
+static void translation_grid(gan *g, dt_split *const *test, const char *dir)
+{
+    float *grid = dt_alloc_floats((size_t)6 * 10 * IMG), *x = dt_alloc_floats((size_t)10 * IMG);
+    uint8_t *bytes = dt_alloc((size_t)10 * IMG), digit;
+    dt_gen_ctx *c = &g->h[0].c1;
+    for (int S = 0; S < 2; S++) {
+        size_t n = dt_split_len(test[S]);
+        uint32_t pick[10];
+        int found = 0, seen[10] = {0};
+        for (uint32_t i = 0; i < n && found < 10; i++) {
+            if (dt_split_read(test[S], &i, 1, NULL, &digit, NULL) < 0) break;
+            if (digit < 10 && !seen[digit]) seen[digit] = 1, pick[digit] = i, found++;
+        }
+        if (found < 10) continue;
+        if (dt_split_read(test[S], pick, 10, bytes, NULL, NULL) < 0) continue;
+        dt_bytes_to_float(x, bytes, (size_t)10 * IMG);
+        float *rows = grid + (size_t)S * 30 * IMG;
+        memcpy(rows, x, sizeof(float) * 10 * IMG);
+        dt_gen_forward(&g->G[1 - S], c, x, 10);
+        memcpy(rows + (size_t)10 * IMG, c->y, sizeof(float) * 10 * IMG);
+        memcpy(x, c->y, sizeof(float) * 10 * IMG);
+        dt_gen_forward(&g->G[S], c, x, 10);
+        memcpy(rows + (size_t)20 * IMG, c->y, sizeof(float) * 10 * IMG);
+    }
+    const char *labels[6] = {"real A", "A->B", "A->B->A", "real B", "B->A", "B->A->B"};
+    char *p = dt_path_join(dir, "translations.png");
+    if (dt_png_grid(p, grid, 60, 3, 28, 28, 10, 2, "test digits 0-9 of each domain, translated and back", labels) < 0)
+        dt_warn("%s", dt_lasterr());
+    dt_free(p);
+    dt_free(grid);
+    dt_free(x);
+    dt_free(bytes);
+}
+
+static void curves(const char *dir, const float *hist, int epochs)
+{
+    /* hist: per epoch [G_AB, G_BA, D_A, D_B, acc_ab, acc_ba] */
+    float *x = dt_alloc_floats((size_t)epochs), *y = dt_alloc_floats((size_t)6 * epochs);
+    for (int e = 0; e < epochs; e++) {
+        x[e] = (float)(e + 1);
+        for (int s = 0; s < 6; s++) y[(size_t)s * epochs + e] = hist[(size_t)e * 6 + s];
+    }
+    const char *ln[4] = {"G_AB (adv + cycle)", "G_BA (adv + cycle)", "D_A", "D_B"};
+    const char *an[2] = {"A->B", "B->A"};
+    char *p1 = dt_path_join(dir, "losses.png"), *p2 = dt_path_join(dir, "color_accuracy.png");
+    if (dt_plot_lines(p1, x, y, 4, epochs, ln, "training losses per image", "epoch", "loss") < 0)
+        dt_warn("%s", dt_lasterr());
+    if (dt_plot_lines(p2, x, y + (size_t)4 * epochs, 2, epochs, an, "test color accuracy", "epoch", "accuracy") < 0)
+        dt_warn("%s", dt_lasterr());
+    dt_free(p1);
+    dt_free(p2);
+    dt_free(x);
+    dt_free(y);
+}
+
+/* ---- checkpoints ------------------------------------------------------------------- */
+
+static void arch_of(const gan *g, char *buf, size_t len)
+{
+    snprintf(buf, len, "cyclegan gen=%s batch=%zu", g->o.gen_out, g->o.batch);
+}
+
+static void save(gan *g, const char *path, int64_t step, int64_t epoch, int64_t batch)
+{
+    share_networks(g, 1); /* collective: rank 0 gathers all four networks */
+    if (dt_rank() != 0) return;
+    dt_ckpt_meta meta;
+    memset(&meta, 0, sizeof meta);
+    snprintf(meta.model, sizeof meta.model, "cyclegan");
+    arch_of(g, meta.arch, sizeof meta.arch);
+    meta.step = step;
+    meta.epoch = epoch;
+    meta.batch = batch;
+    meta.seed = g->o.seed;
+    meta.nsums = 1;
+    char data[512];
+    dt_json_escape(data, sizeof data, g->o.data);
+    snprintf(meta.settings, sizeof meta.settings,
+             "{\"model\": \"cyclegan\", \"data\": \"%s\", \"epochs\": %d, \"batch\": %zu, \"lr\": %g, \"beta1\": %g, "
+             "\"lambda_cyc\": %g, \"lambda_id\": %g, \"gen_out\": \"%s\", \"seed\": %llu}",
+             data, g->o.epochs, g->o.batch, g->o.lr, g->o.beta1, g->o.lambda_cyc, g->o.lambda_id, g->o.gen_out,
+             (unsigned long long)g->o.seed);
+    meta.ranks = g->P;
+    meta.threads = g->o.threads;
+    dt_params *nets[4] = {&g->G[0].p, &g->G[1].p, &g->D[0].p, &g->D[1].p};
+    dt_adam opts[4] = {g->aG[0], g->aG[1], g->aD[0], g->aD[1]};
+    if (dt_ckpt_save(path, &meta, nets, opts, 4) < 0) dt_warn("%s", dt_lasterr());
+}
+
+static void load(gan *g, const char *path, dt_ckpt_meta *meta)
+{
+    char arch[128];
+    arch_of(g, arch, sizeof arch);
+    int ok = 1;
+    dt_params *nets[4] = {&g->G[0].p, &g->G[1].p, &g->D[0].p, &g->D[1].p};
+    dt_adam opts[4];
+    if (dt_rank() == 0) ok = dt_ckpt_load(path, "cyclegan", arch, meta, nets, opts, 4) == 0;
+    dt_check_all(ok);
+    dt_bcast(meta, sizeof *meta, 0);
+    dt_bcast(opts, sizeof opts, 0);
+    g->aG[0] = opts[0], g->aG[1] = opts[1], g->aD[0] = opts[2], g->aD[1] = opts[3];
+    for (int k = 0; k < 4; k++) {
+        dt_bcast(nets[k]->w, nets[k]->n * sizeof(float), 0);
+        dt_bcast(nets[k]->m, nets[k]->n * sizeof(float), 0);
+        dt_bcast(nets[k]->v, nets[k]->n * sizeof(float), 0);
+    }
+}
+
+/* ---- the command -------------------------------------------------------------------- */
+
+static void parse(gan_opts *o, int argc, char **argv)
+{
+    *o = (gan_opts){.data = DT_DATA_DEFAULT_PATH, .out = "results/cyclegan", .gen_out = "residual", .epochs = 60,
+                    .batch = 64, .lr = 2e-4f, .beta1 = 0.5f, .lambda_cyc = 10.0f, .seed = 1};
+    dt_opt opts[] = {
+        {"data", DT_OPT_STR, &o->data, "FILE", "colored-MNIST HDF5 file (prepared if missing)", 1, 0},
+        {"epochs", DT_OPT_INT, &o->epochs, "N", "epochs (over the smaller of the two training sets)", 0, 100000},
+        {"batch", DT_OPT_SIZE, &o->batch, "N", "global batch size of each domain", 1, 4096},
+        {"lr", DT_OPT_FLOAT, &o->lr, "X", "Adam learning rate of all four networks", 0, 10},
+        {"beta1", DT_OPT_FLOAT, &o->beta1, "X", "Adam beta1", 0, 0.9999},
+        {"lambda-cyc", DT_OPT_FLOAT, &o->lambda_cyc, "X", "weight of the L1 cycle-consistency loss", 0, 1000},
+        {"lambda-id", DT_OPT_FLOAT, &o->lambda_id, "X", "weight of the identity loss (0: off)", 0, 1000},
+        {"gen-out", DT_OPT_STR, &o->gen_out, "KIND",
+         "generator output: residual (x + tanh, starts as the identity) or sigmoid (the report's)", 1, 0},
+        {"seed", DT_OPT_U64, &o->seed, "N", "seed of initialization and data order", 1, 0},
+        {"out", DT_OPT_STR, &o->out, "DIR", "output folder", 1, 0},
+        {"resume", DT_OPT_STR, &o->resume, "FILE", "continue from this checkpoint (any even rank count, or 1)", 1, 0},
+        {"checkpoint-every", DT_OPT_LONG, &o->checkpoint_every, "N", "also checkpoint every N steps", 0, 1e12},
+        {"max-steps", DT_OPT_LONG, &o->max_steps, "N", "stop after N iterations in all (0: no limit)", 0, 1e15},
+        {"threads", DT_OPT_INT, &o->threads, "N", "OpenBLAS threads per rank (0: auto)", 0, 1024},
+    };
+    int n = (int)(sizeof opts / sizeof *opts);
+    int rc = dt_opts_parse(opts, n, argc, argv, 1);
+    if (rc == 1) {
+        if (dt_rank() == 0) {
+            printf("usage: [mpirun -np N] dtrain cyclegan [options]    (N = 1 or even)\n\n"
+                   "Train the CycleGAN that recolors digits between domain A (digit d in palette[d]) and\n"
+                   "domain B (palette[(d+3) mod 10]). With 2k ranks, even ranks hold A's generator and\n"
+                   "discriminator, odd ranks B's; images and gradients cross between partner ranks.\n\n"
+                   "options:\n");
+            dt_opts_help(stdout, opts, n);
+        }
+        dt_dist_finalize();
+        exit(0);
+    }
+    if (rc == 0 && strcmp(o->gen_out, "residual") && strcmp(o->gen_out, "sigmoid"))
+        rc = dt_seterr("--gen-out: '%s' is neither residual nor sigmoid", o->gen_out);
+    if (rc == 0 && o->lambda_id > 0)
+        rc = dt_seterr("--lambda-id: the identity loss is not available yet; leave it at 0");
+    if (rc == 0 && dt_size() > 1 && dt_size() % 2)
+        rc = dt_seterr("cyclegan runs on 1 rank or an even number of ranks (pairs of an A and a B rank), not %d",
+                       dt_size());
+    dt_check_all(rc == 0);
+    if (dt_size() > 1 && o->batch < (size_t)dt_size() / 2) {
+        dt_seterr("--batch %zu is smaller than the %d ranks of each domain", o->batch, dt_size() / 2);
+        dt_check_all(0);
+    }
+}
+
+int dt_cmd_cyclegan(int argc, char **argv)
+{
+    double t_start = dt_now();
+    gan *g = dt_alloc(sizeof *g);
+    parse(&g->o, argc, argv);
+    g->o.threads = dt_threads_setup(g->o.threads);
+    g->P = dt_size();
+    g->nhalves = g->P == 1 ? 2 : 1;
+    int ok = dt_rank() != 0 || dt_mkdirs(g->o.out) == 0;
+    dt_check_all(ok);
+    dt_ensure_data(g->o.data);
+    dt_dataset *ds = dt_dataset_open(g->o.data);
+    ok = ds != NULL;
+    if (ok && !dt_dataset_has(ds, "cyclegan"))
+        ok = dt_seterr("%s has no /cyclegan group; run `dtrain prepare --out %s`", g->o.data, g->o.data) == 0;
+    dt_check_all(ok);
+    dt_split *train[2], *test[2];
+    for (int X = 0; X < 2; X++) {
+        char name[64];
+        snprintf(name, sizeof name, "cyclegan/%s/train", DOMAIN[X]);
+        train[X] = dt_split_open(ds, name);
+        dt_check_all(train[X] != NULL);
+        snprintf(name, sizeof name, "cyclegan/%s/test", DOMAIN[X]);
+        test[X] = dt_split_open(ds, name);
+        dt_check_all(test[X] != NULL);
+    }
+    size_t per_domain = g->P == 1 ? 1 : (size_t)g->P / 2;
+    g->maxB = (int)((g->o.batch + per_domain - 1) / per_domain);
+    if (g->maxB < 16) g->maxB = 16; /* evaluation and pictures work in blocks of at least 10 */
+    int out = strcmp(g->o.gen_out, "residual") == 0 ? DT_GEN_RESIDUAL : DT_GEN_SIGMOID;
+    const char *gname[2] = {"G_BA", "G_AB"}, *dname[2] = {"D_A", "D_B"};
+    for (int X = 0; X < 2; X++) {
+        dt_gen_create(&g->G[X], gname[X], out);
+        dt_gen_init(&g->G[X], g->o.seed, (uint64_t)X);
+        dt_disc_create(&g->D[X], dname[X]);
+        dt_disc_init(&g->D[X], g->o.seed, 2 + (uint64_t)X);
+        dt_adam_default(&g->aG[X], g->o.lr);
+        dt_adam_default(&g->aD[X], g->o.lr);
+        g->aG[X].beta1 = g->aD[X].beta1 = g->o.beta1;
+    }
+    if (g->P > 1) g->group = dt_comm_split(dt_rank() % 2, dt_rank());
+    for (int k = 0; k < g->nhalves; k++) {
+        half *h = &g->h[k];
+        h->X = g->P == 1 ? k : dt_rank() % 2;
+        h->ld = dt_loader_create_in(g->group, train[h->X], g->o.batch, g->o.seed * 2 + (uint64_t)h->X, 1);
+        dt_gen_ctx_create(&h->c1, g->maxB);
+        dt_gen_ctx_create(&h->c2, g->maxB);
+        dt_disc_ctx_create(&h->dc, g->maxB);
+        float **bufs[] = {&h->x, &h->y, &h->fake_y, &h->d_fake_y, &h->d_fake_x, &h->d_adv, &h->d_rec, &h->d_recv};
+        for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) *bufs[i] = dt_alloc_floats((size_t)g->maxB * IMG);
+    }
+    size_t nbA = (dt_split_len(train[0]) + g->o.batch - 1) / g->o.batch;
+    size_t nbB = (dt_split_len(train[1]) + g->o.batch - 1) / g->o.batch;
+    size_t nb = nbA < nbB ? nbA : nbB;
+
+    int64_t step = 0, epoch0 = 0, batch0 = 0;
+    if (g->o.resume) {
+        dt_ckpt_meta meta;
+        load(g, g->o.resume, &meta);
+        step = meta.step, epoch0 = meta.epoch, batch0 = meta.batch;
+        dt_log("dtrain: resumed cyclegan from %s at step %lld (epoch %lld, batch %lld), saved with %d rank(s)\n",
+               g->o.resume, (long long)step, (long long)epoch0 + 1, (long long)batch0, meta.ranks);
+    }
+    char *ckpt = dt_path_join(g->o.out, "checkpoint.h5"), *csv_path = dt_path_join(g->o.out, "metrics.csv");
+    FILE *csv = NULL;
+    if (dt_rank() == 0) {
+        csv = dt_csv_open(csv_path, "epoch,step,cycle_a,cycle_b,adv_g_ab,adv_g_ba,d_a,d_b,color_acc_ab,color_acc_ba,"
+                                    "shape_ab,shape_ba,images_per_s,epoch_s,wall_s");
+        if (!csv) dt_warn("%s", dt_lasterr());
+    }
+    dt_log("dtrain cyclegan: %zu A / %zu B train images from %s, %d rank(s) (%s), batch %zu, %d epochs, %s generator\n",
+           dt_split_len(train[0]), dt_split_len(train[1]), g->o.data, g->P,
+           g->P == 1 ? "both domains on one rank" : "A on even ranks, B on odd", g->o.batch, g->o.epochs, g->o.gen_out);
+    float *hist = dt_alloc_floats((size_t)(g->o.epochs > 0 ? g->o.epochs : 1) * 6);
+    gan_eval ev = {{0, 0}, {0, 0}};
+    double train_time = 0, images = 0;
+    int stopped = g->o.max_steps > 0 && step >= g->o.max_steps;
+    dt_progress prog;
+    dt_progress_init(&prog);
+    for (int64_t epoch = epoch0; epoch < g->o.epochs && !stopped; epoch++) {
+        double te0 = dt_now(), ep_images = 0;
+        for (int k = 0; k < g->nhalves; k++) {
+            if (epoch == epoch0 && batch0 > 0)
+                dt_loader_seek(g->h[k].ld, (uint64_t)epoch, (size_t)batch0);
+            else
+                dt_loader_start_epoch(g->h[k].ld, (uint64_t)epoch);
+            memset(g->h[k].loss, 0, sizeof g->h[k].loss);
+        }
+        for (size_t b = epoch == epoch0 ? (size_t)batch0 : 0; b < nb; b++) {
+            double t0 = dt_now();
+            int got = 1;
+            for (int k = 0; k < g->nhalves; k++) {
+                dt_batch bt;
+                int r = dt_loader_next(g->h[k].ld, &bt);
+                if (r != 1) got = r;
+                g->h[k].nx = bt.n;
+                g->h[k].gx = bt.global_n;
+                memcpy(g->h[k].x, bt.x, sizeof(float) * bt.n * IMG);
+            }
+            dt_check_all(got == 1);
+            iteration(g);
+            step++;
+            double dt = dt_now() - t0;
+            train_time += dt;
+            images += (double)(g->h[0].gx + g->h[0].gy);
+            ep_images += (double)(g->h[0].gx + g->h[0].gy);
+            if (prog.tty) {
+                char st[96];
+                snprintf(st, sizeof st, "epoch %lld/%d  %.0f img/s", (long long)epoch + 1, g->o.epochs, images / train_time);
+                dt_progress_draw(&prog, (long)b + 1, (long)nb, st);
+            }
+            int last = b + 1 == nb;
+            if (!last && g->o.max_steps > 0 && step >= g->o.max_steps) {
+                save(g, ckpt, step, epoch, (int64_t)b + 1);
+                stopped = 1;
+                break;
+            }
+            if (!last && g->o.checkpoint_every > 0 && step % g->o.checkpoint_every == 0)
+                save(g, ckpt, step, epoch, (int64_t)b + 1);
+        }
+        dt_progress_clear(&prog);
+        if (stopped) {
+            dt_log("dtrain cyclegan: stopped after %lld steps (--max-steps); resume with --resume %s\n", (long long)step, ckpt);
+            break;
+        }
+        /* losses per image of the epoch: [cycle A, cycle B, adv G_AB, adv G_BA, D_A, D_B] */
+        double L[8] = {0};
+        for (int k = 0; k < g->nhalves; k++) {
+            int X = g->h[k].X;
+            L[X] = g->h[k].loss[0];
+            L[2 + (1 - X)] = g->h[k].loss[1]; /* G_X's adversarial term: G_BA for X = A */
+            L[4 + X] = g->h[k].loss[2] + g->h[k].loss[3];
+        }
+        dt_allreduce_sum_d(L, 6);
+        double per = (double)nb * (double)g->o.batch;
+        for (int k = 0; k < 6; k++) L[k] /= per;
+        share_networks(g, 0);
+        dt_check_all(evaluate(g, test, &ev) == 0);
+        double ips = ep_images / (dt_now() - te0), elapsed = dt_now() - t_start;
+        char el[32], eta[32];
+        dt_fmt_duration(el, sizeof el, elapsed);
+        dt_fmt_duration(eta, sizeof eta, (elapsed / (double)(epoch - epoch0 + 1)) * (double)(g->o.epochs - epoch - 1));
+        dt_log("epoch %3lld/%d  color acc A->B %.3f B->A %.3f  shape %.3f %.3f  cycle %.3f %.3f  D %.3f %.3f  %.0f img/s  "
+               "elapsed %s  ETA %s\n",
+               (long long)epoch + 1, g->o.epochs, ev.acc[0], ev.acc[1], ev.shape[0], ev.shape[1], L[0], L[1], L[4], L[5],
+               ips, el, eta);
+        float *hrow = hist + (size_t)epoch * 6;
+        hrow[0] = (float)(L[1] + L[2]); /* G_AB: its adversarial term and the cycle it closes on B */
+        hrow[1] = (float)(L[0] + L[3]);
+        hrow[2] = (float)L[4];
+        hrow[3] = (float)L[5];
+        hrow[4] = (float)ev.acc[0];
+        hrow[5] = (float)ev.acc[1];
+        if (csv) {
+            fprintf(csv, "%lld,%lld,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.1f,%.3f,%.3f\n",
+                    (long long)epoch + 1, (long long)step, L[0], L[1], L[2], L[3], L[4], L[5], ev.acc[0], ev.acc[1],
+                    ev.shape[0], ev.shape[1], ips, dt_now() - te0, elapsed);
+            fflush(csv);
+        }
+        save(g, ckpt, step, epoch + 1, 0);
+        if (g->o.max_steps > 0 && step >= g->o.max_steps) stopped = 1;
+    }
+    if (csv) fclose(csv);
+    share_networks(g, 0);
+    dt_check_all(evaluate(g, test, &ev) == 0);
+    if (dt_rank() == 0) {
+        translation_grid(g, test, g->o.out);
+        int ep = g->o.epochs;
+        curves(g->o.out, hist, ep);
+        char *sum = dt_path_join(g->o.out, "summary.json");
+        dt_json j;
+        if (dt_json_open(&j, sum) == 0) {
+            dt_json_str(&j, "model", "cyclegan");
+            dt_json_num(&j, "color_acc_ab", ev.acc[0]);
+            dt_json_num(&j, "color_acc_ba", ev.acc[1]);
+            dt_json_num(&j, "shape_ab", ev.shape[0]);
+            dt_json_num(&j, "shape_ba", ev.shape[1]);
+            dt_json_num(&j, "images_per_s", train_time > 0 ? images / train_time : 0);
+            dt_json_num(&j, "wall_s", dt_now() - t_start);
+            dt_json_int(&j, "ranks", g->P);
+            dt_json_int(&j, "threads", g->o.threads);
+            dt_json_int(&j, "epochs", g->o.epochs);
+            dt_json_int(&j, "steps", step);
+            dt_json_int(&j, "batch", (long long)g->o.batch);
+            dt_json_int(&j, "seed", (long long)g->o.seed);
+            dt_json_str(&j, "gen_out", g->o.gen_out);
+            dt_json_num(&j, "lambda_cyc", g->o.lambda_cyc);
+            dt_json_num(&j, "lr", g->o.lr);
+            dt_json_str(&j, "data", g->o.data);
+            dt_json_str(&j, "version", DT_VERSION);
+            if (dt_json_close(&j) < 0) dt_warn("%s", dt_lasterr());
+        }
+        dt_free(sum);
+        dt_log("dtrain cyclegan: color accuracy A->B %.3f, B->A %.3f; shape %.3f, %.3f; results in %s/\n", ev.acc[0],
+               ev.acc[1], ev.shape[0], ev.shape[1], g->o.out);
+    }
+    for (int k = 0; k < g->nhalves; k++) {
+        half *h = &g->h[k];
+        dt_loader_free(h->ld);
+        dt_gen_ctx_free(&h->c1);
+        dt_gen_ctx_free(&h->c2);
+        dt_disc_ctx_free(&h->dc);
+        float *bufs[] = {h->x, h->y, h->fake_y, h->d_fake_y, h->d_fake_x, h->d_adv, h->d_rec, h->d_recv};
+        for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) dt_free(bufs[i]);
+    }
+    for (int X = 0; X < 2; X++) {
+        dt_gen_free(&g->G[X]);
+        dt_disc_free(&g->D[X]);
+        dt_split_close(train[X]);
+        dt_split_close(test[X]);
+    }
+    dt_comm_free(g->group);
+    dt_dataset_close(ds);
+    dt_free(hist);
+    dt_free(ckpt);
+    dt_free(csv_path);
+    dt_free(g);
+    return 0;
+}
