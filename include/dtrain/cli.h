@@ -19,6 +19,10 @@ typedef struct {
  * (help printed by the caller), -1 with the reason (option named). Accepts
  * "--name value" and "--name=value". */
 int dt_opts_parse(const dt_opt *opts, int nopts, int argc, char **argv, int first);
+/* dt_opts_parse from argv[1] on; --help prints usage and the options (rank 0)
+ * and ends the process with status 0. Returns 0 or -1 (the caller decides,
+ * usually with dt_check_all, so that every rank ends together). */
+int dt_opts_parse_or_exit(const dt_opt *opts, int nopts, int argc, char **argv, const char *usage);
 /* Print the options with their defaults. */
 void dt_opts_help(FILE *f, const dt_opt *opts, int nopts);
 

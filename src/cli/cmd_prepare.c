@@ -18,17 +18,12 @@ int dt_cmd_prepare(int argc, char **argv)
         {"quiet", DT_OPT_FLAG, &po.quiet, NULL, "no progress lines", 1, 0},
     };
     int n = (int)(sizeof opts / sizeof *opts);
-    int rc = dt_opts_parse(opts, n, argc, argv, 1);
-    if (rc == 1) {
-        if (dt_rank() == 0) {
-            printf("usage: dtrain prepare [--mnist DIR | --synthetic] [--out FILE] [--seed N]\n\n"
-                   "Turn MNIST IDX files (gzip or raw; Fashion-MNIST works too) into the colored-MNIST\n"
-                   "HDF5 file: the VAE set (random palette color per digit) and the CycleGAN sets A and B.\n"
-                   "With only the t10k files present they are split 9,000 train / 1,000 test.\n\noptions:\n");
-            dt_opts_help(stdout, opts, n);
-        }
-        return 0;
-    }
+    int rc = dt_opts_parse_or_exit(
+        opts, n, argc, argv,
+        "usage: dtrain prepare [--mnist DIR | --synthetic] [--out FILE] [--seed N]\n\n"
+        "Turn MNIST IDX files (gzip or raw; Fashion-MNIST works too) into the colored-MNIST\n"
+        "HDF5 file: the VAE set (random palette color per digit) and the CycleGAN sets A and B.\n"
+        "With only the t10k files present they are split 9,000 train / 1,000 test.\n");
     dt_check_all(rc == 0);
     int ok = dt_rank() != 0 || dt_prepare(&po) == 0;
     dt_check_all(ok);

@@ -7,6 +7,7 @@
 
 #include "dtrain/cli.h"
 #include "dtrain/core.h"
+#include "dtrain/dist.h"
 
 static int set(const dt_opt *o, const char *v)
 {
@@ -90,4 +91,19 @@ void dt_opts_help(FILE *f, const dt_opt *opts, int nopts)
         }
         fprintf(f, "  %-26s %s%s\n", left, o->help, def);
     }
+}
+
+int dt_opts_parse_or_exit(const dt_opt *opts, int nopts, int argc, char **argv, const char *usage)
+{
+    int rc = dt_opts_parse(opts, nopts, argc, argv, 1);
+    if (rc == 1) {
+        if (dt_rank() == 0) {
+            fputs(usage, stdout);
+            printf("\noptions:\n");
+            dt_opts_help(stdout, opts, nopts);
+        }
+        dt_dist_finalize();
+        exit(0);
+    }
+    return rc;
 }

@@ -388,19 +388,12 @@ static void parse(gan_opts *o, int argc, char **argv)
         {"threads", DT_OPT_INT, &o->threads, "N", "OpenBLAS threads per rank (0: auto)", 0, 1024},
     };
     int n = (int)(sizeof opts / sizeof *opts);
-    int rc = dt_opts_parse(opts, n, argc, argv, 1);
-    if (rc == 1) {
-        if (dt_rank() == 0) {
-            printf("usage: [mpirun -np N] dtrain cyclegan [options]    (N = 1 or even)\n\n"
-                   "Train the CycleGAN that recolors digits between domain A (digit d in palette[d]) and\n"
-                   "domain B (palette[(d+3) mod 10]). With 2k ranks, even ranks hold A's generator and\n"
-                   "discriminator, odd ranks B's; images and gradients cross between partner ranks.\n\n"
-                   "options:\n");
-            dt_opts_help(stdout, opts, n);
-        }
-        dt_dist_finalize();
-        exit(0);
-    }
+    int rc = dt_opts_parse_or_exit(
+        opts, n, argc, argv,
+        "usage: [mpirun -np N] dtrain cyclegan [options]    (N = 1 or even)\n\n"
+        "Train the CycleGAN that recolors digits between domain A (digit d in palette[d]) and\n"
+        "domain B (palette[(d+3) mod 10]). With 2k ranks, even ranks hold A's generator and\n"
+        "discriminator, odd ranks B's; images and gradients cross between partner ranks.\n");
     if (rc == 0 && strcmp(o->gen_out, "residual") && strcmp(o->gen_out, "sigmoid"))
         rc = dt_seterr("--gen-out: '%s' is neither residual nor sigmoid", o->gen_out);
     if (rc == 0 && o->lambda_id > 0)

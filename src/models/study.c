@@ -141,18 +141,12 @@ int dt_cmd_study(int argc, char **argv)
         {"threads", DT_OPT_INT, &threads, "N", "OpenBLAS threads per rank (0: auto)", 0, 1024},
     };
     int n = (int)(sizeof opts / sizeof *opts);
-    int rc = dt_opts_parse(opts, n, argc, argv, 1);
-    if (rc == 1) {
-        if (dt_rank() == 0) {
-            printf("usage: [mpirun -np N] dtrain study [options]\n\n"
-                   "Train vae, dvae and jvae with the same data, seed and epochs (each with its defaults)\n"
-                   "and write OUT/study.md and study.csv (test losses with each term, images/s, wall time),\n"
-                   "OUT/test_loss.png (the three curves), OUT/latent_mi.csv, and each run in OUT/<model>/.\n\n"
-                   "options:\n");
-            dt_opts_help(stdout, opts, n);
-        }
-        return 0;
-    }
+    int rc = dt_opts_parse_or_exit(
+        opts, n, argc, argv,
+        "usage: [mpirun -np N] dtrain study [options]\n\n"
+        "Train vae, dvae and jvae with the same data, seed and epochs (each with its defaults)\n"
+        "and write OUT/study.md and study.csv (test losses with each term, images/s, wall time),\n"
+        "OUT/test_loss.png (the three curves), OUT/latent_mi.csv, and each run in OUT/<model>/.\n");
     dt_check_all(rc == 0);
     int ok = dt_rank() != 0 || dt_mkdirs(out) == 0;
     dt_check_all(ok);

@@ -324,19 +324,12 @@ static int parse(const char *model, run_args *a, int argc, char **argv)
          "standard deviation of the continuous part in generated pictures", 0, 100},
     };
     int n = (int)(sizeof opts / sizeof *opts) - (discrete ? 0 : 10);
-    int rc = dt_opts_parse(opts, n, argc, argv, 1);
-    if (rc == 1) {
-        if (dt_rank() == 0) {
-            const dt_vae_kind *k = dt_vae_kind_find(model);
-            printf("usage: [mpirun -np N] dtrain %s [options]\n\nTrain the %s on colored MNIST, data "
-                   "parallel over the MPI ranks.\nWrites pictures, metrics.csv, summary.json, checkpoint.h5 "
-                   "and embeddings.h5 into --out.\n\noptions:\n",
-                   model, k->title);
-            dt_opts_help(stdout, opts, n);
-        }
-        dt_dist_finalize();
-        exit(0);
-    }
+    char usage[320];
+    snprintf(usage, sizeof usage,
+             "usage: [mpirun -np N] dtrain %s [options]\n\nTrain the %s on colored MNIST, data parallel over the "
+             "MPI ranks.\nWrites pictures, metrics.csv, summary.json, checkpoint.h5 and embeddings.h5 into --out.\n",
+             model, dt_vae_kind_find(model)->title);
+    int rc = dt_opts_parse_or_exit(opts, n, argc, argv, usage);
     dt_check_all(rc == 0);
     if (!dt_all_ok(a->o.batch >= (size_t)dt_size())) {
         dt_seterr("--batch %zu is smaller than the number of ranks (%d): every rank needs at least one image",
@@ -698,16 +691,11 @@ int dt_cmd_embed(int argc, char **argv)
         {"out", DT_OPT_STR, &out, "FILE", "embeddings file (default: embeddings.h5 beside the checkpoint)", 1, 0},
     };
     int n = (int)(sizeof opts / sizeof *opts);
-    int rc = dt_opts_parse(opts, n, argc, argv, 1);
-    if (rc == 1) {
-        if (dt_rank() == 0) {
-            printf("usage: [mpirun -np N] dtrain embed --checkpoint FILE [--data FILE] [--out FILE]\n\n"
-                   "For every test image: the model's latent statistics (mu and logvar for vae),\n"
-                   "digit and color, written by all ranks in parallel into one HDF5 file.\n\noptions:\n");
-            dt_opts_help(stdout, opts, n);
-        }
-        return 0;
-    }
+    int rc = dt_opts_parse_or_exit(opts, n, argc, argv,
+                                   "usage: [mpirun -np N] dtrain embed --checkpoint FILE [--data FILE] [--out FILE]\n\n"
+                                   "For every test image: the model's latent statistics (mu and logvar; q and its\n"
+                                   "argmax for the discrete models), digit and color, written by all ranks in\n"
+                                   "parallel into one HDF5 file.\n");
     if (rc == 0 && !ckpt) rc = dt_seterr("embed needs --checkpoint FILE");
     dt_check_all(rc == 0);
     dt_threads_setup(0);
