@@ -48,11 +48,11 @@ typedef struct {
 typedef struct {
     int X;                 /* 0: A, 1: B */
     dt_loader *ld;
-    dt_gen_ctx c1, c2;     /* rec_x = G_X(fake_y); fake_x = G_X(y) */
+    dt_gen_ctx c1, c2, c3; /* rec_x = G_X(fake_y); fake_x = G_X(y); id_x = G_X(x) (identity loss) */
     dt_disc_ctx dc;
     float *x, *y, *fake_y, *d_fake_y, *d_fake_x, *d_adv, *d_rec, *d_recv;
     size_t nx, ny, gx, gy; /* local and global counts of x and y */
-    double loss[4];        /* cycle, adversarial (G), D real, D fake: sums per image */
+    double loss[5];        /* cycle, adversarial (G), D real, D fake, identity: sums per image */
 } half;
 
 typedef struct {
@@ -152,6 +152,18 @@ static void iteration(gan *g)
         dt_disc_backward(D, &h->dc, h->c2.y, dl, h->d_adv, (int)h->ny);
         /* the cycle's gradient w.r.t. fake_y, for the partner's generator */
         dt_gen_backward(G, &h->c1, h->d_rec, h->d_fake_y, (int)h->nx);
+        if (g->o.lambda_id > 0) { /* identity: G_X should leave a real x alone */
+            dt_gen_forward(G, &h->c3, h->x, (int)h->nx);
+            float si = g->o.lambda_id / (float)(h->gx * IMG);
+            double id = 0;
+            for (size_t i = 0; i < n; i++) {
+                float e = h->c3.y[i] - h->x[i];
+                id += fabsf(e);
+                h->d_rec[i] = e > 0 ? si : e < 0 ? -si : 0.0f;
+            }
+            h->loss[4] += g->o.lambda_id * id / IMG;
+            dt_gen_backward(G, &h->c3, h->d_rec, NULL, (int)h->nx);
+        }
     }
     for (int k = 0; k < H; k++)
         send[k] = g->h[k].d_fake_y, recv[k] = g->h[k].d_recv, ns[k] = g->h[k].nx, nr[k] = g->h[k].ny;
@@ -396,8 +408,6 @@ static void parse(gan_opts *o, int argc, char **argv)
         "discriminator, odd ranks B's; images and gradients cross between partner ranks.\n");
     if (rc == 0 && strcmp(o->gen_out, "residual") && strcmp(o->gen_out, "sigmoid"))
         rc = dt_seterr("--gen-out: '%s' is neither residual nor sigmoid", o->gen_out);
-    if (rc == 0 && o->lambda_id > 0)
-        rc = dt_seterr("--lambda-id: the identity loss is not available yet; leave it at 0");
     if (rc == 0 && dt_size() > 1 && dt_size() % 2)
         rc = dt_seterr("cyclegan runs on 1 rank or an even number of ranks (pairs of an A and a B rank), not %d",
                        dt_size());
@@ -455,6 +465,7 @@ int dt_cmd_cyclegan(int argc, char **argv)
         h->ld = dt_loader_create_in(g->group, train[h->X], g->o.batch, g->o.seed * 2 + (uint64_t)h->X, 1);
         dt_gen_ctx_create(&h->c1, g->maxB);
         dt_gen_ctx_create(&h->c2, g->maxB);
+        if (g->o.lambda_id > 0) dt_gen_ctx_create(&h->c3, g->maxB);
         dt_disc_ctx_create(&h->dc, g->maxB);
         float **bufs[] = {&h->x, &h->y, &h->fake_y, &h->d_fake_y, &h->d_fake_x, &h->d_adv, &h->d_rec, &h->d_recv};
         for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) *bufs[i] = dt_alloc_floats((size_t)g->maxB * IMG);
@@ -609,6 +620,7 @@ int dt_cmd_cyclegan(int argc, char **argv)
         dt_loader_free(h->ld);
         dt_gen_ctx_free(&h->c1);
         dt_gen_ctx_free(&h->c2);
+        if (g->o.lambda_id > 0) dt_gen_ctx_free(&h->c3);
         dt_disc_ctx_free(&h->dc);
         float *bufs[] = {h->x, h->y, h->fake_y, h->d_fake_y, h->d_fake_x, h->d_adv, h->d_rec, h->d_recv};
         for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) dt_free(bufs[i]);
