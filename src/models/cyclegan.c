@@ -492,7 +492,9 @@ int dt_cmd_cyclegan(int argc, char **argv)
     dt_log("dtrain cyclegan: %zu A / %zu B train images from %s, %d rank(s) (%s), batch %zu, %d epochs, %s generator\n",
            dt_split_len(train[0]), dt_split_len(train[1]), g->o.data, g->P,
            g->P == 1 ? "both domains on one rank" : "A on even ranks, B on odd", g->o.batch, g->o.epochs, g->o.gen_out);
-    float *hist = dt_alloc_floats((size_t)(g->o.epochs > 0 ? g->o.epochs : 1) * 6);
+    size_t nhist = (size_t)(g->o.epochs > 0 ? g->o.epochs : 1) * 6;
+    float *hist = dt_alloc_floats(nhist);
+    for (size_t i = 0; i < nhist; i++) hist[i] = NAN; /* epochs before a resume are not drawn */
     gan_eval ev = {{0, 0}, {0, 0}};
     double train_time = 0, images = 0;
     int stopped = g->o.max_steps > 0 && step >= g->o.max_steps;
