@@ -90,6 +90,8 @@ void dt_dataset_close(dt_dataset *ds);
 /* 1 if the top-level group ("vae", "cyclegan") exists. */
 int dt_dataset_has(const dt_dataset *ds, const char *group);
 const char *dt_dataset_path(const dt_dataset *ds);
+/* Collective: the palette index of each digit in CycleGAN domain 0 (A) or 1 (B). */
+int dt_dataset_mapping(dt_dataset *ds, int domain, uint8_t colors[10]);
 
 /* A split: "vae/train", "vae/test", "cyclegan/A/train", ... Collective.
  * Checks images uint8 [N,3,28,28], digits and colors uint8 [N]. The digit and

@@ -157,6 +157,19 @@ static int read_labels(const dt_dataset *ds, hid_t g, const char *split, const c
     return rc;
 }
 
+int dt_dataset_mapping(dt_dataset *ds, int domain, uint8_t colors[10])
+{
+    quiet_t q = quiet_on();
+    hid_t g = link_exists(ds->file, "cyclegan") ? H5Gopen2(ds->file, "cyclegan", H5P_DEFAULT) : -1;
+    int rc = g < 0 ? dt_seterr("%s has no /cyclegan group; run `dtrain prepare`", ds->path)
+                   : read_labels(ds, g, "cyclegan", domain ? "mapping_B" : "mapping_A", 10, colors);
+    for (int d = 0; rc == 0 && d < 10; d++)
+        if (colors[d] > 9) rc = dt_seterr("%s: /cyclegan/mapping_%c holds a color index above 9", ds->path, domain ? 'B' : 'A');
+    if (g >= 0) H5Gclose(g);
+    quiet_off(q);
+    return rc;
+}
+
 dt_split *dt_split_open(dt_dataset *ds, const char *name)
 {
     quiet_t q = quiet_on();

@@ -64,6 +64,7 @@ typedef struct {
     dt_adam aG[2], aD[2];
     half h[2];
     int maxB;
+    uint8_t mapping[2][10]; /* palette index of digit d in domain A, B */
 } gan;
 
 static const char *const DOMAIN[2] = {"A", "B"};
@@ -243,8 +244,7 @@ static int evaluate(gan *g, dt_split *const *test, gan_eval *ev)
             }
             dt_bytes_to_float(x, bytes, n * IMG);
             dt_gen_forward(&g->G[T], c, x, (int)n);
-            /* domain A colors digit d with palette[d], B with palette[(d+3) mod 10] */
-            for (size_t j = 0; j < n; j++) target[j] = (uint8_t)(T == 0 ? digits[j] : (digits[j] + 3) % 10);
+            for (size_t j = 0; j < n; j++) target[j] = g->mapping[T][digits[j] % 10];
             sums[2 * S] += dt_color_accuracy(c->y, target, n) * (double)n;
             sums[2 * S + 1] += dt_shape_score(x, c->y, n) * (double)n;
             counts[S] += (double)n;
@@ -434,6 +434,7 @@ int dt_cmd_cyclegan(int argc, char **argv)
     if (ok && !dt_dataset_has(ds, "cyclegan"))
         ok = dt_seterr("%s has no /cyclegan group; run `dtrain prepare --out %s`", g->o.data, g->o.data) == 0;
     dt_check_all(ok);
+    for (int X = 0; X < 2; X++) dt_check_all(dt_dataset_mapping(ds, X, g->mapping[X]) == 0);
     dt_split *train[2], *test[2];
     for (int X = 0; X < 2; X++) {
         char name[64];
