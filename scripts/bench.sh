@@ -50,3 +50,22 @@ PY
         echo "  $1 x $2: run failed, see $out.log"
     fi
 done
+
+echo
+echo "== dtrain cyclegan, 40 iterations of batch 64 per domain (MNIST-sized test data)"
+gdata=build/bench-small.h5
+[ -f "$gdata" ] || ./dtrain prepare --synthetic --out "$gdata" --quiet 2>/dev/null
+for np in 1 2; do
+    out=build/bench-gan-$np
+    rm -rf "$out"
+    if $MPI -np "$np" ./dtrain cyclegan --data "$gdata" --threads $((3 - np)) --max-steps 40 --out "$out" >"$out.log" 2>&1; then
+        python3 - "$out/summary.json" "$np" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+print(f"  {sys.argv[2]} rank(s): {s['images_per_s']:.0f} images/s (A and B counted), "
+      f"time in partner messages {100 * s['message_share']:.1f}% of the step")
+PY
+    else
+        echo "  $np rank(s): run failed, see $out.log"
+    fi
+done

@@ -65,6 +65,7 @@ typedef struct {
     half h[2];
     int maxB;
     uint8_t mapping[2][10]; /* palette index of digit d in domain A, B */
+    double msg_s;           /* time spent in the partner exchanges */
 } gan;
 
 static const char *const DOMAIN[2] = {"A", "B"};
@@ -75,15 +76,18 @@ static const char *const DOMAIN[2] = {"A", "B"};
  * n_recv[X] images from it. One rank: a copy between its two halves. */
 static void exchange(gan *g, float *const *send, const size_t *n_send, float *const *recv, const size_t *n_recv, int tag)
 {
+    double t0 = dt_now();
     if (g->nhalves == 2) {
         for (int X = 0; X < 2; X++) {
             DT_ASSERT(n_recv[X] == n_send[1 - X]);
             memcpy(recv[X], send[1 - X], sizeof(float) * IMG * n_recv[X]);
         }
+        g->msg_s += dt_now() - t0;
         return;
     }
     int partner = dt_rank() ^ 1;
     dt_sendrecv_f(send[0], n_send[0] * IMG, partner, recv[0], n_recv[0] * IMG, partner, tag);
+    g->msg_s += dt_now() - t0;
 }
 
 /* the partner's local and global batch counts */
@@ -600,6 +604,8 @@ int dt_cmd_cyclegan(int argc, char **argv)
             dt_json_num(&j, "shape_ab", ev.shape[0]);
             dt_json_num(&j, "shape_ba", ev.shape[1]);
             dt_json_num(&j, "images_per_s", train_time > 0 ? images / train_time : 0);
+            /* rank 0's time in the partner exchanges (waiting for the partner included) */
+            dt_json_num(&j, "message_share", train_time > 0 ? g->msg_s / train_time : 0);
             dt_json_num(&j, "wall_s", dt_now() - t_start);
             dt_json_int(&j, "ranks", g->P);
             dt_json_int(&j, "threads", g->o.threads);
