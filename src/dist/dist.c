@@ -254,7 +254,9 @@ int64_t dt_h5_fapl(void)
     if (g_active && g_size > 1) {
         if (H5Pset_fapl_mpio(fapl, MPI_COMM_WORLD, MPI_INFO_NULL) < 0)
             DT_FATAL("H5Pset_fapl_mpio failed");
-        H5Pset_all_coll_metadata_ops(fapl, 1);
+        /* Metadata reads stay independent: rank 0 alone reads images for the
+         * pictures, and a collective metadata read there would wait forever for
+         * the other ranks. Metadata writes (file and dataset creation) are collective anyway. */
         H5Pset_coll_metadata_write(fapl, 1);
     }
     return fapl;
