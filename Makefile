@@ -53,6 +53,7 @@ BUILD   := build
 LIB_SRC := $(filter-out src/cli/main.c,$(wildcard src/*/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(wildcard tests/unit/test_*.c)
+TEST_RUN := $(BUILD)/tests/unit/check_run.o
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 # Small MPI programs the integration tests launch with mpirun.
 MPI_SRC := $(wildcard tests/mpi/*.c)
@@ -72,7 +73,7 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libdtrain.a
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TEST_RUN) $(BUILD)/libdtrain.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
 

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "check_run.h"
 #include "dtrain/ckpt.h"
 #include "dtrain/core.h"
 #include "dtrain/nn.h"
@@ -174,10 +175,7 @@ int main(void)
     tcase_add_test(tc, refuses_damaged_data);
     tcase_add_test(tc, replacement_keeps_previous);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = dt_check_run(s);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "check_run.h"
 #include "dtrain/core.h"
 #include "dtrain/data.h"
 
@@ -1087,10 +1088,7 @@ int main(void)
     tcase_add_test(tc, loader_orders_and_batches);
     tcase_add_test(tc, loader_windows_hold_whole_chunks);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = dt_check_run(s);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
     if (system(cmd) != 0) fprintf(stderr, "test_data: could not remove %s\n", g_tmp);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_run.h"
 #include "dtrain/core.h"
 #include "dtrain/gan.h"
 
@@ -260,9 +261,6 @@ int main(void)
     tcase_add_test(tc, discriminator_gradients);
     tcase_add_test(tc, middle_layers_match_naive);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = dt_check_run(s);
     return failed ? 1 : 0;
 }

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "check_run.h"
 #include "dtrain/data.h"
 #include "dtrain/gan_metrics.h"
 
@@ -73,9 +74,6 @@ int main(void)
     tcase_add_test(tc, color_accuracy_counts_blank_as_wrong);
     tcase_add_test(tc, shape_score_ignores_color_and_sees_shape);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = dt_check_run(s);
     return failed ? 1 : 0;
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_run.h"
 #include "dtrain/core.h"
 #include "dtrain/nn.h"
 #include "dtrain/vae.h"
@@ -483,9 +484,6 @@ int main(void)
     tcase_add_test(tc, straight_through_gradient_is_the_soft_one);
     tcase_add_test(tc, vae_eval_noise_is_fixed);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = dt_check_run(s);
     return failed ? 1 : 0;
 }
