@@ -13,6 +13,7 @@
 
 #include "dtrain/core.h"
 #include "dtrain/dist.h"
+#include "dtrain/train.h"
 #include "dtrain/vae.h"
 #include "dtrain/vae_run.h"
 
@@ -85,33 +86,24 @@ int main(int argc, char **argv)
     uint64_t *gidx = dt_alloc(sizeof(uint64_t) * (size_t)maxB);
     for (int i = 0; i < B; i++) gidx[i] = lo + (size_t)i;
 
-    double t_comp = 0, t_red = 0, t_adam = 0, t_all = 0;
+    dt_vae_share(m);
+    double t_comp = 0, t_step = 0, t_all = 0;
     for (int s = -3; s < steps; s++) {
-        if (s == 0) t_comp = t_red = t_adam = 0;
+        if (s == 0) t_comp = t_step = 0;
         dt_barrier();
         double t0 = dt_now(), sums[DT_MAX_TERMS] = {0};
         dt_vae_forward(m, B, gidx, (uint64_t)(s + 3), 0, sums);
         dt_vae_backward(m, B, 1.0f / (float)batch);
         double t1 = dt_now();
-        /* dt_train_step, phase by phase: reduce-scatter, Adam on the shard, allgather */
-        size_t slo, shi;
-        dt_shard(m->p.n, &slo, &shi);
-        dt_reduce_scatter_sum_f(m->p.g, m->p.n);
+        dt_train_step(&adam, &m->p); /* gradient exchange + Adam */
         double t2 = dt_now();
-        dt_adam_step_range(&adam, &m->p, slo, shi);
-        memset(m->p.g, 0, slo * sizeof(float));
-        memset(m->p.g + shi, 0, (m->p.n - shi) * sizeof(float));
-        double t3 = dt_now();
-        dt_allgather_f(m->p.w, m->p.n);
-        double t4 = dt_now();
         t_comp += t1 - t0;
-        t_red += (t2 - t1) + (t4 - t3);
-        t_adam += t3 - t2;
+        t_step += t2 - t1;
         if (s == 0) t_all = t0;
     }
     double wall = (dt_now() - t_all) / steps;
-    double per[3] = {t_comp / steps, t_red / steps, t_adam / steps};
-    dt_allreduce_max_d(per, 3);
+    double per[2] = {t_comp / steps, t_step / steps};
+    dt_allreduce_max_d(per, 2);
 
     /* the step's products on this rank's share, through sgemm alone */
     const layer ls[6] = {{DT_IMG, 512}, {512, 256}, {256, m->H}, {m->Z, 256}, {256, 512}, {512, DT_IMG}};
@@ -127,13 +119,14 @@ int main(int argc, char **argv)
         double step_rate = flops / per[0] / 1e9, gemm_rate = flops / g[0] / 1e9;
         printf("  model                    %s (%s)\n", model, kind->title);
         printf("  ranks x threads          %d x %d, global batch %zu (local %d)\n", P, threads, batch, B);
-        printf("  step                     %.2f ms (compute %.2f, reduce-scatter + allgather %.2f, adam %.2f)\n", wall * 1e3,
-               per[0] * 1e3, per[1] * 1e3, per[2] * 1e3);
+        printf("  step                     %.2f ms (compute %.2f, gradient exchange + Adam %.2f)\n", wall * 1e3,
+               per[0] * 1e3, per[1] * 1e3);
+        printf("  gradient exchange        %s\n", P == 1 ? "none (one rank)" : dt_train_exchange(&m->p));
         printf("  images/s (no I/O)        %.0f\n", (double)batch / wall);
         printf("  compute FLOP rate        %.1f GFLOP/s per rank; sgemm alone on the same shapes %.1f GFLOP/s"
                " -> %.0f%%\n",
                step_rate, gemm_rate, 100.0 * step_rate / gemm_rate);
-        printf("  allreduce + Adam         %.1f%% of the step\n", 100.0 * (per[1] + per[2]) / wall);
+        printf("  allreduce + Adam         %.1f%% of the step\n", 100.0 * per[1] / wall);
         printf("  peak RSS (max over ranks) %.1f MB\n", rss / 1e6);
     }
     dt_free(gidx);

@@ -42,6 +42,19 @@ void dt_comm_reduce_scatter_sum_f(dt_comm *g, float *buf, size_t n);
 void dt_comm_allgather_f(dt_comm *g, float *buf, size_t n);
 void dt_comm_allreduce_sum_d(dt_comm *g, double *buf, size_t n);
 int dt_comm_all_ok(dt_comm *g, int ok);
+
+/* Memory shared by the ranks of a group that live on one node (MPI-3 shared
+ * windows), for exchanges by plain loads and stores instead of messages.
+ * dt_comm_can_share: collective; 1 on every rank when the group has several
+ * ranks, all on one node, and DTRAIN_EXCHANGE is not "messages".
+ * dt_comm_shared_floats: collective; each rank contributes `mine` floats
+ * (0 allowed) and part[r] receives the address of group rank r's part
+ * (part has dt_comm_size(g) entries). The memory lives until
+ * dt_dist_finalize. dt_comm_shared_sync: a barrier over g with memory
+ * fences: what any rank stored before it, every rank sees after it. */
+int dt_comm_can_share(dt_comm *g);
+void dt_comm_shared_floats(dt_comm *g, size_t mine, float **part);
+void dt_comm_shared_sync(dt_comm *g);
 void dt_comm_alltoallv_bytes(dt_comm *g, const void *sendbuf, const size_t *send, const size_t *sdispl,
                              void *recvbuf, const size_t *recv, const size_t *rdispl);
 /* Send ns floats to world rank dest and receive nr from src in one

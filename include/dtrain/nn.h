@@ -30,6 +30,14 @@ typedef struct {
     float *w, *g, *m, *v;
     int nviews;
     dt_view views[DT_MAX_VIEWS];
+    /* Set by dt_train_share when w and g live in memory shared by the ranks
+     * of one node: w is then one copy for all of them, g this rank's part and
+     * peer_g[r] the gradient block of group rank r. The array is freed with
+     * the params; the shared memory itself lives until the job ends. */
+    float **peer_g;
+    /* 1 when the network's backward writes (=) every gradient once per step
+     * instead of adding to it: the optimizer step then need not clear g. */
+    int g_written;
 } dt_params;
 
 void dt_params_init(dt_params *p, const char *name);
@@ -61,6 +69,10 @@ void dt_linear_forward(float *y, const float *x, const float *W, const float *b,
 /* dy (B,out) x (B,in) W (out,in) -> dx (B,in) overwritten (NULL: skip), dW += , db += */
 void dt_linear_backward(float *dx, float *dW, float *db, const float *dy, const float *x,
                         const float *W, int B, int in, int out);
+/* The same with dW = and db = (B = 0 gives zeros): for networks whose every
+ * layer's backward runs once per step (dt_params.g_written). */
+void dt_linear_backward_write(float *dx, float *dW, float *db, const float *dy, const float *x, const float *W, int B,
+                              int in, int out);
 /* Plain-loop twins, for tests. */
 void dt_linear_forward_naive(float *y, const float *x, const float *W, const float *b, int B, int in,
                              int out);
@@ -129,5 +141,9 @@ void dt_adam_step(dt_adam *a, dt_params *p);
 /* The same step on elements [lo, hi) only (a sharded optimizer: each rank
  * updates its block, then the blocks are gathered). Also zeroes g there. */
 void dt_adam_step_range(dt_adam *a, dt_params *p, size_t lo, size_t hi);
+/* The same step on [lo, hi) with the gradient g = gs[0] + gs[1] + ... +
+ * gs[ng-1] summed in that order (the blocks of the ranks of a node); p->g is
+ * left as it is. */
+void dt_adam_step_sum(dt_adam *a, dt_params *p, size_t lo, size_t hi, float *const *gs, int ng);
 
 #endif

@@ -79,6 +79,10 @@ typedef struct dt_vae {
 
 dt_vae *dt_vae_create(const dt_vae_kind *kind, const dt_vae_opts *o, int max_batch);
 void dt_vae_free(dt_vae *m);
+/* Before training, once the weights are initialized or loaded: on one node,
+ * keep weights and gradients in memory all ranks share (dt_train_share).
+ * Collective. */
+void dt_vae_share(dt_vae *m);
 void dt_vae_init_params(dt_vae *m, uint64_t seed);
 
 /* Forward over B images already in m->x; sums[0] += BCE, sums[1..] += KLs. */

@@ -42,9 +42,12 @@ void dt_dist_init(int *argc, char ***argv)
     dt_set_abort_hook(abort_job);
 }
 
+static void shared_free_all(void);
+
 void dt_dist_finalize(void)
 {
     if (!g_active) return;
+    shared_free_all();
     MPI_Finalize();
     g_active = 0;
     dt_set_abort_hook(NULL);
@@ -159,6 +162,70 @@ void dt_comm_allreduce_sum_d(dt_comm *g, double *buf, size_t n)
 }
 
 void dt_reduce_scatter_sum_f(float *buf, size_t n) { dt_comm_reduce_scatter_sum_f(NULL, buf, n); }
+
+/* ---- node-shared memory (MPI-3 shared windows) ---------------------------- */
+
+static MPI_Win *g_wins;
+static int g_nwins;
+
+static void shared_free_all(void)
+{
+    /* collective: every rank created the same windows in the same order */
+    for (int i = g_nwins - 1; i >= 0; i--) MPI_Win_free(&g_wins[i]);
+    free(g_wins);
+    g_wins = NULL;
+    g_nwins = 0;
+}
+
+int dt_comm_can_share(dt_comm *g)
+{
+    int P = size_of(g);
+    if (!g_active || P == 1) return 0;
+    const char *e = getenv("DTRAIN_EXCHANGE");
+    int want = !(e && strcmp(e, "messages") == 0);
+    MPI_Comm node;
+    MPI_CHECK(MPI_Comm_split_type(comm_of(g), MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
+    int nsize;
+    MPI_Comm_size(node, &nsize);
+    MPI_Comm_free(&node);
+    /* all of the group on one node, and every rank willing */
+    int ok = want && nsize == P;
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, comm_of(g)));
+    return ok;
+}
+
+void dt_comm_shared_floats(dt_comm *g, size_t mine, float **part)
+{
+    DT_ASSERT(g_active);
+    int P = size_of(g);
+    mine = (mine + 15) & ~(size_t)15; /* whole cache lines */
+    MPI_Info info;
+    MPI_Info_create(&info);
+    MPI_Info_set(info, "alloc_shared_noncontig", "true"); /* each part on its own pages */
+    MPI_Win *w = realloc(g_wins, sizeof(MPI_Win) * (size_t)(g_nwins + 1));
+    if (!w) DT_FATAL("out of memory");
+    g_wins = w;
+    float *base;
+    MPI_CHECK(MPI_Win_allocate_shared((MPI_Aint)(mine * sizeof(float)), (int)sizeof(float), info, comm_of(g), &base,
+                                      &g_wins[g_nwins]));
+    MPI_Info_free(&info);
+    for (int r = 0; r < P; r++) {
+        MPI_Aint size;
+        int disp;
+        MPI_CHECK(MPI_Win_shared_query(g_wins[g_nwins], r, &size, &disp, &part[r]));
+    }
+    g_nwins++;
+}
+
+void dt_comm_shared_sync(dt_comm *g)
+{
+    if (!g_active || size_of(g) == 1) return;
+    /* Stores before the barrier are visible to loads after it on every rank
+     * of the node: full fences around the process synchronization. */
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    MPI_CHECK(MPI_Barrier(comm_of(g)));
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
 void dt_allgather_f(float *buf, size_t n) { dt_comm_allgather_f(NULL, buf, n); }
 
 void dt_sendrecv_f(const float *send, size_t ns, int dest, float *recv, size_t nr, int src, int tag)

@@ -3,7 +3,21 @@
 #include <string.h>
 
 #include "dtrain/core.h"
+#include "dtrain/train.h"
 #include "dtrain/vae.h"
+
+/* point the layers at their parts of the parameter block */
+static void bind(dt_vae *m)
+{
+    dt_linear *ls[] = {&m->e1, &m->e2, &m->head, &m->d1, &m->d2, &m->d3};
+    for (size_t i = 0; i < sizeof ls / sizeof *ls; i++) dt_linear_bind(ls[i], &m->p);
+}
+
+void dt_vae_share(dt_vae *m)
+{
+    dt_train_share(&m->p);
+    bind(m); /* the block may have moved */
+}
 
 dt_vae *dt_vae_create(const dt_vae_kind *kind, const dt_vae_opts *o, int max_batch)
 {
@@ -21,8 +35,8 @@ dt_vae *dt_vae_create(const dt_vae_kind *kind, const dt_vae_opts *o, int max_bat
     dt_linear_declare(&m->d2, &m->p, "dec.fc2", 256, 512);
     dt_linear_declare(&m->d3, &m->p, "dec.fc3", 512, DT_IMG);
     dt_params_alloc(&m->p);
-    dt_linear *ls[] = {&m->e1, &m->e2, &m->head, &m->d1, &m->d2, &m->d3};
-    for (size_t i = 0; i < sizeof ls / sizeof *ls; i++) dt_linear_bind(ls[i], &m->p);
+    m->p.g_written = 1; /* dt_vae_backward writes every gradient */
+    bind(m);
 
     size_t B = (size_t)max_batch;
     m->x = dt_alloc_floats(B * DT_IMG);
@@ -94,19 +108,22 @@ void dt_vae_forward(dt_vae *m, int B, const uint64_t *gidx, uint64_t step, int e
 
 void dt_vae_backward(dt_vae *m, int B, float scale)
 {
-    if (B == 0) return;
+    if (B == 0) { /* a rank without images this step contributes zeros */
+        dt_params_zero_grad(&m->p);
+        return;
+    }
     size_t nB = (size_t)B;
     dt_bce_logits_backward(m->dlogits, m->logits, m->x, nB * DT_IMG, scale);
-    dt_linear_backward(m->dg2, m->d3.dw, m->d3.db, m->dlogits, m->g2, m->d3.w, B, 512, DT_IMG);
+    dt_linear_backward_write(m->dg2, m->d3.dw, m->d3.db, m->dlogits, m->g2, m->d3.w, B, 512, DT_IMG);
     dt_relu_backward(m->dg2, m->dg2, m->g2, nB * 512);
-    dt_linear_backward(m->dg1, m->d2.dw, m->d2.db, m->dg2, m->g1, m->d2.w, B, 256, 512);
+    dt_linear_backward_write(m->dg1, m->d2.dw, m->d2.db, m->dg2, m->g1, m->d2.w, B, 256, 512);
     dt_relu_backward(m->dg1, m->dg1, m->g1, nB * 256);
-    dt_linear_backward(m->dz, m->d1.dw, m->d1.db, m->dg1, m->z, m->d1.w, B, m->Z, 256);
+    dt_linear_backward_write(m->dz, m->d1.dw, m->d1.db, m->dg1, m->z, m->d1.w, B, m->Z, 256);
     m->kind->latent_backward(m, B, scale);
-    dt_linear_backward(m->dh2, m->head.dw, m->head.db, m->dhd, m->h2, m->head.w, B, 256, m->H);
+    dt_linear_backward_write(m->dh2, m->head.dw, m->head.db, m->dhd, m->h2, m->head.w, B, 256, m->H);
     dt_relu_backward(m->dh2, m->dh2, m->h2, nB * 256);
-    dt_linear_backward(m->dh1, m->e2.dw, m->e2.db, m->dh2, m->h1, m->e2.w, B, 512, 256);
+    dt_linear_backward_write(m->dh1, m->e2.dw, m->e2.db, m->dh2, m->h1, m->e2.w, B, 512, 256);
     dt_relu_backward(m->dh1, m->dh1, m->h1, nB * 512);
     /* the input needs no gradient */
-    dt_linear_backward(NULL, m->e1.dw, m->e1.db, m->dh1, m->x, m->e1.w, B, DT_IMG, 512);
+    dt_linear_backward_write(NULL, m->e1.dw, m->e1.db, m->dh1, m->x, m->e1.w, B, DT_IMG, 512);
 }

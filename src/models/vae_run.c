@@ -460,6 +460,7 @@ int dt_vae_train(const char *model, int argc, char **argv, dt_vae_result *res)
                model, a.resume, (long long)step, (long long)epoch0 + 1, (long long)batch0, meta.ranks);
     }
 
+    dt_vae_share(m); /* weights are final: from here on only the step writes them */
     char *ckpt_path = dt_path_join(a.out, "checkpoint.h5");
     char *csv_path = dt_path_join(a.out, "metrics.csv");
     FILE *csv = NULL;

@@ -44,12 +44,17 @@ void dt_linear_forward(float *y, const float *x, const float *W, const float *b,
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, out, in, 1.0f, x, in, W, in, 1.0f, y, out);
 }
 
-/* dy (B,out) x (B,in) W (out,in) -> dx (B,in), dW (out,in) +=, db (out) += */
-void dt_linear_backward(float *dx, float *dW, float *db, const float *dy, const float *x,
-                        const float *W, int B, int in, int out)
+/* dy (B,out) x (B,in) W (out,in) -> dx (B,in), dW (out,in) +=, db (out) +=
+ * (with add 0: dW =, db =) */
+static void backward(float *dx, float *dW, float *db, const float *dy, const float *x, const float *W, int B, int in,
+                     int out, int add)
 {
-    if (B == 0) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, B, 1.0f, dy, out, x, in, 1.0f, dW, in);
+    if (!add) memset(db, 0, (size_t)out * sizeof(float));
+    if (B == 0) {
+        if (!add) memset(dW, 0, (size_t)out * (size_t)in * sizeof(float));
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, B, 1.0f, dy, out, x, in, add ? 1.0f : 0.0f, dW, in);
     for (int i = 0; i < B; i++) {
         const float *r = dy + (size_t)i * out;
         for (int o = 0; o < out; o++) db[o] += r[o];
@@ -57,6 +62,18 @@ void dt_linear_backward(float *dx, float *dW, float *db, const float *dy, const 
     if (dx)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, in, out, 1.0f, dy, out, W, in, 0.0f,
                     dx, in);
+}
+
+void dt_linear_backward(float *dx, float *dW, float *db, const float *dy, const float *x, const float *W, int B,
+                        int in, int out)
+{
+    backward(dx, dW, db, dy, x, W, B, in, out, 1);
+}
+
+void dt_linear_backward_write(float *dx, float *dW, float *db, const float *dy, const float *x, const float *W, int B,
+                              int in, int out)
+{
+    backward(dx, dW, db, dy, x, W, B, in, out, 0);
 }
 
 void dt_linear_forward_naive(float *y, const float *x, const float *W, const float *b, int B, int in,

@@ -1,5 +1,6 @@
 /* Parameter blocks: one allocation per network for weights, gradients and
  * Adam's moments, with named views (DESIGN principle 1). */
+#include <stdlib.h>
 #include <string.h>
 
 #include "dtrain/core.h"
@@ -39,8 +40,13 @@ void dt_params_alloc(dt_params *p)
 
 void dt_params_free(dt_params *p)
 {
-    dt_free(p->w);
-    dt_free(p->g);
+    if (p->peer_g) {
+        free(p->peer_g); /* w and g are the job's shared memory */
+        p->peer_g = NULL;
+    } else {
+        dt_free(p->w);
+        dt_free(p->g);
+    }
     dt_free(p->m);
     dt_free(p->v);
     p->w = p->g = p->m = p->v = NULL;

@@ -22,6 +22,11 @@ suite() {
         "$DIFF" "$M/np1/checkpoint.h5" "$M/np2/checkpoint.h5" 1e-4
     check "$model: 1 vs 3 ranks agree within 1e-4 after 50 steps (uneven shards)" \
         "$DIFF" "$M/np1/checkpoint.h5" "$M/np3/checkpoint.h5" 1e-4
+    # ranks of one node exchange gradients through shared memory; messages
+    # (what ranks on several nodes use) must give the same model
+    DTRAIN_EXCHANGE=messages run_np 2 "$model" "${common[@]}" --max-steps 50 --out "$M/msg2" >/dev/null 2>&1
+    check "$model: 2 ranks, gradients by messages and by shared memory: bit-identical" \
+        "$DIFF" "$M/np2/checkpoint.h5" "$M/msg2/checkpoint.h5" 0
     run_np 2 "$model" "${common[@]}" --max-steps 50 --out "$M/again" >/dev/null 2>&1
     check "$model: the same run twice is bit-identical" "$DIFF" "$M/np2/checkpoint.h5" "$M/again/checkpoint.h5" 0
     run_np 2 "$model" "${common[@]}" --max-steps 20 --out "$M/cut" >/dev/null 2>&1
@@ -35,6 +40,9 @@ suite() {
         "$DIFF" "$M/np1/checkpoint.h5" "$M/cut13/checkpoint.h5" 1e-4
 }
 for model in vae dvae jvae; do suite $model; done
+DTRAIN_EXCHANGE=messages run_np 3 vae "${common[@]}" --max-steps 50 --out "$T/vae/msg3" >/dev/null 2>&1
+check "vae: 3 ranks, gradients by messages and by shared memory agree within 1e-6" \
+    "$DIFF" "$T/vae/np3/checkpoint.h5" "$T/vae/msg3/checkpoint.h5" 1e-6
 
 # outputs of a finished run
 d="$T/vae/np2"

@@ -135,6 +135,31 @@ START_TEST(linear_blas_matches_naive)
 }
 END_TEST
 
+/* The writing backward equals the adding one started from zero, whatever the
+ * gradient held before, and a rank without images (B = 0) writes zeros. */
+START_TEST(linear_backward_write_overwrites)
+{
+    int B = 5, in = 17, out = 9;
+    float *x = dt_alloc_floats(B * in), *W = dt_alloc_floats(out * in), *dy = dt_alloc_floats(B * out);
+    float *dx = dt_alloc_floats(B * in), *dW1 = dt_alloc_floats(out * in), *dW2 = dt_alloc_floats(out * in);
+    float *db1 = dt_alloc_floats(out), *db2 = dt_alloc_floats(out);
+    fill(x, B * in, 1, -1, 1);
+    fill(W, out * in, 2, -1, 1);
+    fill(dy, B * out, 3, -1, 1);
+    fill(dW2, out * in, 4, -9, 9); /* stale values that must not survive */
+    fill(db2, out, 5, -9, 9);
+    dt_linear_backward(dx, dW1, db1, dy, x, W, B, in, out); /* dW1, db1 start at zero */
+    dt_linear_backward_write(dx, dW2, db2, dy, x, W, B, in, out);
+    ck_assert_mem_eq(dW1, dW2, sizeof(float) * out * in);
+    ck_assert_mem_eq(db1, db2, sizeof(float) * out);
+    dt_linear_backward_write(NULL, dW2, db2, dy, x, W, 0, in, out);
+    for (int i = 0; i < out * in; i++) ck_assert(dW2[i] == 0.0f);
+    for (int i = 0; i < out; i++) ck_assert(db2[i] == 0.0f);
+    float *all[] = {x, W, dy, dx, dW1, dW2, db1, db2};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) dt_free(all[i]);
+}
+END_TEST
+
 /* L = sum(r * linear(x)); compare dL/dx, dL/dW, dL/db with central differences */
 static double lin_loss(const float *x, const float *W, const float *b, const float *r, int B, int in, int out)
 {
@@ -290,6 +315,48 @@ START_TEST(adam_hand_computed)
     /* the step consumes the gradient: cleared for the next backward */
     ck_assert(p.g[0] == 0.0f && p.g[1] == 0.0f);
     dt_params_free(&p);
+}
+END_TEST
+
+/* The step of ranks sharing a node (gradient summed from the ranks' blocks in
+ * rank order) is bit for bit the step on the summed gradient, on any range. */
+START_TEST(adam_summed_equals_adam_on_sum)
+{
+    size_t n = 3000, lo = 700, hi = 2900; /* more than one internal block */
+    dt_params a, b;
+    dt_params_init(&a, "a");
+    dt_params_add(&a, "w", 1, (int[]){(int)n});
+    dt_params_alloc(&a);
+    dt_params_init(&b, "b");
+    dt_params_add(&b, "w", 1, (int[]){(int)n});
+    dt_params_alloc(&b);
+    float *gs[3];
+    for (int k = 0; k < 3; k++) {
+        gs[k] = dt_alloc_floats(n);
+        fill(gs[k], (int)n, 10 + k, -1, 1);
+    }
+    fill(a.w, (int)n, 1, -1, 1);
+    memcpy(b.w, a.w, n * sizeof(float));
+    dt_adam aa, ab;
+    dt_adam_default(&aa, 1e-2f);
+    dt_adam_default(&ab, 1e-2f);
+    for (int step = 0; step < 3; step++) {
+        for (size_t i = 0; i < n; i++) a.g[i] = (gs[0][i] + gs[1][i]) + gs[2][i];
+        memcpy(b.g, gs[0], n * sizeof(float));
+        dt_adam_step_range(&aa, &a, lo, hi);
+        dt_adam_step_sum(&ab, &b, lo, hi, gs, 3);
+    }
+    ck_assert_mem_eq(a.w, b.w, n * sizeof(float));
+    ck_assert_mem_eq(a.m, b.m, n * sizeof(float));
+    ck_assert_mem_eq(a.v, b.v, n * sizeof(float));
+    float *w0 = dt_alloc_floats(n);
+    fill(w0, (int)n, 1, -1, 1); /* the initial weights: moved on [lo, hi) only */
+    for (size_t i = 0; i < n; i++) ck_assert((b.w[i] != w0[i]) == (i >= lo && i < hi));
+    dt_free(w0);
+    ck_assert_mem_eq(b.g, gs[0], n * sizeof(float)); /* the summed step leaves g alone */
+    for (int k = 0; k < 3; k++) dt_free(gs[k]);
+    dt_params_free(&a);
+    dt_params_free(&b);
 }
 END_TEST
 
@@ -474,6 +541,8 @@ int main(void)
     tcase_add_test(tc, permutation_is_permutation);
     tcase_add_test(tc, linear_blas_matches_naive);
     tcase_add_test(tc, linear_finite_differences);
+    tcase_add_test(tc, linear_backward_write_overwrites);
+    tcase_add_test(tc, adam_summed_equals_adam_on_sum);
     tcase_add_test(tc, relu_and_sigmoid);
     tcase_add_test(tc, bce_values_and_gradient);
     tcase_add_test(tc, kl_and_reparam_gradients);
