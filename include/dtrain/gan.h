@@ -5,6 +5,8 @@
  *   "sigmoid":  y = sigmoid(o)                      (the report's recipe)
  *   "residual": y = clamp(x + tanh(o), 0, 1), the last conv starting at zero,
  *               so the generator starts as the identity.
+ *   "recolor":  y = max_c(x) * sigmoid(o): the source's intensity (its
+ *               brightest channel) painted with a color chosen per pixel.
  * Discriminator (one per domain), images -> logit (B,1):
  *   conv 3->32 3x3 relu, maxpool 2, conv 32->64 3x3 relu, maxpool 2,
  *   linear 3136->128 relu, linear 128->1  (the sigmoid is fused into the BCE). */
@@ -16,12 +18,12 @@
 #include "dtrain/conv.h"
 #include "dtrain/nn.h"
 
-enum { DT_GEN_SIGMOID = 0, DT_GEN_RESIDUAL = 1 };
+enum { DT_GEN_SIGMOID = 0, DT_GEN_RESIDUAL = 1, DT_GEN_RECOLOR = 2 };
 
 typedef struct {
     dt_params p;
     dt_conv2d c1, c2, c3;
-    int out; /* DT_GEN_SIGMOID or DT_GEN_RESIDUAL */
+    int out; /* DT_GEN_SIGMOID, DT_GEN_RESIDUAL or DT_GEN_RECOLOR */
 } dt_gen;
 
 /* What one application of a generator keeps for its backward (maxB images). */

@@ -395,7 +395,9 @@ static void parse(gan_opts *o, int argc, char **argv)
         {"lambda-cyc", DT_OPT_FLOAT, &o->lambda_cyc, "X", "weight of the L1 cycle-consistency loss", 0, 1000},
         {"lambda-id", DT_OPT_FLOAT, &o->lambda_id, "X", "weight of the identity loss (0: off)", 0, 1000},
         {"gen-out", DT_OPT_STR, &o->gen_out, "KIND",
-         "generator output: residual (x + tanh, starts as the identity) or sigmoid (the report's)", 1, 0},
+         "generator output: residual (x + tanh, starts as the identity), recolor (the source's intensity times a "
+         "color per pixel) or sigmoid (the report's)",
+         1, 0},
         {"seed", DT_OPT_U64, &o->seed, "N", "seed of initialization and data order", 1, 0},
         {"out", DT_OPT_STR, &o->out, "DIR", "output folder", 1, 0},
         {"resume", DT_OPT_STR, &o->resume, "FILE", "continue from this checkpoint (any even rank count, or 1)", 1, 0},
@@ -410,8 +412,8 @@ static void parse(gan_opts *o, int argc, char **argv)
         "Train the CycleGAN that recolors digits between domain A (digit d in palette[d]) and\n"
         "domain B (palette[(d+3) mod 10]). With 2k ranks, even ranks hold A's generator and\n"
         "discriminator, odd ranks B's; images and gradients cross between partner ranks.\n");
-    if (rc == 0 && strcmp(o->gen_out, "residual") && strcmp(o->gen_out, "sigmoid"))
-        rc = dt_seterr("--gen-out: '%s' is neither residual nor sigmoid", o->gen_out);
+    if (rc == 0 && strcmp(o->gen_out, "residual") && strcmp(o->gen_out, "sigmoid") && strcmp(o->gen_out, "recolor"))
+        rc = dt_seterr("--gen-out: '%s' is not one of residual, recolor, sigmoid", o->gen_out);
     if (rc == 0 && dt_size() > 1 && dt_size() % 2)
         rc = dt_seterr("cyclegan runs on 1 rank or an even number of ranks (pairs of an A and a B rank), not %d",
                        dt_size());
@@ -452,7 +454,9 @@ int dt_cmd_cyclegan(int argc, char **argv)
     size_t per_domain = g->P == 1 ? 1 : (size_t)g->P / 2;
     g->maxB = (int)((g->o.batch + per_domain - 1) / per_domain);
     if (g->maxB < 16) g->maxB = 16; /* evaluation and pictures work in blocks of at least 10 */
-    int out = strcmp(g->o.gen_out, "residual") == 0 ? DT_GEN_RESIDUAL : DT_GEN_SIGMOID;
+    int out = !strcmp(g->o.gen_out, "residual")  ? DT_GEN_RESIDUAL
+              : !strcmp(g->o.gen_out, "recolor") ? DT_GEN_RECOLOR
+                                                 : DT_GEN_SIGMOID;
     const char *gname[2] = {"G_BA", "G_AB"}, *dname[2] = {"D_A", "D_B"};
     for (int X = 0; X < 2; X++) {
         dt_gen_create(&g->G[X], gname[X], out);

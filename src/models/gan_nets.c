@@ -58,6 +58,17 @@ void dt_gen_ctx_free(dt_gen_ctx *c)
     for (size_t i = 0; i < sizeof b / sizeof *b; i++) dt_free(b[i]);
 }
 
+/* the brightest channel of pixel i of an image (B,3,28,28), and its value */
+static int brightest(const float *x, size_t i)
+{
+    int k = 0;
+    for (int ch = 1; ch < 3; ch++)
+        if (x[i + (size_t)ch * PIX] > x[i + (size_t)k * PIX]) k = ch;
+    return k;
+}
+
+static float intensity(const float *x, size_t i) { return x[i + (size_t)brightest(x, i) * PIX]; }
+
 void dt_gen_forward(dt_gen *g, dt_gen_ctx *c, const float *x, int B)
 {
     size_t n = (size_t)B * IMG;
@@ -69,7 +80,15 @@ void dt_gen_forward(dt_gen *g, dt_gen_ctx *c, const float *x, int B)
     dt_conv2d_forward(c->o, NULL, c->h2, g->c3.w, g->c3.b, B, 40, S, S, 3, 1, 0);
     if (g->out == DT_GEN_SIGMOID)
         dt_sigmoid_forward(c->y, c->o, n);
-    else
+    else if (g->out == DT_GEN_RECOLOR) {
+        dt_sigmoid_forward(c->dx1, c->o, n); /* the color, kept for backward */
+        for (int b = 0; b < B; b++)
+            for (int q = 0; q < PIX; q++) {
+                size_t i = (size_t)b * IMG + (size_t)q;
+                float m = intensity(x, i);
+                for (int ch = 0; ch < 3; ch++) c->y[i + (size_t)ch * PIX] = m * c->dx1[i + (size_t)ch * PIX];
+            }
+    } else
         for (size_t i = 0; i < n; i++) {
             float v = x[i] + tanhf(c->o[i]);
             c->y[i] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
@@ -81,6 +100,21 @@ void dt_gen_backward(dt_gen *g, dt_gen_ctx *c, const float *dy, float *dx, int B
     size_t n = (size_t)B * IMG;
     if (g->out == DT_GEN_SIGMOID)
         for (size_t i = 0; i < n; i++) c->dout[i] = dy[i] * c->y[i] * (1.0f - c->y[i]);
+    else if (g->out == DT_GEN_RECOLOR)
+        for (int b = 0; b < B; b++)
+            for (int q = 0; q < PIX; q++) {
+                size_t i = (size_t)b * IMG + (size_t)q;
+                float m = intensity(c->x, i), through_m = 0.0f;
+                int k = brightest(c->x, i);
+                for (int ch = 0; ch < 3; ch++) {
+                    size_t j = i + (size_t)ch * PIX;
+                    float s = c->dx1[j];
+                    c->dout[j] = dy[j] * m * s * (1.0f - s);
+                    through_m += dy[j] * s;
+                }
+                /* the intensity's gradient goes to the channel that gave it */
+                for (int ch = 0; ch < 3; ch++) c->dx1[i + (size_t)ch * PIX] = ch == k ? through_m : 0.0f;
+            }
     else
         for (size_t i = 0; i < n; i++) {
             float t = tanhf(c->o[i]), v = c->x[i] + t;
@@ -93,7 +127,7 @@ void dt_gen_backward(dt_gen *g, dt_gen_ctx *c, const float *dy, float *dx, int B
     dt_conv2d_backward(c->dh1, g->c2.dw, g->c2.db, c->cols2, c->dh2, c->h1, g->c2.w, B, 32, S, S, 40, 3, 1);
     dt_relu_backward(c->dh1, c->dh1, c->h1, (size_t)B * 32 * PIX);
     dt_conv2d_backward(dx, g->c1.dw, g->c1.db, c->cols1, c->dh1, c->x, g->c1.w, B, 3, S, S, 32, 3, 1);
-    if (dx && g->out == DT_GEN_RESIDUAL)
+    if (dx && g->out != DT_GEN_SIGMOID)
         for (size_t i = 0; i < n; i++) dx[i] += c->dx1[i];
 }
 
