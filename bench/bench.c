@@ -1,16 +1,20 @@
 /* dtrain-bench: where the time of a VAE training step goes.
  *
  *   mpirun -np P build/dtrain-bench [--batch 128] [--steps 40] [--threads T]
+ *   build/dtrain-bench --conv [--threads T]
  *
  * Times forward+backward, the gradient exchange and the Adam step of a VAE
  * (--model vae|dvae|jvae) on random images (no I/O), counts the step's FLOPs from the
  * layer shapes, and times cblas_sgemm alone on exactly the step's products.
+ * With --conv: the CycleGAN's convolution layers (im2col + sgemm, forward and
+ * backward) against sgemm alone on the same lowered products.
  * Prints figures; asserts nothing. */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "dtrain/conv.h"
 #include "dtrain/core.h"
 #include "dtrain/dist.h"
 #include "dtrain/train.h"
@@ -54,19 +58,113 @@ static double sgemm_only(const layer *ls, int nl, int B, int reps, double *flops
     return t;
 }
 
+/* ---- --conv: the CycleGAN's convolution layers against sgemm alone ---------- */
+
+typedef struct {
+    const char *name;
+    int C, O, k, H; /* square H x H, stride 1, "same" padding */
+} conv_layer;
+
+/* the lowered products per image b, on batch-sized buffers as in training:
+ * y_b (O,HW) = W (O,K) A_b (K,HW); dW (O,K) += y_b A_bᵀ; A_b = Wᵀ y_b */
+static double conv_sgemm_only(const conv_layer *l, int B, int reps)
+{
+    size_t K = (size_t)(l->C * l->k * l->k), HW = (size_t)(l->H * l->H), O = (size_t)l->O;
+    float *A = dt_alloc_floats((size_t)B * K * HW), *W = dt_alloc_floats(O * K);
+    float *y = dt_alloc_floats((size_t)B * O * HW), *dW = dt_alloc_floats(O * K);
+    dt_rand_uniform(A, (size_t)B * K * HW, (dt_stream){1, DT_RNG_SAMPLE, 3, 0});
+    dt_rand_uniform(W, O * K, (dt_stream){1, DT_RNG_SAMPLE, 4, 0});
+    int k = (int)K, hw = (int)HW, o = (int)O;
+    double t0 = 0;
+    for (int r = -2; r < reps; r++) {
+        if (r == 0) t0 = dt_now();
+        for (int b = 0; b < B; b++) {
+            float *Ab = A + (size_t)b * K * HW, *yb = y + (size_t)b * O * HW;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, o, hw, k, 1, W, k, Ab, hw, 0, yb, hw);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, o, k, hw, 1, yb, hw, Ab, hw, 1, dW, k);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, hw, o, 1, W, k, yb, hw, 0, Ab, hw);
+        }
+    }
+    double t = (dt_now() - t0) / reps;
+    float *all[] = {A, W, y, dW};
+    for (size_t i = 0; i < 4; i++) dt_free(all[i]);
+    return t;
+}
+
+/* dt_conv2d forward + backward (with the input gradient), as training runs them */
+static double conv_layer_time(const conv_layer *l, int B, int reps)
+{
+    dt_params p;
+    dt_conv2d c;
+    dt_params_init(&p, "bench");
+    dt_conv2d_declare(&c, &p, "c", l->C, l->O, l->k, l->k == 3 ? 1 : 0);
+    dt_params_alloc(&p);
+    dt_conv2d_bind(&c, &p);
+    dt_conv2d_init(&c, 1, 0);
+    size_t in = (size_t)B * l->C * l->H * l->H, out = (size_t)B * l->O * l->H * l->H;
+    float *x = dt_alloc_floats(in), *dx = dt_alloc_floats(in), *y = dt_alloc_floats(out), *dy = dt_alloc_floats(out);
+    float *cols = l->k == 1 ? NULL : dt_alloc_floats(dt_conv2d_cols_size(B, l->C, l->H, l->H, l->k));
+    dt_rand_uniform(x, in, (dt_stream){1, DT_RNG_SAMPLE, 5, 0});
+    dt_rand_uniform(dy, out, (dt_stream){1, DT_RNG_SAMPLE, 6, 0});
+    double t0 = 0;
+    for (int r = -2; r < reps; r++) {
+        if (r == 0) t0 = dt_now();
+        dt_conv2d_forward(y, cols, x, c.w, c.b, B, l->C, l->H, l->H, l->O, l->k, c.pad);
+        dt_conv2d_backward(dx, c.dw, c.db, cols, dy, x, c.w, B, l->C, l->H, l->H, l->O, l->k, c.pad);
+    }
+    double t = (dt_now() - t0) / reps;
+    float *all[] = {x, dx, y, dy, cols};
+    for (size_t i = 0; i < 5; i++) dt_free(all[i]);
+    dt_params_free(&p);
+    return t;
+}
+
+static int bench_conv(int B, int reps)
+{
+    static const conv_layer ls[] = {
+        {"generator conv1 3->32 3x3", 3, 32, 3, 28},     {"generator conv2 32->40 3x3", 32, 40, 3, 28},
+        {"generator conv3 40->3 1x1", 40, 3, 1, 28},     {"discriminator conv1 3->32 3x3", 3, 32, 3, 28},
+        {"discriminator conv2 32->64 3x3", 32, 64, 3, 14},
+    };
+    printf("  OpenBLAS                 %s, core %s\n", openblas_get_config(), openblas_get_corename());
+    printf("  batch %d, forward + backward (weights and input gradients), GFLOP/s:\n", B);
+    printf("  %-32s %9s %9s %6s\n", "layer", "dt_conv2d", "sgemm", "ratio");
+    double tc = 0, tg = 0, ftot = 0;
+    for (size_t i = 0; i < sizeof ls / sizeof *ls; i++) {
+        const conv_layer *l = &ls[i];
+        double flops = 3.0 * 2.0 * B * l->O * l->C * l->k * l->k * l->H * l->H;
+        double a = conv_layer_time(l, B, reps), g = conv_sgemm_only(l, B, reps);
+        printf("  %-32s %9.1f %9.1f %5.0f%%\n", l->name, flops / a / 1e9, flops / g / 1e9, 100.0 * g / a);
+        tc += a, tg += g, ftot += flops;
+    }
+    printf("  %-32s %9.1f %9.1f %5.0f%%\n", "all five (time-weighted)", ftot / tc / 1e9, ftot / tg / 1e9, 100.0 * tg / tc);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     dt_dist_init(&argc, &argv);
     size_t batch = 128;
-    int steps = 40, threads = 0;
+    int steps = 40, threads = 0, conv = 0;
     const char *model = "vae";
-    for (int i = 1; i + 1 < argc; i += 2) {
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--conv")) {
+            conv = 1;
+            continue;
+        }
+        if (i + 1 == argc) break;
         if (!strcmp(argv[i], "--model")) model = argv[i + 1];
         if (!strcmp(argv[i], "--batch")) batch = (size_t)atol(argv[i + 1]);
         if (!strcmp(argv[i], "--steps")) steps = atoi(argv[i + 1]);
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
+        i++;
     }
     threads = dt_threads_setup(threads);
+    if (conv) {
+        int rc = dt_rank() == 0 ? bench_conv(64, steps / 4 > 2 ? steps / 4 : 2) : 0;
+        dt_dist_finalize();
+        return rc;
+    }
     int P = dt_size(), r = dt_rank();
     size_t lo = batch * (size_t)r / (size_t)P, hi = batch * (size_t)(r + 1) / (size_t)P;
     int B = (int)(hi - lo), maxB = (int)((batch + (size_t)P - 1) / (size_t)P);

@@ -52,6 +52,10 @@ PY
 done
 
 echo
+echo "== CycleGAN convolution layers (im2col + sgemm) against sgemm alone on the same products, 1 thread"
+$MPI -np 1 build/dtrain-bench --conv --threads 1 --steps 40
+
+echo
 echo "== dtrain cyclegan, 40 iterations of batch 64 per domain (MNIST-sized test data)"
 gdata=build/bench-small.h5
 [ -f "$gdata" ] || ./dtrain prepare --synthetic --out "$gdata" --quiet 2>/dev/null
