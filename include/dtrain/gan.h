@@ -5,8 +5,10 @@
  *   "sigmoid":  y = sigmoid(o)                      (the report's recipe)
  *   "residual": y = clamp(x + tanh(o), 0, 1), the last conv starting at zero,
  *               so the generator starts as the identity.
- *   "recolor":  y = max_c(x) * sigmoid(o): the source's intensity (its
- *               brightest channel) painted with a color chosen per pixel.
+ *   "recolor":  y = clamp(x + m tanh(o), 0, m) with m = max_c x, the pixel's
+ *               intensity: the change of color is proportional to the
+ *               intensity, so a hue change is the same o along a whole
+ *               stroke, and background stays black. Starts as the identity.
  * Discriminator (one per domain), images -> logit (B,1):
  *   conv 3->32 3x3 relu, maxpool 2, conv 32->64 3x3 relu, maxpool 2,
  *   linear 3136->128 relu, linear 128->1  (the sigmoid is fused into the BCE). */

@@ -38,9 +38,9 @@
 
 typedef struct {
     const char *data, *out, *resume, *gen_out;
-    int epochs, threads;
+    int epochs, threads, lr_decay_from;
     size_t batch;
-    float lr, beta1, lambda_cyc, lambda_id;
+    float lr, lr_d, beta1, lambda_cyc, lambda_id, d_noise;
     uint64_t seed;
     long checkpoint_every, max_steps;
 } gan_opts;
@@ -51,6 +51,7 @@ typedef struct {
     dt_gen_ctx c1, c2, c3; /* rec_x = G_X(fake_y); fake_x = G_X(y); id_x = G_X(x) (identity loss) */
     dt_disc_ctx dc;
     float *x, *y, *fake_y, *d_fake_y, *d_fake_x, *d_adv, *d_rec, *d_recv;
+    float *noisy_x, *noisy_fake; /* what D_X sees with instance noise (--d-noise) */
     size_t nx, ny, gx, gy; /* local and global counts of x and y */
     double loss[5];        /* cycle, adversarial (G), D real, D fake, identity: sums per image */
 } half;
@@ -66,6 +67,7 @@ typedef struct {
     int maxB;
     uint8_t mapping[2][10]; /* palette index of digit d in domain A, B */
     double msg_s;           /* time spent in the partner exchanges */
+    int64_t step, total_steps;
 } gan;
 
 static const char *const DOMAIN[2] = {"A", "B"};
@@ -118,6 +120,34 @@ static double bce_label(float *dz, const float *z, size_t n, float t, float scal
     return s;
 }
 
+/* ---- instance noise ------------------------------------------------------------ */
+
+/* What D_X sees of n images that sit at [lo, lo + n) of their global batch:
+ * the images plus Gaussian noise of deviation --d-noise, falling linearly to
+ * 0 over the run. role 0: real x, 1: fake x. The noise depends on the step and
+ * the position in the global batch only, so every rank count draws the same.
+ * Without noise, the images themselves. */
+static const float *d_view(gan *g, int X, int role, float *buf, const float *img, size_t lo, size_t n)
+{
+    if (!(g->o.d_noise > 0.0f) || g->step >= g->total_steps) return img;
+    float sd = g->o.d_noise * (1.0f - (float)g->step / (float)g->total_steps);
+    for (size_t i = 0; i < n; i++) {
+        float *o = buf + i * IMG;
+        dt_rand_normal(o, IMG, (dt_stream){g->o.seed, DT_RNG_DNOISE, (uint64_t)g->step * 4 + (uint64_t)(X * 2 + role),
+                                           lo + i});
+        for (size_t j = 0; j < IMG; j++) o[j] = img[i * IMG + j] + sd * o[j];
+    }
+    return buf;
+}
+
+/* where this rank's n of a global batch of gn start */
+static size_t batch_offset(const gan *g, size_t gn)
+{
+    size_t lo, hi;
+    dt_comm_shard(g->group, gn, &lo, &hi);
+    return lo;
+}
+
 /* ---- one iteration ----------------------------------------------------------- */
 
 static void iteration(gan *g)
@@ -150,11 +180,13 @@ static void iteration(gan *g)
             h->d_rec[i] = e > 0 ? sc : e < 0 ? -sc : 0.0f;
         }
         h->loss[0] += g->o.lambda_cyc * cyc / IMG;
-        /* adversarial: D_X should call fake_x real; only its input gradient is kept */
-        dt_disc_forward(D, &h->dc, h->c2.y, (int)h->ny);
+        /* adversarial: D_X should call fake_x real; only its input gradient is kept
+         * (the noise is added, so it is also the gradient w.r.t. fake_x) */
+        const float *fake = d_view(g, h->X, 1, h->noisy_fake, h->c2.y, batch_offset(g, h->gy), h->ny);
+        dt_disc_forward(D, &h->dc, fake, (int)h->ny);
         float dl[g->maxB];
         h->loss[1] += bce_label(dl, h->dc.logit, h->ny, 1.0f, 1.0f / (float)h->gy);
-        dt_disc_backward(D, &h->dc, h->c2.y, dl, h->d_adv, (int)h->ny);
+        dt_disc_backward(D, &h->dc, fake, dl, h->d_adv, (int)h->ny);
         /* the cycle's gradient w.r.t. fake_y, for the partner's generator */
         dt_gen_backward(G, &h->c1, h->d_rec, h->d_fake_y, (int)h->nx);
         if (g->o.lambda_id > 0) { /* identity: G_X should leave a real x alone */
@@ -184,12 +216,14 @@ static void iteration(gan *g)
         /* the discriminator: real x -> 1, fake_x (made above, no gradient to G) -> 0 */
         dt_params_zero_grad(&D->p); /* drop what the generator step left */
         float dl[g->maxB];
-        dt_disc_forward(D, &h->dc, h->x, (int)h->nx);
+        const float *real = d_view(g, h->X, 0, h->noisy_x, h->x, batch_offset(g, h->gx), h->nx);
+        dt_disc_forward(D, &h->dc, real, (int)h->nx);
         h->loss[2] += bce_label(dl, h->dc.logit, h->nx, 1.0f, 1.0f / (float)h->gx);
-        dt_disc_backward(D, &h->dc, h->x, dl, NULL, (int)h->nx);
-        dt_disc_forward(D, &h->dc, h->c2.y, (int)h->ny);
+        dt_disc_backward(D, &h->dc, real, dl, NULL, (int)h->nx);
+        const float *fake = g->o.d_noise > 0 ? h->noisy_fake : h->c2.y; /* as the generator step saw it */
+        dt_disc_forward(D, &h->dc, fake, (int)h->ny);
         h->loss[3] += bce_label(dl, h->dc.logit, h->ny, 0.0f, 1.0f / (float)h->gy);
-        dt_disc_backward(D, &h->dc, h->c2.y, dl, NULL, (int)h->ny);
+        dt_disc_backward(D, &h->dc, fake, dl, NULL, (int)h->ny);
         dt_train_step_in(g->group, &g->aD[h->X], &D->p);
     }
 }
@@ -351,8 +385,8 @@ static void save(gan *g, const char *path, int64_t step, int64_t epoch, int64_t 
     dt_json_escape(data, sizeof data, g->o.data);
     snprintf(meta.settings, sizeof meta.settings,
              "{\"model\": \"cyclegan\", \"data\": \"%s\", \"epochs\": %d, \"batch\": %zu, \"lr\": %g, \"beta1\": %g, "
-             "\"lambda_cyc\": %g, \"lambda_id\": %g, \"gen_out\": \"%s\", \"seed\": %llu}",
-             data, g->o.epochs, g->o.batch, g->o.lr, g->o.beta1, g->o.lambda_cyc, g->o.lambda_id, g->o.gen_out,
+             "\"lr_d\": %g, \"lr_decay_from\": %d, \"d_noise\": %g, \"lambda_cyc\": %g, \"lambda_id\": %g, \"gen_out\": \"%s\", \"seed\": %llu}",
+             data, g->o.epochs, g->o.batch, g->o.lr, g->o.beta1, g->o.lr_d, g->o.lr_decay_from, g->o.d_noise, g->o.lambda_cyc, g->o.lambda_id, g->o.gen_out,
              (unsigned long long)g->o.seed);
     meta.ranks = g->P;
     meta.threads = g->o.threads;
@@ -380,6 +414,16 @@ static void load(gan *g, const char *path, dt_ckpt_meta *meta)
     }
 }
 
+/* The rate's factor in epoch e (from 0): 1 before --lr-decay-from E (counted
+ * from 1), then falling linearly so that the last epoch still learns a little:
+ * 1 - (e - E + 2) / (epochs - E + 2). */
+static float lr_factor(const gan_opts *o, int64_t e)
+{
+    int E = o->lr_decay_from;
+    if (E <= 0 || e + 1 < E) return 1.0f;
+    return 1.0f - (float)(e - E + 2) / (float)(o->epochs - E + 2);
+}
+
 /* ---- the command -------------------------------------------------------------------- */
 
 static void parse(gan_opts *o, int argc, char **argv)
@@ -392,6 +436,11 @@ static void parse(gan_opts *o, int argc, char **argv)
         {"batch", DT_OPT_SIZE, &o->batch, "N", "global batch size of each domain", 1, 4096},
         {"lr", DT_OPT_FLOAT, &o->lr, "X", "Adam learning rate of all four networks", 0, 10},
         {"beta1", DT_OPT_FLOAT, &o->beta1, "X", "Adam beta1", 0, 0.9999},
+        {"lr-d", DT_OPT_FLOAT, &o->lr_d, "X", "learning rate of the discriminators (0: --lr)", 0, 10},
+        {"lr-decay-from", DT_OPT_INT, &o->lr_decay_from, "E",
+         "from epoch E on, lower the rates linearly towards 0 at the end (0: constant)", 0, 100000},
+        {"d-noise", DT_OPT_FLOAT, &o->d_noise, "S",
+         "instance noise: Gaussian noise of deviation S on what the discriminators see, falling linearly to 0", 0, 10},
         {"lambda-cyc", DT_OPT_FLOAT, &o->lambda_cyc, "X", "weight of the L1 cycle-consistency loss", 0, 1000},
         {"lambda-id", DT_OPT_FLOAT, &o->lambda_id, "X", "weight of the identity loss (0: off)", 0, 1000},
         {"gen-out", DT_OPT_STR, &o->gen_out, "KIND",
@@ -476,12 +525,14 @@ int dt_cmd_cyclegan(int argc, char **argv)
         dt_gen_ctx_create(&h->c2, g->maxB);
         if (g->o.lambda_id > 0) dt_gen_ctx_create(&h->c3, g->maxB);
         dt_disc_ctx_create(&h->dc, g->maxB);
-        float **bufs[] = {&h->x, &h->y, &h->fake_y, &h->d_fake_y, &h->d_fake_x, &h->d_adv, &h->d_rec, &h->d_recv};
+        float **bufs[] = {&h->x,     &h->y,     &h->fake_y, &h->d_fake_y, &h->d_fake_x,
+                          &h->d_adv, &h->d_rec, &h->d_recv, &h->noisy_x,  &h->noisy_fake};
         for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) *bufs[i] = dt_alloc_floats((size_t)g->maxB * IMG);
     }
     size_t nbA = (dt_split_len(train[0]) + g->o.batch - 1) / g->o.batch;
     size_t nbB = (dt_split_len(train[1]) + g->o.batch - 1) / g->o.batch;
     size_t nb = nbA < nbB ? nbA : nbB;
+    g->total_steps = (int64_t)nb * g->o.epochs;
 
     int64_t step = 0, epoch0 = 0, batch0 = 0;
     if (g->o.resume) {
@@ -511,6 +562,11 @@ int dt_cmd_cyclegan(int argc, char **argv)
     dt_progress_init(&prog);
     for (int64_t epoch = epoch0; epoch < g->o.epochs && !stopped; epoch++) {
         double te0 = dt_now(), ep_images = 0;
+        float f = lr_factor(&g->o, epoch);
+        for (int X = 0; X < 2; X++) {
+            g->aG[X].lr = g->o.lr * f;
+            g->aD[X].lr = (g->o.lr_d > 0 ? g->o.lr_d : g->o.lr) * f;
+        }
         for (int k = 0; k < g->nhalves; k++) {
             if (epoch == epoch0 && batch0 > 0)
                 dt_loader_seek(g->h[k].ld, (uint64_t)epoch, (size_t)batch0);
@@ -530,6 +586,7 @@ int dt_cmd_cyclegan(int argc, char **argv)
                 memcpy(g->h[k].x, bt.x, sizeof(float) * bt.n * IMG);
             }
             dt_check_all(got == 1);
+            g->step = step;
             iteration(g);
             step++;
             double dt = dt_now() - t0;
@@ -635,7 +692,8 @@ int dt_cmd_cyclegan(int argc, char **argv)
         dt_gen_ctx_free(&h->c2);
         if (g->o.lambda_id > 0) dt_gen_ctx_free(&h->c3);
         dt_disc_ctx_free(&h->dc);
-        float *bufs[] = {h->x, h->y, h->fake_y, h->d_fake_y, h->d_fake_x, h->d_adv, h->d_rec, h->d_recv};
+        float *bufs[] = {h->x,     h->y,     h->fake_y, h->d_fake_y, h->d_fake_x,
+                         h->d_adv, h->d_rec, h->d_recv, h->noisy_x,  h->noisy_fake};
         for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) dt_free(bufs[i]);
     }
     for (int X = 0; X < 2; X++) {

@@ -29,7 +29,7 @@ void dt_gen_init(dt_gen *g, uint64_t seed, uint64_t key)
     dt_conv2d_init(&g->c1, seed, 3 * key);
     dt_conv2d_init(&g->c2, seed, 3 * key + 1);
     dt_conv2d_init(&g->c3, seed, 3 * key + 2);
-    if (g->out == DT_GEN_RESIDUAL) { /* start as the identity: the change is zero */
+    if (g->out != DT_GEN_SIGMOID) { /* start as the identity: the change is zero */
         memset(g->c3.w, 0, sizeof(float) * 3 * 40);
         memset(g->c3.b, 0, sizeof(float) * 3);
     }
@@ -80,15 +80,19 @@ void dt_gen_forward(dt_gen *g, dt_gen_ctx *c, const float *x, int B)
     dt_conv2d_forward(c->o, NULL, c->h2, g->c3.w, g->c3.b, B, 40, S, S, 3, 1, 0);
     if (g->out == DT_GEN_SIGMOID)
         dt_sigmoid_forward(c->y, c->o, n);
-    else if (g->out == DT_GEN_RECOLOR) {
-        dt_sigmoid_forward(c->dx1, c->o, n); /* the color, kept for backward */
+    else if (g->out == DT_GEN_RECOLOR)
         for (int b = 0; b < B; b++)
             for (int q = 0; q < PIX; q++) {
                 size_t i = (size_t)b * IMG + (size_t)q;
                 float m = intensity(x, i);
-                for (int ch = 0; ch < 3; ch++) c->y[i + (size_t)ch * PIX] = m * c->dx1[i + (size_t)ch * PIX];
+                for (int ch = 0; ch < 3; ch++) {
+                    size_t j = i + (size_t)ch * PIX;
+                    float t = tanhf(c->o[j]), v = x[j] + m * t;
+                    c->dx1[j] = t; /* kept for the backward */
+                    c->y[j] = v < 0.0f ? 0.0f : v > m ? m : v;
+                }
             }
-    } else
+    else
         for (size_t i = 0; i < n; i++) {
             float v = x[i] + tanhf(c->o[i]);
             c->y[i] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
@@ -108,12 +112,15 @@ void dt_gen_backward(dt_gen *g, dt_gen_ctx *c, const float *dy, float *dx, int B
                 int k = brightest(c->x, i);
                 for (int ch = 0; ch < 3; ch++) {
                     size_t j = i + (size_t)ch * PIX;
-                    float s = c->dx1[j];
-                    c->dout[j] = dy[j] * m * s * (1.0f - s);
-                    through_m += dy[j] * s;
+                    float t = c->dx1[j], v = c->x[j] + m * t;
+                    int inside = v > 0.0f && v < m;
+                    c->dout[j] = inside ? dy[j] * m * (1.0f - t * t) : 0.0f;
+                    /* y = x + m t inside, m above, 0 below */
+                    through_m += inside ? dy[j] * t : v >= m ? dy[j] : 0.0f;
+                    c->dx1[j] = inside ? dy[j] : 0.0f; /* the identity path */
                 }
                 /* the intensity's gradient goes to the channel that gave it */
-                for (int ch = 0; ch < 3; ch++) c->dx1[i + (size_t)ch * PIX] = ch == k ? through_m : 0.0f;
+                c->dx1[i + (size_t)k * PIX] += through_m;
             }
     else
         for (size_t i = 0; i < n; i++) {

@@ -146,10 +146,11 @@ START_TEST(generator_gradients)
 }
 END_TEST
 
-START_TEST(residual_generator_starts_as_identity)
+/* residual (_i = 0) and recolor (_i = 1) */
+START_TEST(generator_starts_as_identity)
 {
     dt_gen g;
-    dt_gen_create(&g, "g", DT_GEN_RESIDUAL);
+    dt_gen_create(&g, "g", _i ? DT_GEN_RECOLOR : DT_GEN_RESIDUAL);
     dt_gen_init(&g, 5, 1);
     float *x = dt_alloc_floats((size_t)B * IMG);
     fill(x, (size_t)B * IMG, 3, 0, 1);
@@ -261,7 +262,7 @@ int main(void)
     TCase *tc = tcase_create("nets");
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, generator_gradients, 0, 3);
-    tcase_add_test(tc, residual_generator_starts_as_identity);
+    tcase_add_loop_test(tc, generator_starts_as_identity, 0, 2);
     tcase_add_test(tc, discriminator_gradients);
     tcase_add_test(tc, middle_layers_match_naive);
     suite_add_tcase(s, tc);
