@@ -40,7 +40,7 @@ typedef struct {
     const char *data, *out, *resume, *gen_out;
     int epochs, threads, lr_decay_from;
     size_t batch;
-    float lr, lr_d, beta1, lambda_cyc, lambda_id, d_noise;
+    float lr, lr_d, beta1, lambda_cyc, lambda_id, d_noise, swap_neg;
     uint64_t seed;
     long checkpoint_every, max_steps;
 } gan_opts;
@@ -52,6 +52,7 @@ typedef struct {
     dt_disc_ctx dc;
     float *x, *y, *fake_y, *d_fake_y, *d_fake_x, *d_adv, *d_rec, *d_recv;
     float *noisy_x, *noisy_fake; /* what D_X sees with instance noise (--d-noise) */
+    float *swapped;              /* real x painted with another real x's color (--swap-neg) */
     size_t nx, ny, gx, gy; /* local and global counts of x and y */
     double loss[5];        /* cycle, adversarial (G), D real, D fake, identity: sums per image */
 } half;
@@ -68,6 +69,7 @@ typedef struct {
     uint8_t mapping[2][10]; /* palette index of digit d in domain A, B */
     double msg_s;           /* time spent in the partner exchanges */
     int64_t step, total_steps;
+    double *colors; /* (batch, 3): the color of each image of a global batch (--swap-neg) */
 } gan;
 
 static const char *const DOMAIN[2] = {"A", "B"};
@@ -148,6 +150,47 @@ static size_t batch_offset(const gan *g, size_t gn)
     return lo;
 }
 
+/* ---- color-swapped negatives (--swap-neg) ------------------------------------------ */
+
+/* The color of an image: the mean over its foreground (largest channel above
+ * 0.3) of each pixel divided by its largest channel; zeros without foreground. */
+static void image_color(double *c, const float *img)
+{
+    double s[3] = {0, 0, 0};
+    size_t n = 0;
+    for (size_t q = 0; q < IMG / 3; q++) {
+        float r = img[q], gr = img[q + IMG / 3], b = img[q + 2 * IMG / 3];
+        float m = fmaxf(r, fmaxf(gr, b));
+        if (m <= 0.3f) continue;
+        s[0] += r / m, s[1] += gr / m, s[2] += b / m, n++;
+    }
+    for (int k = 0; k < 3; k++) c[k] = n ? s[k] / (double)n : 0.0;
+}
+
+/* Negatives for D_X without labels: each real x (global position p) repainted,
+ * pixel intensity kept, with the color of the real image at p + 1 of the same
+ * global batch, so their shapes and colors are real but their pairing is not.
+ * Pairs whose colors already agree get weight 0. Writes h->swapped and w. */
+static void swapped_negatives(gan *g, half *h, float *w)
+{
+    size_t gx = h->gx, lo = batch_offset(g, gx);
+    memset(g->colors, 0, sizeof(double) * 3 * gx);
+    for (size_t i = 0; i < h->nx; i++) image_color(g->colors + 3 * (lo + i), h->x + i * IMG);
+    dt_comm_allreduce_sum_d(g->group, g->colors, 3 * gx); /* each slot has one writer */
+    for (size_t i = 0; i < h->nx; i++) {
+        const double *mine = g->colors + 3 * (lo + i), *other = g->colors + 3 * ((lo + i + 1) % gx);
+        double d = 0;
+        for (int k = 0; k < 3; k++) d += (mine[k] - other[k]) * (mine[k] - other[k]);
+        w[i] = d > 0.01 ? 1.0f : 0.0f;
+        const float *x = h->x + i * IMG;
+        float *y = h->swapped + i * IMG;
+        for (size_t q = 0; q < IMG / 3; q++) {
+            float m = fmaxf(x[q], fmaxf(x[q + IMG / 3], x[q + 2 * IMG / 3]));
+            for (int k = 0; k < 3; k++) y[q + (size_t)k * IMG / 3] = m * (float)other[k];
+        }
+    }
+}
+
 /* ---- one iteration ----------------------------------------------------------- */
 
 static void iteration(gan *g)
@@ -224,6 +267,14 @@ static void iteration(gan *g)
         dt_disc_forward(D, &h->dc, fake, (int)h->ny);
         h->loss[3] += bce_label(dl, h->dc.logit, h->ny, 0.0f, 1.0f / (float)h->gy);
         dt_disc_backward(D, &h->dc, fake, dl, NULL, (int)h->ny);
+        if (g->o.swap_neg > 0) { /* real shapes in the wrong real colors -> 0 */
+            float w[g->maxB];
+            swapped_negatives(g, h, w);
+            dt_disc_forward(D, &h->dc, h->swapped, (int)h->nx);
+            h->loss[3] += bce_label(dl, h->dc.logit, h->nx, 0.0f, g->o.swap_neg / (float)h->gx);
+            for (size_t i = 0; i < h->nx; i++) dl[i] *= w[i];
+            dt_disc_backward(D, &h->dc, h->swapped, dl, NULL, (int)h->nx);
+        }
         dt_train_step_in(g->group, &g->aD[h->X], &D->p);
     }
 }
@@ -385,8 +436,8 @@ static void save(gan *g, const char *path, int64_t step, int64_t epoch, int64_t 
     dt_json_escape(data, sizeof data, g->o.data);
     snprintf(meta.settings, sizeof meta.settings,
              "{\"model\": \"cyclegan\", \"data\": \"%s\", \"epochs\": %d, \"batch\": %zu, \"lr\": %g, \"beta1\": %g, "
-             "\"lr_d\": %g, \"lr_decay_from\": %d, \"d_noise\": %g, \"lambda_cyc\": %g, \"lambda_id\": %g, \"gen_out\": \"%s\", \"seed\": %llu}",
-             data, g->o.epochs, g->o.batch, g->o.lr, g->o.beta1, g->o.lr_d, g->o.lr_decay_from, g->o.d_noise, g->o.lambda_cyc, g->o.lambda_id, g->o.gen_out,
+             "\"lr_d\": %g, \"lr_decay_from\": %d, \"d_noise\": %g, \"swap_neg\": %g, \"lambda_cyc\": %g, \"lambda_id\": %g, \"gen_out\": \"%s\", \"seed\": %llu}",
+             data, g->o.epochs, g->o.batch, g->o.lr, g->o.beta1, g->o.lr_d, g->o.lr_decay_from, g->o.d_noise, g->o.swap_neg, g->o.lambda_cyc, g->o.lambda_id, g->o.gen_out,
              (unsigned long long)g->o.seed);
     meta.ranks = g->P;
     meta.threads = g->o.threads;
@@ -439,6 +490,10 @@ static void parse(gan_opts *o, int argc, char **argv)
         {"lr-d", DT_OPT_FLOAT, &o->lr_d, "X", "learning rate of the discriminators (0: --lr)", 0, 10},
         {"lr-decay-from", DT_OPT_INT, &o->lr_decay_from, "E",
          "from epoch E on, lower the rates linearly towards 0 at the end (0: constant)", 0, 100000},
+        {"swap-neg", DT_OPT_FLOAT, &o->swap_neg, "W",
+         "also train each discriminator to call real images repainted with another real image's color fake, "
+         "weight W (0: off)",
+         0, 100},
         {"d-noise", DT_OPT_FLOAT, &o->d_noise, "S",
          "instance noise: Gaussian noise of deviation S on what the discriminators see, falling linearly to 0", 0, 10},
         {"lambda-cyc", DT_OPT_FLOAT, &o->lambda_cyc, "X", "weight of the L1 cycle-consistency loss", 0, 1000},
@@ -525,14 +580,15 @@ int dt_cmd_cyclegan(int argc, char **argv)
         dt_gen_ctx_create(&h->c2, g->maxB);
         if (g->o.lambda_id > 0) dt_gen_ctx_create(&h->c3, g->maxB);
         dt_disc_ctx_create(&h->dc, g->maxB);
-        float **bufs[] = {&h->x,     &h->y,     &h->fake_y, &h->d_fake_y, &h->d_fake_x,
-                          &h->d_adv, &h->d_rec, &h->d_recv, &h->noisy_x,  &h->noisy_fake};
+        float **bufs[] = {&h->x,     &h->y,     &h->fake_y,  &h->d_fake_y,   &h->d_fake_x,
+                          &h->d_adv, &h->d_rec, &h->d_recv,  &h->noisy_x,    &h->noisy_fake, &h->swapped};
         for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) *bufs[i] = dt_alloc_floats((size_t)g->maxB * IMG);
     }
     size_t nbA = (dt_split_len(train[0]) + g->o.batch - 1) / g->o.batch;
     size_t nbB = (dt_split_len(train[1]) + g->o.batch - 1) / g->o.batch;
     size_t nb = nbA < nbB ? nbA : nbB;
     g->total_steps = (int64_t)nb * g->o.epochs;
+    g->colors = dt_alloc(sizeof(double) * 3 * g->o.batch);
 
     int64_t step = 0, epoch0 = 0, batch0 = 0;
     if (g->o.resume) {
@@ -692,8 +748,8 @@ int dt_cmd_cyclegan(int argc, char **argv)
         dt_gen_ctx_free(&h->c2);
         if (g->o.lambda_id > 0) dt_gen_ctx_free(&h->c3);
         dt_disc_ctx_free(&h->dc);
-        float *bufs[] = {h->x,     h->y,     h->fake_y, h->d_fake_y, h->d_fake_x,
-                         h->d_adv, h->d_rec, h->d_recv, h->noisy_x,  h->noisy_fake};
+        float *bufs[] = {h->x,     h->y,     h->fake_y,  h->d_fake_y,   h->d_fake_x,
+                         h->d_adv, h->d_rec, h->d_recv,  h->noisy_x,    h->noisy_fake, h->swapped};
         for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) dt_free(bufs[i]);
     }
     for (int X = 0; X < 2; X++) {
@@ -705,6 +761,7 @@ int dt_cmd_cyclegan(int argc, char **argv)
     dt_comm_free(g->group);
     dt_dataset_close(ds);
     dt_free(hist);
+    dt_free(g->colors);
     dt_free(ckpt);
     dt_free(csv_path);
     dt_free(g);

@@ -26,9 +26,9 @@ run_np 2 cyclegan "${common[@]}" --max-steps 8 --out "$T/cut24" >/dev/null 2>&1
 run_np 4 cyclegan "${common[@]}" --max-steps 20 --out "$T/cut24" --resume "$T/cut24/checkpoint.h5" >/dev/null 2>&1
 check "saved on 2 ranks, resumed on 4: within 1e-4 of the uninterrupted run" \
     "$DIFF" "$T/np2/checkpoint.h5" "$T/cut24/checkpoint.h5" 1e-4
-# the recipe's knobs keep every invariant: instance noise keyed by position in
+# the recipe's knobs keep every invariant: instance noise and swapped negatives keyed by position in
 # the global batch, rates that change with the epoch, the recolor output
-knobs=(--gen-out recolor --d-noise 0.2 --lr-d 4e-4 --lr-decay-from 1 --epochs 3)
+knobs=(--gen-out recolor --d-noise 0.2 --swap-neg 1 --lr-d 4e-4 --lr-decay-from 1 --epochs 3)
 for np in 1 2 4; do
     run_np $np cyclegan "${common[@]}" "${knobs[@]}" --max-steps 20 --out "$T/k$np" >"$T/k$np.log" 2>&1 \
         || fail "20 steps with the recipe's knobs on $np rank(s) ran (see $T/k$np.log)"
