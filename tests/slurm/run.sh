@@ -11,6 +11,7 @@
 # Run folders of its jobs land in results/ as for any job and are removed when
 # every check passed; the temporary folder likewise (kept, and named, otherwise).
 set -u
+export PATH="$PATH:/usr/sbin:/sbin" # the daemons and mungekey
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 
@@ -86,7 +87,7 @@ port2=$(free_port)
 while [ "$port2" = "$port1" ]; do port2=$(free_port); done
 node=$(hostname -s)
 
-mungekey --create --keyfile="$T/munge.key" || /usr/sbin/mungekey --create --keyfile="$T/munge.key"
+mungekey --create --keyfile="$T/munge.key"
 munged -F --force --socket="$T/munge.sock" --key-file="$T/munge.key" --pid-file="$T/munged.pid" \
     --seed-file="$T/munged.seed" --log-file="$T/log/munged.log" >"$T/log/munged.out" 2>&1 &
 PIDS+=($!)
@@ -135,14 +136,14 @@ PIDS+=($!)
 slurmd -D -f "$SLURM_CONF" >"$T/log/slurmd.out" 2>&1 &
 PIDS+=($!)
 
-t0=$(date +%s.%N)
+t0=$(date +%s%N)
 up=0
 for _ in $(seq 300); do
     [ "$(sinfo -h -o %t 2>/dev/null)" = idle ] && { up=1; break; }
     sleep 0.1
 done
 if [ "$up" = 1 ]; then
-    pass "munged, slurmctld and slurmd up, node idle after $(printf '%.1f' "$(echo "$(date +%s.%N) - $t0" | bc)") s"
+    pass "munged, slurmctld and slurmd up, node idle after $((($(date +%s%N) - t0) / 1000000)) ms"
 else
     fail "the node is not idle after 30 s"
     tail -5 "$T"/log/*.out "$T"/log/*.log
