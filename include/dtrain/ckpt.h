@@ -34,13 +34,21 @@ typedef struct {
 } dt_ckpt_meta;
 
 /* Write path atomically: path.tmp.<pid>, flush, fsync, then the old file
- * becomes <path minus .h5>.prev.h5 and the new one takes its name.
- * On failure nothing existing is touched; -1 with the reason. */
+ * becomes <path minus .h5>.prev.h5 (hard link, then rename) and the new one
+ * takes its name, so the last two checkpoints are always kept.
+ * On failure nothing existing is touched; -1 with the reason (the system's
+ * own, e.g. "No space left on device", when there is one). */
 int dt_ckpt_save(const char *path, const dt_ckpt_meta *meta, dt_params *const *nets,
                  const dt_adam *opts, int nnets);
 /* Read meta only (to decide what to build); -1 with the reason. */
 int dt_ckpt_read_meta(const char *path, dt_ckpt_meta *meta);
-/* Load into already-built networks; checks model, arch, shapes and crc32. */
+/* What dt_ckpt_load returns besides 0. */
+enum {
+    DT_CKPT_DAMAGED = -1,  /* missing, unreadable, truncated, checksum wrong */
+    DT_CKPT_MISMATCH = -2, /* a sound checkpoint of another model or other sizes */
+};
+/* Load into already-built networks; checks model, arch, shapes and crc32.
+ * 0, or DT_CKPT_DAMAGED / DT_CKPT_MISMATCH with the reason. */
 int dt_ckpt_load(const char *path, const char *model, const char *arch, dt_ckpt_meta *meta,
                  dt_params *const *nets, dt_adam *opts, int nnets);
 /* The name of the previous checkpoint kept beside path (caller frees). */

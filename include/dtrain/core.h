@@ -19,6 +19,9 @@ enum {
     DT_EXIT_OK = 0,
     DT_EXIT_USAGE = 2,    /* user error: bad option, missing or corrupt file */
     DT_EXIT_INTERNAL = 3, /* internal fault, aborted job */
+    DT_EXIT_STALLED = 4,  /* the step watchdog ended a job in which a rank made no progress */
+    DT_EXIT_REQUEUE = 75, /* stopped by a signal after writing a checkpoint: continue with
+                             --resume auto (EX_TEMPFAIL: try again later) */
 };
 
 #if defined(__GNUC__)

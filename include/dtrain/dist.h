@@ -74,4 +74,12 @@ int64_t dt_h5_fapl(void);
 /* A transfer property list for collective (1) or independent (0) I/O. */
 int64_t dt_h5_dxpl(int collective);
 
+/* ---- cluster operation ---- */
+/* dt_check_all(ok) and, in the same single reduction, the largest value over
+ * the ranks (e.g. the stop signal any rank received). */
+int dt_check_all_max(int ok, int value);
+/* Host names of all ranks, `each` bytes per rank in rank order, on rank 0
+ * (NULL elsewhere; caller frees). Collective. */
+char *dt_gather_hosts(size_t each);
+
 #endif

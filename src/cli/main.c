@@ -1,4 +1,5 @@
 /* dtrain <command> [options]: the entry point of every rank. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,6 +7,8 @@
 #include "dtrain/cli.h"
 #include "dtrain/core.h"
 #include "dtrain/dist.h"
+#include "dtrain/guard.h"
+#include "dtrain/runctl.h"
 
 static void usage(FILE *f)
 {
@@ -21,15 +24,28 @@ static void usage(FILE *f)
             "  study     train vae, dvae and jvae alike and compare them (table, curves, latents)\n"
             "  embed     write test-set latent embeddings of a checkpoint to HDF5\n\n"
             "`dtrain <command> --help` lists a command's options. Exit status: 0 done,\n"
-            "2 user error (bad option, missing or corrupt file), 3 internal error.\n",
+            "2 user error (bad option, missing or corrupt file, checkpoint that cannot be\n"
+            "written), 3 internal error, 4 a rank stalled (--step-timeout), 75 stopped by a\n"
+            "signal with a checkpoint written (continue with --resume auto).\n",
             DT_VERSION);
 }
 
 int main(int argc, char **argv)
 {
     dt_dist_init(&argc, &argv);
+    dt_run_set_cmdline(argc, argv);
+    /* A write past a file size limit (ulimit -f) fails with EFBIG, which
+     * dtrain reports with the file's name, instead of killing the rank. */
+    signal(SIGXFSZ, SIG_IGN);
     int rc = 0;
     const char *cmd = argc > 1 ? argv[1] : NULL;
+    /* Training commands catch the default stop signals from the start, so that
+     * one arriving while the data set is prepared is not fatal; the command's
+     * --stop-signal then sets the final list. */
+    const char *const training[] = {"vae", "dvae", "jvae", "cyclegan", "study"};
+    for (size_t i = 0; cmd && i < sizeof training / sizeof *training; i++)
+        if (strcmp(cmd, training[i]) == 0 && dt_stop_signals_install(DT_STOP_SIGNALS_DEFAULT) != 0)
+            DT_FATAL("%s", dt_lasterr());
     if (!cmd || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
         if (dt_rank() == 0) usage(stdout);
         if (!cmd) rc = DT_EXIT_USAGE;

@@ -270,3 +270,44 @@ int64_t dt_h5_dxpl(int collective)
         H5Pset_dxpl_mpio(dxpl, collective ? H5FD_MPIO_COLLECTIVE : H5FD_MPIO_INDEPENDENT);
     return dxpl;
 }
+
+/* ==== cluster operation: stop agreement and host names ====================== */
+
+#include <unistd.h> /* gethostname */
+
+int dt_check_all_max(int ok, int value)
+{
+    /* one reduction, MPI_MAX on both: -(lowest failing rank), and value */
+    int v[2] = {ok ? INT_MIN : -g_rank, value};
+    allreduce(v, 2, MPI_INT, MPI_MAX);
+    if (v[0] != INT_MIN) {
+        if (g_rank == -v[0]) {
+            fflush(stdout);
+            fprintf(stderr, "dtrain: error: %s\n", dt_lasterr());
+            fflush(stderr);
+        }
+        dt_dist_finalize();
+        exit(DT_EXIT_USAGE);
+    }
+    return v[1];
+}
+
+char *dt_gather_hosts(size_t each)
+{
+    char *mine = calloc(1, each);
+    if (!mine) DT_FATAL("out of memory");
+    if (gethostname(mine, each - 1) != 0) snprintf(mine, each, "?");
+    char *all = NULL;
+    if (g_rank == 0) {
+        all = calloc((size_t)g_size, each);
+        if (!all) DT_FATAL("out of memory");
+    }
+    if (!g_active || g_size == 1) {
+        memcpy(all, mine, each);
+    } else {
+        DT_ASSERT(each <= (size_t)INT_MAX);
+        MPI_CHECK(MPI_Gather(mine, (int)each, MPI_CHAR, all, (int)each, MPI_CHAR, 0, MPI_COMM_WORLD));
+    }
+    free(mine);
+    return all;
+}

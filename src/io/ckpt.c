@@ -3,7 +3,9 @@
 #include "dtrain/ckpt.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -100,41 +102,128 @@ static int write_net(hid_t f, dt_params *p, const dt_adam *a)
     return rc ? -1 : 0;
 }
 
+/* fsync a folder, so that renames in it are durable; best effort */
+static void sync_dir(const char *p)
+{
+    int fd = open(p, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return;
+    int rc = fsync(fd); /* some file systems refuse it for folders: nothing to do then */
+    (void)rc;
+    close(fd);
+}
+
+/* the folder of path ("." when it has none); caller frees */
+static char *dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    size_t n = slash ? (size_t)(slash - path) : 1;
+    if (slash == path) n = 1;
+    char *d = dt_alloc(n + 1);
+    memcpy(d, slash ? path : ".", n);
+    return d;
+}
+
+/* Write all of buf to a new file at path, fsynced; -1 with errno set. */
+static int write_file(const char *path, const void *buf, size_t n)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) return -1;
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            int e = w < 0 ? errno : ENOSPC;
+            close(fd);
+            errno = e;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    if (fsync(fd) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return close(fd);
+}
+
 int dt_ckpt_save(const char *path, const dt_ckpt_meta *meta, dt_params *const *nets,
                  const dt_adam *opts, int nnets)
 {
     dt_h5_quiet();
+    /* The file is built in memory (HDF5's core driver, no backing store) and
+     * written with one plain write: a full disk or a size limit then gives a
+     * clean error with its errno, and HDF5 never holds a half-written file
+     * open (which it would try to close again, and crash, at exit). */
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl < 0 || H5Pset_fapl_core(fapl, (size_t)1 << 22, 0) < 0) DT_FATAL("HDF5 core driver unavailable");
     char *tmp = dt_tmp_path(path);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
     if (f < 0) {
-        int e = errno;
         dt_free(tmp);
-        return dt_seterr("cannot write checkpoint %s: %s; the previous checkpoint is kept", path,
-                         e ? strerror(e) : "HDF5 could not create the file");
+        return dt_seterr("cannot create checkpoint %s in memory", path);
     }
     int rc = write_meta(f, meta);
     for (int i = 0; i < nnets && rc == 0; i++) rc = write_net(f, nets[i], &opts[i]);
     if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) rc = -1;
+    ssize_t n = rc == 0 ? H5Fget_file_image(f, NULL, 0) : -1;
+    void *image = n > 0 ? malloc((size_t)n) : NULL;
+    if (!image || H5Fget_file_image(f, image, (size_t)n) != n) rc = -1;
     if (H5Fclose(f) < 0) rc = -1;
+    if (rc != 0) {
+        free(image);
+        dt_free(tmp);
+        return dt_seterr("cannot assemble checkpoint %s (HDF5 failed in memory)", path);
+    }
+    rc = write_file(tmp, image, (size_t)n);
+    int e = errno;
+    free(image);
     if (rc != 0) {
         unlink(tmp);
         dt_free(tmp);
-        return dt_seterr("writing checkpoint %s failed (disk full?); the previous checkpoint is kept",
-                         path);
+        return dt_seterr("writing checkpoint %s failed: %s", path, strerror(e));
     }
-    /* keep the last good one as .prev before the new one takes the name */
+    /* The last good one becomes .prev. A hard link keeps checkpoint.h5 in
+     * place until the rename below replaces it, so at every instant the
+     * folder holds a complete checkpoint under its name; where links are
+     * not supported, a rename does it (a crash between the two renames then
+     * leaves only .prev, which --resume auto takes). */
     char *prev = dt_ckpt_prev_path(path);
-    if (access(path, F_OK) == 0 && rename(path, prev) != 0) {
-        int e = errno;
-        unlink(tmp);
-        dt_free(tmp);
-        dt_free(prev);
-        return dt_seterr("cannot keep %s as %s: %s", path, prev, strerror(e));
+    if (access(path, F_OK) == 0) {
+        char *plink = dt_tmp_path(prev);
+        unlink(plink);
+        int moved = link(path, plink) == 0 && rename(plink, prev) == 0;
+        if (!moved) {
+            unlink(plink);
+            moved = rename(path, prev) == 0;
+        }
+        dt_free(plink);
+        if (!moved) {
+            int e2 = errno;
+            unlink(tmp);
+            dt_free(tmp);
+            rc = dt_seterr("cannot keep %s as %s: %s", path, prev, strerror(e2));
+            dt_free(prev);
+            return rc;
+        }
     }
     dt_free(prev);
-    rc = dt_commit_file(tmp, path);
+    if (rename(tmp, path) != 0) {
+        int e2 = errno;
+        dt_seterr("cannot rename %s to %s: %s", tmp, path, strerror(e2));
+        unlink(tmp);
+        dt_free(tmp);
+        return -1;
+    }
     dt_free(tmp);
-    return rc;
+    char *dir = dir_of(path);
+    sync_dir(dir); /* the renames themselves */
+    dt_free(dir);
+    return 0;
 }
 
 static hid_t open_ckpt(const char *path)
@@ -247,12 +336,17 @@ int dt_ckpt_load(const char *path, const char *model, const char *arch, dt_ckpt_
     hid_t f = open_ckpt(path);
     if (f < 0) return -1;
     int rc = read_meta(f, path, meta);
-    if (rc == 0 && strcmp(meta->model, model) != 0)
-        rc = dt_seterr("checkpoint %s is of model '%s', not '%s'; use `dtrain %s --resume %s`", path,
-                       meta->model, model, meta->model, path);
-    if (rc == 0 && strcmp(meta->arch, arch) != 0)
-        rc = dt_seterr("checkpoint %s was made with '%s', this run is '%s'; resume with the same settings",
-                       path, meta->arch, arch);
+    /* a sound checkpoint of another run: not damage, so not a reason to fall back */
+    if (rc == 0 && strcmp(meta->model, model) != 0) {
+        dt_seterr("checkpoint %s is of model '%s', not '%s'; use `dtrain %s --resume %s`", path, meta->model, model,
+                  meta->model, path);
+        rc = DT_CKPT_MISMATCH;
+    }
+    if (rc == 0 && strcmp(meta->arch, arch) != 0) {
+        dt_seterr("checkpoint %s was made with '%s', this run is '%s'; resume with the same settings", path,
+                  meta->arch, arch);
+        rc = DT_CKPT_MISMATCH;
+    }
     for (int i = 0; i < nnets && rc == 0; i++) rc = read_net(f, path, nets[i], &opts[i]);
     H5Fclose(f);
     return rc;

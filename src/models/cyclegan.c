@@ -29,15 +29,18 @@
 #include "dtrain/dist.h"
 #include "dtrain/gan.h"
 #include "dtrain/gan_metrics.h"
+#include "dtrain/guard.h"
 #include "dtrain/plot.h"
 #include "dtrain/report.h"
+#include "dtrain/runctl.h"
 #include "dtrain/train.h"
 #include "dtrain/vae_run.h"
 
 #define IMG 2352
 
 typedef struct {
-    const char *data, *out, *resume, *gen_out;
+    const char *data, *out, *gen_out;
+    dt_run_opts run; /* --resume, --stop-signal, --step-timeout */
     int epochs, threads;
     size_t batch;
     float lr, beta1, lambda_cyc, lambda_id;
@@ -76,6 +79,7 @@ static const char *const DOMAIN[2] = {"A", "B"};
  * n_recv[X] images from it. One rank: a copy between its two halves. */
 static void exchange(gan *g, float *const *send, const size_t *n_send, float *const *recv, const size_t *n_recv, int tag)
 {
+    dt_watch("partner exchange");
     double t0 = dt_now();
     if (g->nhalves == 2) {
         for (int X = 0; X < 2; X++) {
@@ -93,6 +97,7 @@ static void exchange(gan *g, float *const *send, const size_t *n_send, float *co
 /* the partner's local and global batch counts */
 static void exchange_counts(gan *g)
 {
+    dt_watch("partner exchange");
     if (g->nhalves == 2) {
         for (int X = 0; X < 2; X++) g->h[X].ny = g->h[1 - X].nx, g->h[X].gy = g->h[1 - X].gx;
         return;
@@ -128,6 +133,7 @@ static void iteration(gan *g)
     exchange_counts(g);
     for (int k = 0; k < H; k++) send[k] = g->h[k].x, recv[k] = g->h[k].y, ns[k] = g->h[k].nx, nr[k] = g->h[k].ny;
     exchange(g, send, ns, recv, nr, 2);
+    dt_watch("generator forward");
     for (int k = 0; k < H; k++) { /* fake_x = G_X(y) */
         half *h = &g->h[k];
         dt_gen_forward(&g->G[h->X], &h->c2, h->y, (int)h->ny);
@@ -135,6 +141,7 @@ static void iteration(gan *g)
     for (int k = 0; k < H; k++)
         send[k] = g->h[k].c2.y, recv[k] = g->h[k].fake_y, ns[k] = g->h[k].ny, nr[k] = g->h[k].nx;
     exchange(g, send, ns, recv, nr, 3);
+    dt_watch("generator losses and backward");
     for (int k = 0; k < H; k++) {
         half *h = &g->h[k];
         dt_gen *G = &g->G[h->X];
@@ -180,7 +187,9 @@ static void iteration(gan *g)
         size_t n = h->ny * IMG;
         for (size_t i = 0; i < n; i++) h->d_fake_x[i] = h->d_adv[i] + h->d_recv[i];
         dt_gen_backward(G, &h->c2, h->d_fake_x, NULL, (int)h->ny);
+        dt_watch("generator optimizer step");
         dt_train_step_in(g->group, &g->aG[h->X], &G->p);
+        dt_watch("discriminator forward/backward");
         /* the discriminator: real x -> 1, fake_x (made above, no gradient to G) -> 0 */
         dt_params_zero_grad(&D->p); /* drop what the generator step left */
         float dl[g->maxB];
@@ -190,6 +199,7 @@ static void iteration(gan *g)
         dt_disc_forward(D, &h->dc, h->c2.y, (int)h->ny);
         h->loss[3] += bce_label(dl, h->dc.logit, h->ny, 0.0f, 1.0f / (float)h->gy);
         dt_disc_backward(D, &h->dc, h->c2.y, dl, NULL, (int)h->ny);
+        dt_watch("discriminator optimizer step");
         dt_train_step_in(g->group, &g->aD[h->X], &D->p);
     }
 }
@@ -334,10 +344,8 @@ static void arch_of(const gan *g, char *buf, size_t len)
     snprintf(buf, len, "cyclegan gen=%s batch=%zu", g->o.gen_out, g->o.batch);
 }
 
-static void save(gan *g, const char *path, int64_t step, int64_t epoch, int64_t batch)
+static int write_checkpoint(gan *g, const char *path, int64_t step, int64_t epoch, int64_t batch)
 {
-    share_networks(g, 1); /* collective: rank 0 gathers all four networks */
-    if (dt_rank() != 0) return;
     dt_ckpt_meta meta;
     memset(&meta, 0, sizeof meta);
     snprintf(meta.model, sizeof meta.model, "cyclegan");
@@ -358,21 +366,40 @@ static void save(gan *g, const char *path, int64_t step, int64_t epoch, int64_t 
     meta.threads = g->o.threads;
     dt_params *nets[4] = {&g->G[0].p, &g->G[1].p, &g->D[0].p, &g->D[1].p};
     dt_adam opts[4] = {g->aG[0], g->aG[1], g->aD[0], g->aD[1]};
-    if (dt_ckpt_save(path, &meta, nets, opts, 4) < 0) dt_warn("%s", dt_lasterr());
+    if (dt_ckpt_save(path, &meta, nets, opts, 4) == 0) return 0;
+    dt_run_checkpoint_failed(path, step);
+    return -1;
 }
 
-static void load(gan *g, const char *path, dt_ckpt_meta *meta)
+/* Collective. A checkpoint that cannot be written stops the run (status 2),
+ * as for the VAEs. */
+static void save(gan *g, const char *path, int64_t step, int64_t epoch, int64_t batch)
 {
+    dt_watch_pause("checkpoint");
+    share_networks(g, 1); /* collective: rank 0 gathers all four networks */
+    int ok = dt_rank() != 0 || write_checkpoint(g, path, step, epoch, batch) == 0;
+    dt_check_all(ok);
+}
+
+/* rank 0: the checkpoint at path into the four networks (dt_resume_load_fn) */
+static int load_nets(const char *path, dt_ckpt_meta *meta, void *ctx)
+{
+    gan *g = ctx;
     char arch[128];
     arch_of(g, arch, sizeof arch);
-    int ok = 1;
     dt_params *nets[4] = {&g->G[0].p, &g->G[1].p, &g->D[0].p, &g->D[1].p};
     dt_adam opts[4];
-    if (dt_rank() == 0) ok = dt_ckpt_load(path, "cyclegan", arch, meta, nets, opts, 4) == 0;
-    dt_check_all(ok);
-    dt_bcast(meta, sizeof *meta, 0);
-    dt_bcast(opts, sizeof opts, 0);
-    g->aG[0] = opts[0], g->aG[1] = opts[1], g->aD[0] = opts[2], g->aD[1] = opts[3];
+    int rc = dt_ckpt_load(path, "cyclegan", arch, meta, nets, opts, 4);
+    if (rc == 0) g->aG[0] = opts[0], g->aG[1] = opts[1], g->aD[0] = opts[2], g->aD[1] = opts[3];
+    return rc;
+}
+
+/* what rank 0 loaded, to every rank */
+static void share_loaded(gan *g)
+{
+    dt_params *nets[4] = {&g->G[0].p, &g->G[1].p, &g->D[0].p, &g->D[1].p};
+    dt_bcast(g->aG, sizeof g->aG, 0);
+    dt_bcast(g->aD, sizeof g->aD, 0);
     for (int k = 0; k < 4; k++) {
         dt_bcast(nets[k]->w, nets[k]->n * sizeof(float), 0);
         dt_bcast(nets[k]->m, nets[k]->n * sizeof(float), 0);
@@ -386,6 +413,7 @@ static void parse(gan_opts *o, int argc, char **argv)
 {
     *o = (gan_opts){.data = DT_DATA_DEFAULT_PATH, .out = "results/cyclegan", .gen_out = "residual", .epochs = 60,
                     .batch = 64, .lr = 2e-4f, .beta1 = 0.5f, .lambda_cyc = 10.0f, .seed = 1};
+    dt_run_opts_default(&o->run);
     dt_opt opts[] = {
         {"data", DT_OPT_STR, &o->data, "FILE", "colored-MNIST HDF5 file (prepared if missing)", 1, 0},
         {"epochs", DT_OPT_INT, &o->epochs, "N", "epochs (over the smaller of the two training sets)", 0, 100000},
@@ -398,10 +426,12 @@ static void parse(gan_opts *o, int argc, char **argv)
          "generator output: residual (x + tanh, starts as the identity) or sigmoid (the report's)", 1, 0},
         {"seed", DT_OPT_U64, &o->seed, "N", "seed of initialization and data order", 1, 0},
         {"out", DT_OPT_STR, &o->out, "DIR", "output folder", 1, 0},
-        {"resume", DT_OPT_STR, &o->resume, "FILE", "continue from this checkpoint (any even rank count, or 1)", 1, 0},
+        DT_RUN_OPT_RESUME(&o->run),
         {"checkpoint-every", DT_OPT_LONG, &o->checkpoint_every, "N", "also checkpoint every N steps", 0, 1e12},
         {"max-steps", DT_OPT_LONG, &o->max_steps, "N", "stop after N iterations in all (0: no limit)", 0, 1e15},
         {"threads", DT_OPT_INT, &o->threads, "N", "OpenBLAS threads per rank (0: auto)", 0, 1024},
+        DT_RUN_OPT_STOP(&o->run),
+        DT_RUN_OPT_TIMEOUT(&o->run),
     };
     int n = (int)(sizeof opts / sizeof *opts);
     int rc = dt_opts_parse_or_exit(
@@ -428,6 +458,7 @@ int dt_cmd_cyclegan(int argc, char **argv)
     gan *g = dt_alloc(sizeof *g);
     parse(&g->o, argc, argv);
     g->o.threads = dt_threads_setup(g->o.threads);
+    dt_run_begin(&g->o.run);
     g->P = dt_size();
     g->nhalves = g->P == 1 ? 2 : 1;
     int ok = dt_rank() != 0 || dt_mkdirs(g->o.out) == 0;
@@ -480,13 +511,13 @@ int dt_cmd_cyclegan(int argc, char **argv)
     size_t nb = nbA < nbB ? nbA : nbB;
 
     int64_t step = 0, epoch0 = 0, batch0 = 0;
-    if (g->o.resume) {
-        dt_ckpt_meta meta;
-        load(g, g->o.resume, &meta);
-        step = meta.step, epoch0 = meta.epoch, batch0 = meta.batch;
-        dt_log("dtrain: resumed cyclegan from %s at step %lld (epoch %lld, batch %lld), saved with %d rank(s)\n",
-               g->o.resume, (long long)step, (long long)epoch0 + 1, (long long)batch0, meta.ranks);
+    dt_resume_info rinfo;
+    dt_run_resume(&g->o.run, g->o.out, "cyclegan", load_nets, g, &rinfo);
+    if (rinfo.resumed) {
+        share_loaded(g);
+        step = rinfo.meta.step, epoch0 = rinfo.meta.epoch, batch0 = rinfo.meta.batch;
     }
+    dt_run_record_start(g->o.out, "cyclegan", g->o.threads, &g->o.run, &rinfo);
     char *ckpt = dt_path_join(g->o.out, "checkpoint.h5"), *csv_path = dt_path_join(g->o.out, "metrics.csv");
     FILE *csv = NULL;
     if (dt_rank() == 0) {
@@ -503,6 +534,7 @@ int dt_cmd_cyclegan(int argc, char **argv)
     gan_eval ev = {{0, 0}, {0, 0}};
     double train_time = 0, images = 0;
     int stopped = g->o.max_steps > 0 && step >= g->o.max_steps;
+    int64_t epoch_at = epoch0; /* the epoch of the last step taken, from 1 */
     dt_progress prog;
     dt_progress_init(&prog);
     for (int64_t epoch = epoch0; epoch < g->o.epochs && !stopped; epoch++) {
@@ -517,6 +549,8 @@ int dt_cmd_cyclegan(int argc, char **argv)
         for (size_t b = epoch == epoch0 ? (size_t)batch0 : 0; b < nb; b++) {
             double t0 = dt_now();
             int got = 1;
+            dt_watch_step(step);
+            dt_watch("data loading");
             for (int k = 0; k < g->nhalves; k++) {
                 dt_batch bt;
                 int r = dt_loader_next(g->h[k].ld, &bt);
@@ -525,9 +559,15 @@ int dt_cmd_cyclegan(int argc, char **argv)
                 g->h[k].gx = bt.global_n;
                 memcpy(g->h[k].x, bt.x, sizeof(float) * bt.n * IMG);
             }
-            dt_check_all(got == 1);
+            /* one reduction per step agrees on the batches and on a stop */
+            int sig = dt_check_all_max(got == 1, dt_run_stop_local(step));
+            if (sig) {
+                save(g, ckpt, step, epoch, (int64_t)b);
+                dt_run_stop(sig, step, epoch + 1, ckpt);
+            }
             iteration(g);
             step++;
+            epoch_at = epoch + 1;
             double dt = dt_now() - t0;
             train_time += dt;
             images += (double)(g->h[0].gx + g->h[0].gy);
@@ -562,6 +602,7 @@ int dt_cmd_cyclegan(int argc, char **argv)
         dt_allreduce_sum_d(L, 6);
         double per = (double)nb * (double)g->o.batch;
         for (int k = 0; k < 6; k++) L[k] /= per;
+        dt_watch_pause("evaluation");
         share_networks(g, 0);
         dt_check_all(evaluate(g, test, &ev) == 0);
         double ips = ep_images / (dt_now() - te0), elapsed = dt_now() - t_start;
@@ -586,8 +627,12 @@ int dt_cmd_cyclegan(int argc, char **argv)
             fflush(csv);
         }
         save(g, ckpt, step, epoch + 1, 0);
+        /* a stop asked for during the evaluation or the checkpoint: this one will do */
+        int sig = dt_run_stop_poll();
+        if (sig) dt_run_stop(sig, step, epoch + 1, ckpt);
         if (g->o.max_steps > 0 && step >= g->o.max_steps) stopped = 1;
     }
+    dt_watch_pause("final evaluation");
     if (csv) fclose(csv);
     share_networks(g, 0);
     dt_check_all(evaluate(g, test, &ev) == 0);
@@ -618,12 +663,14 @@ int dt_cmd_cyclegan(int argc, char **argv)
             dt_json_num(&j, "lr", g->o.lr);
             dt_json_str(&j, "data", g->o.data);
             dt_json_str(&j, "version", DT_VERSION);
+            if (rinfo.resumed) dt_json_str(&j, "resumed_from", rinfo.from);
             if (dt_json_close(&j) < 0) dt_warn("%s", dt_lasterr());
         }
         dt_free(sum);
         dt_log("dtrain cyclegan: color accuracy A->B %.3f, B->A %.3f; shape %.3f, %.3f; results in %s/\n", ev.acc[0],
                ev.acc[1], ev.shape[0], ev.shape[1], g->o.out);
     }
+    dt_run_finish(step, epoch_at, stopped ? "--max-steps reached" : "finished");
     for (int k = 0; k < g->nhalves; k++) {
         half *h = &g->h[k];
         dt_loader_free(h->ld);

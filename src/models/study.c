@@ -11,6 +11,7 @@
 #include "dtrain/dist.h"
 #include "dtrain/plot.h"
 #include "dtrain/report.h"
+#include "dtrain/runctl.h"
 #include "dtrain/vae_run.h"
 
 #define NM 3
@@ -132,6 +133,8 @@ int dt_cmd_study(int argc, char **argv)
     int epochs = 30, threads = 0;
     size_t batch = 128;
     uint64_t seed = 1;
+    dt_run_opts run;
+    dt_run_opts_default(&run);
     dt_opt opts[] = {
         {"data", DT_OPT_STR, &data, "FILE", "colored-MNIST HDF5 file (prepared if missing)", 1, 0},
         {"epochs", DT_OPT_INT, &epochs, "N", "epochs for each model", 1, 100000},
@@ -139,6 +142,10 @@ int dt_cmd_study(int argc, char **argv)
         {"seed", DT_OPT_U64, &seed, "N", "seed shared by the three runs", 1, 0},
         {"out", DT_OPT_STR, &out, "DIR", "output folder (one sub-folder per model)", 1, 0},
         {"threads", DT_OPT_INT, &threads, "N", "OpenBLAS threads per rank (0: auto)", 0, 1024},
+        {"resume", DT_OPT_STR, &run.resume, "auto",
+         "continue each model from its checkpoint in OUT/<model>/ (a finished one is only evaluated)", 1, 0},
+        DT_RUN_OPT_STOP(&run),
+        DT_RUN_OPT_TIMEOUT(&run),
     };
     int n = (int)(sizeof opts / sizeof *opts);
     int rc = dt_opts_parse_or_exit(
@@ -147,12 +154,15 @@ int dt_cmd_study(int argc, char **argv)
         "Train vae, dvae and jvae with the same data, seed and epochs (each with its defaults)\n"
         "and write OUT/study.md and study.csv (test losses with each term, images/s, wall time),\n"
         "OUT/test_loss.png (the three curves), OUT/latent_mi.csv, and each run in OUT/<model>/.\n");
+    if (rc == 0 && run.resume && strcmp(run.resume, "auto") != 0)
+        rc = dt_seterr("study: --resume takes only 'auto' (each model resumes from OUT/<model>/checkpoint.h5)");
     dt_check_all(rc == 0);
     int ok = dt_rank() != 0 || dt_mkdirs(out) == 0;
     dt_check_all(ok);
     dt_vae_result r[NM];
     memset(r, 0, sizeof r);
-    char se[32], sb[32], ss[32], st[32];
+    char se[32], sb[32], ss[32], st[32], sto[32];
+    snprintf(sto, sizeof sto, "%g", run.step_timeout);
     snprintf(se, sizeof se, "%d", epochs);
     snprintf(sb, sizeof sb, "%zu", batch);
     snprintf(ss, sizeof ss, "%llu", (unsigned long long)seed);
@@ -160,9 +170,13 @@ int dt_cmd_study(int argc, char **argv)
     for (int i = 0; i < NM; i++) {
         char *dir = dt_path_join(out, MODELS[i]);
         char *av[] = {(char *)MODELS[i], "--data", (char *)data, "--epochs", se, "--batch", sb, "--seed", ss,
-                      "--threads", st, "--out", dir, NULL};
+                      "--threads", st, "--out", dir, "--stop-signal", (char *)run.stop_signals, "--step-timeout", sto,
+                      run.resume ? "--resume" : NULL, "auto", NULL};
+        int ac = 0;
+        while (av[ac]) ac++;
         dt_log("\n== study: %s\n", MODELS[i]);
-        dt_vae_train(MODELS[i], (int)(sizeof av / sizeof *av) - 1, av, &r[i]);
+        /* a stop signal ends the whole study inside dt_vae_train (status 75) */
+        dt_vae_train(MODELS[i], ac, av, &r[i]);
         dt_free(dir);
     }
     if (dt_rank() == 0 && write_report(out, r, epochs, seed, data) < 0) dt_warn("%s", dt_lasterr());

@@ -16,8 +16,10 @@
 #include "dtrain/core.h"
 #include "dtrain/data.h"
 #include "dtrain/dist.h"
+#include "dtrain/guard.h"
 #include "dtrain/h5.h"
 #include "dtrain/report.h"
+#include "dtrain/runctl.h"
 #include "dtrain/train.h"
 #include "dtrain/vae.h"
 #include "dtrain/vae_run.h"
@@ -282,7 +284,8 @@ static int write_embeddings(evaluator *e, const char *path, const char *ckpt_not
 /* ---- the command ----------------------------------------------------------- */
 
 typedef struct {
-    const char *data, *out, *resume;
+    const char *data, *out;
+    dt_run_opts run; /* --resume, --stop-signal, --step-timeout */
     dt_vae_opts o;
 } run_args;
 
@@ -292,7 +295,7 @@ static int parse(const char *model, run_args *a, int argc, char **argv)
     snprintf(out_default, sizeof out_default, "results/%s", model);
     a->data = DT_DATA_DEFAULT_PATH;
     a->out = out_default;
-    a->resume = NULL;
+    dt_run_opts_default(&a->run);
     dt_vae_opts_default(&a->o);
     model_defaults(model, &a->o);
     int discrete = strcmp(model, "vae") != 0;
@@ -303,12 +306,14 @@ static int parse(const char *model, run_args *a, int argc, char **argv)
         {"lr", DT_OPT_FLOAT, &a->o.lr, "X", "Adam learning rate", 0, 10},
         {"seed", DT_OPT_U64, &a->o.seed, "N", "seed of initialization, order and noise", 1, 0},
         {"out", DT_OPT_STR, &a->out, "DIR", "output folder", 1, 0},
-        {"resume", DT_OPT_STR, &a->resume, "FILE", "continue from this checkpoint", 1, 0},
+        DT_RUN_OPT_RESUME(&a->run),
         {"checkpoint-every", DT_OPT_LONG, &a->o.checkpoint_every, "N",
          "also checkpoint every N steps (0: at each epoch's end only)", 0, 1e12},
         {"threads", DT_OPT_INT, &a->o.threads, "N", "OpenBLAS threads per rank (0: auto)", 0, 1024},
         {"max-steps", DT_OPT_LONG, &a->o.max_steps, "N",
          "stop after N optimizer steps in all (checkpoint kept; 0: no limit)", 0, 1e15},
+        DT_RUN_OPT_STOP(&a->run),
+        DT_RUN_OPT_TIMEOUT(&a->run),
         /* discrete part: dvae and jvae only (they come last, see n below) */
         {"N", DT_OPT_INT, &a->o.N, "N", "categorical variables", 1, 64},
         {"K", DT_OPT_INT, &a->o.K, "K", "categories per variable", 2, 256},
@@ -352,29 +357,43 @@ static void settings_json(const run_args *a, const dt_vae *m, char *buf, size_t 
              a->o.kl_warmup, a->o.sample_std);
 }
 
-/* rank 0 loads, everyone receives the same bits */
-static void resume_from(const char *path, dt_vae *m, dt_adam *adam, dt_ckpt_meta *meta)
+typedef struct {
+    dt_vae *m;
+    dt_adam *adam;
+} load_ctx;
+
+/* rank 0: the checkpoint at path into the model (dt_resume_load_fn) */
+static int load_model(const char *path, dt_ckpt_meta *meta, void *ctx)
 {
+    load_ctx *c = ctx;
     char arch[128];
-    dt_vae_arch(m, arch, sizeof arch);
-    int ok = 1;
-    if (dt_rank() == 0) {
-        dt_params *nets[1] = {&m->p};
-        ok = dt_ckpt_load(path, m->kind->name, arch, meta, nets, adam, 1) == 0;
-    }
-    dt_check_all(ok);
-    dt_bcast(meta, sizeof *meta, 0);
+    dt_vae_arch(c->m, arch, sizeof arch);
+    dt_params *nets[1] = {&c->m->p};
+    return dt_ckpt_load(path, c->m->kind->name, arch, meta, nets, c->adam, 1);
+}
+
+/* what rank 0 loaded, to every rank: the same bits */
+static void share_state(dt_vae *m, dt_adam *adam)
+{
     dt_bcast(adam, sizeof *adam, 0);
     dt_bcast(m->p.w, m->p.n * sizeof(float), 0);
     dt_bcast(m->p.m, m->p.n * sizeof(float), 0);
     dt_bcast(m->p.v, m->p.n * sizeof(float), 0);
 }
 
-static void save_checkpoint(const char *path, const run_args *a, dt_vae *m, const dt_adam *adam,
+/* rank 0 loads, everyone receives the same bits */
+static void resume_from(const char *path, dt_vae *m, dt_adam *adam, dt_ckpt_meta *meta)
+{
+    load_ctx c = {m, adam};
+    int ok = dt_rank() != 0 || load_model(path, meta, &c) == 0;
+    dt_check_all(ok);
+    dt_bcast(meta, sizeof *meta, 0);
+    share_state(m, adam);
+}
+
+static int write_checkpoint(const char *path, const run_args *a, dt_vae *m, const dt_adam *adam,
                             int64_t step, int64_t epoch, int64_t batch, const double *sums, int nsums)
 {
-    dt_train_gather_moments(&m->p); /* collective */
-    if (dt_rank() != 0) return;
     dt_ckpt_meta meta;
     memset(&meta, 0, sizeof meta);
     snprintf(meta.model, sizeof meta.model, "%s", m->kind->name);
@@ -390,7 +409,22 @@ static void save_checkpoint(const char *path, const run_args *a, dt_vae *m, cons
     meta.threads = a->o.threads;
     if (strcmp(m->kind->name, "vae") != 0) meta.tau = dt_gumbel_tau(&a->o, (uint64_t)step);
     dt_params *nets[1] = {&m->p};
-    if (dt_ckpt_save(path, &meta, nets, adam, 1) < 0) dt_warn("%s", dt_lasterr());
+    if (dt_ckpt_save(path, &meta, nets, adam, 1) == 0) return 0;
+    dt_run_checkpoint_failed(path, step);
+    return -1;
+}
+
+/* Collective. A checkpoint that cannot be written stops the run (status 2)
+ * with the reason and the state of the previous one: going on would train
+ * for hours that a preemption could then lose. */
+static void save_checkpoint(const char *path, const run_args *a, dt_vae *m, const dt_adam *adam,
+                            int64_t step, int64_t epoch, int64_t batch, const double *sums, int nsums)
+{
+    dt_watch_pause("checkpoint"); /* rank 0 writes; the others wait for it */
+    dt_train_gather_moments(&m->p); /* collective */
+    int ok = 1;
+    if (dt_rank() == 0) ok = write_checkpoint(path, a, m, adam, step, epoch, batch, sums, nsums) == 0;
+    dt_check_all(ok);
 }
 
 static void log_epoch(const dt_vae *m, int epoch, int epochs, const double *tr, const double *te, double ips,
@@ -417,6 +451,7 @@ int dt_vae_train(const char *model, int argc, char **argv, dt_vae_result *res)
     run_args a;
     parse(model, &a, argc, argv);
     a.o.threads = dt_threads_setup(a.o.threads);
+    dt_run_begin(&a.run);
     int P = dt_size();
 
     /* output folder first: a run that cannot write its results should not start */
@@ -448,17 +483,19 @@ int dt_vae_train(const char *model, int argc, char **argv, dt_vae_result *res)
 
     int64_t step = 0, epoch0 = 0, batch0 = 0;
     double tr_sums[DT_CKPT_MAX_SUMS] = {0}; /* [count, bce, kl...] of the epoch in progress */
-    if (a.resume) {
-        dt_ckpt_meta meta;
-        resume_from(a.resume, m, &adam, &meta);
+    dt_resume_info rinfo;
+    load_ctx lc = {m, &adam};
+    dt_run_resume(&a.run, a.out, model, load_model, &lc, &rinfo);
+    if (rinfo.resumed) {
+        const dt_ckpt_meta *meta = &rinfo.meta;
+        share_state(m, &adam);
         adam.lr = a.o.lr;
-        step = meta.step;
-        epoch0 = meta.epoch;
-        batch0 = meta.batch;
-        memcpy(tr_sums, meta.sums, sizeof(double) * (size_t)meta.nsums);
-        dt_log("dtrain: resumed %s from %s at step %lld (epoch %lld, batch %lld), saved with %d rank(s)\n",
-               model, a.resume, (long long)step, (long long)epoch0 + 1, (long long)batch0, meta.ranks);
+        step = meta->step;
+        epoch0 = meta->epoch;
+        batch0 = meta->batch;
+        memcpy(tr_sums, meta->sums, sizeof(double) * (size_t)meta->nsums);
     }
+    dt_run_record_start(a.out, model, a.o.threads, &a.run, &rinfo);
 
     char *ckpt_path = dt_path_join(a.out, "checkpoint.h5");
     char *csv_path = dt_path_join(a.out, "metrics.csv");
@@ -486,6 +523,8 @@ int dt_vae_train(const char *model, int argc, char **argv, dt_vae_result *res)
     double wall_before = dt_now() - t_start;
     /* a run resumed at or past --max-steps takes no step and keeps its checkpoint */
     int stopped = a.o.max_steps > 0 && step >= a.o.max_steps;
+    int stop_pending = 0; /* a stop agreed on an epoch's last step: after the epoch's checkpoint */
+    int64_t epoch_at = epoch0; /* the epoch of the last step taken, from 1 */
     if (a.o.max_steps > 0 && total_steps > a.o.max_steps) total_steps = a.o.max_steps;
     for (int64_t epoch = epoch0; epoch < a.o.epochs && !stopped; epoch++) {
         double te0 = dt_now(), ep_images = 0;
@@ -497,18 +536,28 @@ int dt_vae_train(const char *model, int argc, char **argv, dt_vae_result *res)
         }
         dt_batch b;
         int r;
-        while ((r = dt_loader_next(ld, &b)) == 1) {
+        for (;;) {
+            /* the phases name where a rank was when the watchdog fires */
+            dt_watch_step(step);
+            dt_watch("data loading");
+            if ((r = dt_loader_next(ld, &b)) != 1) break;
             double t0 = dt_now();
             memcpy(m->x, b.x, sizeof(float) * b.n * DT_IMG);
             for (size_t i = 0; i < b.n; i++) gidx[i] = b.index[i];
-            double s[DT_MAX_TERMS + 1] = {0};
+            double s[DT_MAX_TERMS + 2] = {0};
+            dt_watch("forward/backward");
             dt_vae_forward(m, (int)b.n, gidx, (uint64_t)step, 0, s + 1);
             dt_vae_backward(m, (int)b.n, 1.0f / (float)b.global_n);
+            dt_watch("gradient exchange");
             dt_train_step(&adam, &m->p);
+            dt_watch("loss reduction");
             s[0] = (double)b.n;
-            dt_allreduce_sum_d(s, (size_t)nt + 1);
+            /* the stop flag rides along with the losses: no extra message per step */
+            s[nt + 1] = dt_run_stop_local(step + 1) ? 1 : 0;
+            dt_allreduce_sum_d(s, (size_t)nt + 2);
             for (int k = 0; k <= nt; k++) tr_sums[k] += s[k];
             step++;
+            epoch_at = epoch + 1;
             double dt = dt_now() - t0;
             train_time += dt;
             images += (double)b.global_n;
@@ -524,6 +573,15 @@ int dt_vae_train(const char *model, int argc, char **argv, dt_vae_result *res)
                 dt_progress_draw(&prog, (long)(b.batch_index + 1), (long)nb, st);
             }
             int last = b.batch_index + 1 == nb;
+            if (s[nt + 1] > 0) { /* some rank was asked to stop */
+                if (last) {
+                    stop_pending = 1; /* the epoch's end is one evaluation away: finish it */
+                } else {
+                    save_checkpoint(ckpt_path, &a, m, &adam, step, epoch, (int64_t)b.batch_index + 1, tr_sums,
+                                    nt + 1);
+                    dt_run_stop(dt_run_stop_poll(), step, epoch + 1, ckpt_path);
+                }
+            }
             if (!last && a.o.max_steps > 0 && step >= a.o.max_steps) {
                 /* stop mid-epoch: the checkpoint holds the exact position */
                 save_checkpoint(ckpt_path, &a, m, &adam, step, epoch, (int64_t)b.batch_index + 1, tr_sums, nt + 1);
@@ -541,6 +599,7 @@ int dt_vae_train(const char *model, int argc, char **argv, dt_vae_result *res)
         }
         dt_check_all(r == 0);
         double ep_train = dt_now() - te0;
+        dt_watch_pause("evaluation");
         dt_check_all(evaluate(&ev, (uint64_t)step, te + 1) == 0);
         size_t Nt = ev.N;
         te[0] = 0;
@@ -563,8 +622,12 @@ int dt_vae_train(const char *model, int argc, char **argv, dt_vae_result *res)
             fflush(csv);
         }
         save_checkpoint(ckpt_path, &a, m, &adam, step, epoch + 1, 0, tr_sums, nt + 1);
+        /* a stop asked for during the evaluation or the checkpoint: this one will do */
+        int sig = dt_run_stop_poll();
+        if (stop_pending || sig) dt_run_stop(sig, step, epoch + 1, ckpt_path);
         if (a.o.max_steps > 0 && step >= a.o.max_steps) stopped = 1;
     }
+    dt_watch_pause("final evaluation");
     if (csv) fclose(csv);
     if (stopped && tr_sums[0] > 0) { /* stopped inside an epoch: the train loss so far */
         tr[0] = 0;
@@ -648,7 +711,7 @@ int dt_vae_train(const char *model, int argc, char **argv, dt_vae_result *res)
                 dt_json_int(&j, "all_categories_in_use", ca.all_in_use);
                 dt_json_num(&j, "tau_final", dt_gumbel_tau(&a.o, (uint64_t)step));
             }
-            if (a.resume) dt_json_str(&j, "resumed_from", a.resume);
+            if (rinfo.resumed) dt_json_str(&j, "resumed_from", rinfo.from);
             if (dt_json_close(&j) < 0) dt_warn("%s", dt_lasterr());
         } else
             dt_warn("%s", dt_lasterr());
@@ -665,6 +728,7 @@ int dt_vae_train(const char *model, int argc, char **argv, dt_vae_result *res)
         res->all_in_use = q >= 0 ? ca.all_in_use : -1;
         res->kind = kind;
     }
+    dt_run_finish(step, epoch_at, stopped ? "--max-steps reached" : "finished");
     if (q >= 0) dt_cat_analysis_free(&ca);
     dt_free(codes);
     eval_free(&ev);

@@ -90,12 +90,12 @@ START_TEST(refuses_other_model_and_sizes)
     meta_init(&m, "dvae");
     dt_params *na[1] = {&a}, *nb[1] = {&b}, *nc[1] = {&c};
     ck_assert_int_eq(dt_ckpt_save(path("d.h5"), &m, na, &o, 1), 0);
-    ck_assert_int_eq(dt_ckpt_load(path("d.h5"), "vae", m.arch, &got, nb, &o, 1), -1);
+    ck_assert_int_eq(dt_ckpt_load(path("d.h5"), "vae", m.arch, &got, nb, &o, 1), DT_CKPT_MISMATCH);
     ck_assert_ptr_nonnull(strstr(dt_lasterr(), "of model 'dvae', not 'vae'"));
-    ck_assert_int_eq(dt_ckpt_load(path("d.h5"), "dvae", "dvae width=9", &got, nb, &o, 1), -1);
+    ck_assert_int_eq(dt_ckpt_load(path("d.h5"), "dvae", "dvae width=9", &got, nb, &o, 1), DT_CKPT_MISMATCH);
     ck_assert_ptr_nonnull(strstr(dt_lasterr(), "was made with"));
     /* same names and arch string but another shape: refused, not misread */
-    ck_assert_int_eq(dt_ckpt_load(path("d.h5"), "dvae", m.arch, &got, nc, &o, 1), -1);
+    ck_assert_int_eq(dt_ckpt_load(path("d.h5"), "dvae", m.arch, &got, nc, &o, 1), DT_CKPT_DAMAGED);
     ck_assert_ptr_nonnull(strstr(dt_lasterr(), "a.weight"));
     dt_params_free(&a);
     dt_params_free(&b);
@@ -130,7 +130,7 @@ START_TEST(refuses_damaged_data)
     dt_params *na[1] = {&a};
     ck_assert_int_eq(dt_ckpt_save(path("e.h5"), &m, na, &o, 1), 0);
     damage(path("e.h5"), a.w + 4, 4 * sizeof(float));
-    ck_assert_int_eq(dt_ckpt_load(path("e.h5"), "vae", m.arch, &got, na, &o, 1), -1);
+    ck_assert_int_eq(dt_ckpt_load(path("e.h5"), "vae", m.arch, &got, na, &o, 1), DT_CKPT_DAMAGED);
     ck_assert_msg(strstr(dt_lasterr(), "checksum"), "%s", dt_lasterr());
     ck_assert_int_eq(dt_ckpt_read_meta(path("missing.h5"), &got), -1);
     ck_assert_ptr_nonnull(strstr(dt_lasterr(), "missing.h5"));
@@ -156,10 +156,18 @@ START_TEST(replacement_keeps_previous)
     ck_assert_ptr_nonnull(strstr(prev, "f.prev.h5"));
     ck_assert_int_eq(dt_ckpt_read_meta(prev, &got), 0);
     ck_assert_int_eq(got.step, 1);
+    /* always the last two */
+    m.step = 3;
+    ck_assert_int_eq(dt_ckpt_save(path("f.h5"), &m, na, &o, 1), 0);
+    ck_assert_int_eq(dt_ckpt_read_meta(path("f.h5"), &got), 0);
+    ck_assert_int_eq(got.step, 3);
+    ck_assert_int_eq(dt_ckpt_read_meta(prev, &got), 0);
+    ck_assert_int_eq(got.step, 2);
     dt_free(prev);
     /* a folder that cannot be written: error, nothing touched */
     ck_assert_int_eq(dt_ckpt_save("/proc/no/such/c.h5", &m, na, &o, 1), -1);
     ck_assert_ptr_nonnull(strstr(dt_lasterr(), "/proc/no/such/c.h5"));
+    ck_assert_msg(strstr(dt_lasterr(), "No such file or directory"), "%s", dt_lasterr());
     dt_params_free(&a);
 }
 END_TEST
