@@ -9,7 +9,8 @@
 # scripts, a preempted job and a cancelled one, and checks their states, logs
 # and outputs. Prints "slurm: N passed, M failed"; non-zero exit on failure.
 # Run folders of its jobs land in results/ as for any job and are removed when
-# every check passed; the temporary folder likewise (kept, and named, otherwise).
+# every check passed; the temporary folder likewise (kept, and named, otherwise,
+# or when DTRAIN_SLURM_KEEP is set).
 set -u
 export PATH="$PATH:/usr/sbin:/sbin" # the daemons and mungekey
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -62,7 +63,7 @@ stop_all() {
         kill -KILL "$p" 2>/dev/null
         wait "$p" 2>/dev/null
     done
-    if [ "$rc" = 0 ] && [ "$FAILED" = 0 ]; then
+    if [ "$rc" = 0 ] && [ "$FAILED" = 0 ] && [ -z "${DTRAIN_SLURM_KEEP:-}" ]; then
         rm -rf "$T"
         for f in "${FOLDERS[@]}"; do rm -rf "$f" "$f.out"; done
     else
@@ -120,14 +121,17 @@ JobCompType=jobcomp/none
 SwitchType=switch/none
 MpiDefault=none
 SchedulerType=sched/builtin
+# look at pending jobs every second: a requeued job's begin time passing is no
+# event that wakes the scheduler, which otherwise waits up to a minute
+SchedulerParameters=sched_interval=1
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 ReturnToService=2
 MinJobAge=3600
 KillWait=10
-# more CPUs than the machine has, so that three 2-task jobs run side by side
+# more CPUs than the machine has, so that four 2-task jobs run side by side
 SlurmdParameters=config_overrides
-NodeName=$node NodeAddr=127.0.0.1 CPUs=6 State=UNKNOWN
+NodeName=$node NodeAddr=127.0.0.1 CPUs=8 State=UNKNOWN
 PartitionName=test Nodes=$node Default=YES MaxTime=INFINITE State=UP
 EOF
 export SLURM_CONF="$T/slurm.conf"
@@ -245,28 +249,47 @@ check "jobs/cyclegan.sbatch on 3 tasks: refused with exit 2 and a message" \
         grep -q 'runs on 1 task or an even number, not 3' results/cyclegan-$o.out"
 
 # --- preemption: USR1 to the batch shell, requeue, resume ------------------------
+# under srun and under mpirun, each against the same uninterrupted twin
 ref=$(submit "${sb[@]}" jobs/vae.sbatch "${long[@]}")
 pre=$(submit "${sb[@]}" jobs/vae.sbatch "${long[@]}")
+prm=$(DTRAIN_LAUNCHER=mpirun submit "${sb[@]}" jobs/vae.sbatch "${long[@]}")
 can=$(submit "${sb[@]}" jobs/vae.sbatch "${long[@]}")
-# both signals go as soon as dtrain has written its first checkpoint (step 10)
-caught=0
-if wait_file "results/vae-$pre/checkpoint.h5" 120; then
-    scancel --signal=USR1 --batch "$pre" && caught=1
-fi
+# each signal goes as soon as its job has written its first checkpoint (step 10 of 300)
+declare -A caught
+for j in "$pre" "$prm"; do
+    caught[$j]=0
+    wait_file "results/vae-$j/checkpoint.h5" 120 && scancel --signal=USR1 --batch "$j" && caught[$j]=1
+done
 wait_file "results/vae-$can/checkpoint.h5" 120 && scancel "$can"
-check "preemption: scancel --signal=USR1 --batch reached job $pre while it trained" test "$caught" = 1
 finished_ok "$ref" vae "uninterrupted 300-step run"
-if finished_ok "$pre" vae "preempted 300-step run"; then
-    check "preemption: the job was requeued (Restarts=$(field "$pre" Restarts))" test "$(field "$pre" Restarts)" -ge 1
-    log="results/vae-$pre.out"
-    check "preemption: the first start stopped with status 75 and requeued itself" \
-        grep -q "stopped with a checkpoint in results/vae-$pre .*requeueing job $pre" "$log"
+preempted() { # preempted ID LAUNCHER
+    local j=$1 what="preemption under $2"
+    check "$what: scancel --signal=USR1 --batch reached job $j while it trained" test "${caught[$j]}" = 1
+    finished_ok "$j" vae "$what: the 300-step run" || return
+    check "$what: the job was requeued (Restarts=$(field "$j" Restarts))" test "$(field "$j" Restarts)" -ge 1
+    local log="results/vae-$j.out" step
+    check "$what: the first start stopped with a checkpoint (status 75) and requeued itself" \
+        bash -c "grep -q '^dtrain: stopped by SIGUSR1 at step' '$log' &&
+            grep -q 'stopped with a checkpoint in results/vae-$j .*requeueing job $j' '$log'"
+    check "$what: the second start ran via $2" grep -q "(start 2) .* via $2," "$log"
     step=$(sed -n "s/.*resumed vae from .* at step \([0-9]*\).*/\1/p" "$log" | head -1)
-    check "preemption: the second start resumed from results/vae-$pre/ at step ${step:-?} (between 10 and 300)" \
+    check "$what: the second start resumed from results/vae-$j/ at step ${step:-?} (between 10 and 300)" \
         test "${step:-0}" -ge 10 -a "${step:-0}" -lt 300
-    check "preemption: the resumed run ends with parameters equal bit for bit to the uninterrupted run's" \
-        "$DIFF" "results/vae-$ref/checkpoint.h5" "results/vae-$pre/checkpoint.h5" 0
-fi
+    check "$what: runs.jsonl records the stop (75, SIGUSR1) and the resumed start (restart 1) that finished" \
+        python3 - "results/vae-$j/runs.jsonl" <<'PY'
+import json, sys
+r = [json.loads(l) for l in open(sys.argv[1])]
+ev = [(x["event"], x.get("status"), x.get("how"), x.get("slurm_restart_count")) for x in r]
+assert len(r) == 4, ev
+assert r[1]["status"] == 75 and r[1]["how"] == "stopped by SIGUSR1", ev
+assert r[2]["event"] == "start" and r[2]["slurm_restart_count"] == 1 and r[2]["resumed_step"] == r[1]["step"], ev
+assert r[3]["status"] == 0 and r[3]["step"] == 300, ev
+PY
+    check "$what: the resumed run ends with parameters equal bit for bit to the uninterrupted run's" \
+        "$DIFF" "results/vae-$ref/checkpoint.h5" "results/vae-$j/checkpoint.h5" 0
+}
+preempted "$pre" srun
+preempted "$prm" mpirun
 
 # --- cancellation: scancel (SIGTERM) stops with a checkpoint, no requeue -----------
 FOLDERS+=("results/vae-$can")
@@ -274,9 +297,10 @@ if wait_end "$can" 120; then
     check "scancel: job $can ended CANCELLED, not requeued (Restarts=$(field "$can" Restarts))" \
         test "$(field "$can" JobState) $(field "$can" Restarts)" = "CANCELLED 0"
     sleep 1 # the batch shell may still be writing its last line
-    check "scancel: dtrain stopped with a checkpoint and the script did not requeue" \
-        grep -q "the job was cancelled, so it is not requeued" "results/vae-$can.out"
-    check "scancel: the checkpoint is readable" "$DIFF" "results/vae-$can/checkpoint.h5" "results/vae-$can/checkpoint.h5" 0
+    # the SIGTERM reaches dtrain from Slurm and, as SIGUSR1, from the batch shell: either stops it
+    check "scancel: dtrain stopped with a checkpoint (status 75) and the script did not requeue" \
+        bash -c "grep -Eq '^dtrain: stopped by SIG(TERM|USR1) at step' 'results/vae-$can.out' &&
+            grep -q 'the job was cancelled, so it is not requeued' 'results/vae-$can.out'"
 else
     fail "scancel: job $can still $(field "$can" JobState) after 120 s"
 fi
