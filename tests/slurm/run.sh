@@ -128,6 +128,9 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 ReturnToService=2
 MinJobAge=3600
+# job ids, hence run folders results/<model>-<id>, differ from one test run to the
+# next: a folder kept by a failed run is never resumed by the next one
+FirstJobId=$(($(date +%s) % 3000000 * 20 + 1000))
 KillWait=10
 # more CPUs than the machine has, so that four 2-task jobs run side by side
 SlurmdParameters=config_overrides
