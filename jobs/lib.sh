@@ -61,7 +61,11 @@ dtrain_job() {
 
     local launcher=${DTRAIN_LAUNCHER:-auto} cmd
     if [ "$launcher" = auto ]; then
-        if srun --mpi=list 2>&1 | grep -qw "${DTRAIN_SRUN_MPI:-pmix}"; then launcher=srun; else launcher=mpirun; fi
+        # (no pipe into grep -q: under pipefail srun's SIGPIPE would read as "no")
+        case " $(srun --mpi=list 2>&1 | tr -s '\t\n' '  ') " in
+        *" ${DTRAIN_SRUN_MPI:-pmix} "*) launcher=srun ;;
+        *) launcher=mpirun ;;
+        esac
     fi
     case $launcher in
     srun)

@@ -195,8 +195,8 @@ wait_file() {
 }
 show_log() { sed 's/^/       /' "$1" 2>/dev/null | tail -12; }
 # a finished job: its state, exit code, log, run folder
-finished_ok() { # finished_ok ID MODEL WHAT
-    local id=$1 model=$2 what=$3 d="results/$2-$1"
+finished_ok() { # finished_ok ID MODEL WHAT [RANKS THREADS]
+    local id=$1 model=$2 what=$3 d="results/$2-$1" ranks=${4:-2} threads=${5:-1}
     FOLDERS+=("$d")
     if ! wait_end "$id" 180; then
         fail "$what: job $id did not end within 180 s (state $(field "$id" JobState))"
@@ -214,8 +214,9 @@ finished_ok() { # finished_ok ID MODEL WHAT
         return 1
     fi
     check "$what: summary.json and checkpoint.h5 in $d/" test -s "$d/summary.json" -a -s "$d/checkpoint.h5"
-    check "$what: summary.json says model $model on 2 ranks" python3 -c "
-import json, sys; s = json.load(open('$d/summary.json')); sys.exit(not (s.get('model', '$model') == '$model' and s['ranks'] == 2))"
+    check "$what: summary.json says model $model on $ranks rank(s) x $threads thread(s)" python3 -c "
+import json, sys; s = json.load(open('$d/summary.json'))
+sys.exit(not (s.get('model', '$model') == '$model' and s['ranks'] == $ranks and s['threads'] == $threads))"
 }
 
 tiny=(--data "$DATA" --epochs 1 --batch 32)
@@ -229,6 +230,7 @@ for m in vae dvae jvae; do id[$m]=$(submit "${sb[@]}" "jobs/$m.sbatch" "${tiny[@
 id[cyclegan]=$(submit "${sb[@]}" jobs/cyclegan.sbatch --data "$DATA" --epochs 1 --batch 8 --max-steps 10)
 id[mpirun]=$(DTRAIN_LAUNCHER=mpirun submit "${sb[@]}" jobs/vae.sbatch "${tiny[@]}" --max-steps 20)
 id[odd]=$(submit --ntasks=3 --time=10 jobs/cyclegan.sbatch --data "$DATA")
+id[threads]=$(submit --ntasks=1 --cpus-per-task=2 --time=10 jobs/vae.sbatch "${tiny[@]}" --max-steps 20)
 for m in vae dvae jvae cyclegan; do
     [ -n "${id[$m]}" ] || { fail "sbatch jobs/$m.sbatch refused"; continue; }
     finished_ok "${id[$m]}" $m "jobs/$m.sbatch"
@@ -244,6 +246,7 @@ if finished_ok "${id[mpirun]}" vae "DTRAIN_LAUNCHER=mpirun jobs/vae.sbatch"; the
         bash -c "grep -q 'via mpirun' results/vae-${id[mpirun]}.out &&
             '$DIFF' results/vae-$v/checkpoint.h5 results/vae-${id[mpirun]}/checkpoint.h5 0"
 fi
+finished_ok "${id[threads]}" vae "jobs/vae.sbatch --ntasks=1 --cpus-per-task=2" 1 2
 o=${id[odd]}
 FOLDERS+=("results/cyclegan-$o")
 wait_end "$o" 60
