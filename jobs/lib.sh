@@ -4,8 +4,9 @@
 #
 # runs  dtrain MODEL --out results/MODEL-$SLURM_JOB_ID --resume auto [options]
 # as one job step over the job's tasks, from the folder the job runs in (the
-# dtrain folder: sbatch from there, or sbatch --chdir=DIR). Options given to
-# sbatch after the script name come last and so win, --out included.
+# dtrain folder: sbatch from there, or sbatch --chdir=DIR). The options that
+# follow the script name on the sbatch command line come after these two and
+# so win, --out included.
 #
 # Stopping and requeueing. dtrain checkpoints at the next step boundary and
 # exits with status 75 on SIGUSR1 or SIGTERM. The batch shell traps SIGUSR1
