@@ -1,6 +1,7 @@
 # dtrain — build, test, benchmark, data.
 #   make            build ./dtrain
 #   make check      unit suites (Check) + MPI integration tests
+#   make check-slurm  the jobs/ batch scripts on a one-node SLURM cluster started here
 #   make bench      performance figures (nothing asserted)
 #   make deps       install the Debian packages dtrain needs (root)
 #   make data       fetch the four MNIST files into data/mnist (checks SHA-256)
@@ -59,7 +60,7 @@ TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 MPI_SRC := $(wildcard tests/mpi/*.c)
 MPI_BIN := $(MPI_SRC:tests/mpi/%.c=$(BUILD)/tests/mpi/%)
 
-.PHONY: all check unit integration bench deps data demo clean
+.PHONY: all check check-slurm unit integration bench deps data demo clean
 all: dtrain
 
 dtrain: $(BUILD)/src/cli/main.o $(BUILD)/libdtrain.a
@@ -99,6 +100,12 @@ integration: dtrain $(MPI_BIN)
 check:
 	@bash scripts/deps.sh
 	@$(MAKE) --no-print-directory unit integration
+
+# a one-node SLURM cluster on this machine (tests/slurm/run.sh installs it)
+check-slurm:
+	@bash scripts/deps.sh
+	@$(MAKE) --no-print-directory dtrain $(BUILD)/tests/mpi/ckpt_diff
+	@bash tests/slurm/run.sh
 
 demo:
 	@bash scripts/deps.sh
