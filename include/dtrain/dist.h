@@ -46,13 +46,14 @@ int dt_comm_all_ok(dt_comm *g, int ok);
 /* Memory shared by the ranks of a group that live on one node (MPI-3 shared
  * windows), for exchanges by plain loads and stores instead of messages.
  * dt_comm_can_share: collective; 1 on every rank when the group has several
- * ranks, all on one node, and DTRAIN_EXCHANGE is not "messages".
+ * ranks, all on one node, DTRAIN_EXCHANGE is not "messages", and no file
+ * size limit forbids windows of `bytes` (they are backed by files).
  * dt_comm_shared_floats: collective; each rank contributes `mine` floats
  * (0 allowed) and part[r] receives the address of group rank r's part
  * (part has dt_comm_size(g) entries). The memory lives until
  * dt_dist_finalize. dt_comm_shared_sync: a barrier over g with memory
  * fences: what any rank stored before it, every rank sees after it. */
-int dt_comm_can_share(dt_comm *g);
+int dt_comm_can_share(dt_comm *g, size_t bytes);
 void dt_comm_shared_floats(dt_comm *g, size_t mine, float **part);
 void dt_comm_shared_sync(dt_comm *g);
 void dt_comm_alltoallv_bytes(dt_comm *g, const void *sendbuf, const size_t *send, const size_t *sdispl,

@@ -6,6 +6,7 @@
 #include <mpi.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "dtrain/core.h"
 
@@ -177,12 +178,16 @@ static void shared_free_all(void)
     g_nwins = 0;
 }
 
-int dt_comm_can_share(dt_comm *g)
+int dt_comm_can_share(dt_comm *g, size_t bytes)
 {
     int P = size_of(g);
     if (!g_active || P == 1) return 0;
     const char *e = getenv("DTRAIN_EXCHANGE");
     int want = !(e && strcmp(e, "messages") == 0);
+    /* the windows are backed by files: a file size limit (ulimit -f) below
+     * their size would make the allocation fail */
+    struct rlimit fsize;
+    if (getrlimit(RLIMIT_FSIZE, &fsize) == 0 && fsize.rlim_cur != RLIM_INFINITY && fsize.rlim_cur < bytes) want = 0;
     MPI_Comm node;
     MPI_CHECK(MPI_Comm_split_type(comm_of(g), MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
     int nsize;

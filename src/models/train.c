@@ -12,8 +12,9 @@ void dt_train_gather_moments(dt_params *p) { dt_train_gather_moments_in(NULL, p)
 void dt_train_share(dt_params *p)
 {
     dt_comm *g = NULL; /* all ranks */
-    if (p->peer_g || !dt_comm_can_share(g)) return;
     int P = dt_comm_size(g), r = dt_comm_rank(g);
+    /* a window's backing file holds every rank's part, and some slack */
+    if (p->peer_g || !dt_comm_can_share(g, ((size_t)P + 1) * p->n * sizeof(float))) return;
     float **gs = calloc((size_t)P, sizeof *gs), **ws = calloc((size_t)P, sizeof *ws);
     if (!gs || !ws) DT_FATAL("out of memory");
     dt_comm_shared_floats(g, p->n, gs);                /* a gradient block per rank */
