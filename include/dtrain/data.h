@@ -127,7 +127,7 @@ int dt_split_read_runs(dt_split *sp, const size_t *start, const size_t *count, s
  * Each image is read by the rank owning its chunk (chunk id mod P) and sent to
  * the rank that uses it; ~DT_LOADER_GROUP images are read per collective step. */
 #define DT_LOADER_WINDOW 64
-#define DT_LOADER_GROUP 4096
+#define DT_LOADER_GROUP 2048
 
 typedef struct {
     size_t n;           /* local samples in this batch (may be 0) */

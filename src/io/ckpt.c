@@ -150,6 +150,31 @@ static int write_file(const char *path, const void *buf, size_t n)
     return close(fd);
 }
 
+/* The core driver's memory, handed over at close instead of freed, so the
+ * image is written from where HDF5 built it (no second copy of a checkpoint
+ * in memory: it is the size of three parameter blocks). */
+typedef struct {
+    void *mem;
+} kept_image;
+
+static void *image_malloc(size_t size, H5FD_file_image_op_t op, void *ud) { return malloc(size); }
+static void *image_memcpy(void *dst, const void *src, size_t size, H5FD_file_image_op_t op, void *ud)
+{
+    return memcpy(dst, src, size);
+}
+static void *image_realloc(void *ptr, size_t size, H5FD_file_image_op_t op, void *ud) { return realloc(ptr, size); }
+static herr_t image_free(void *ptr, H5FD_file_image_op_t op, void *ud)
+{
+    if (op == H5FD_FILE_IMAGE_OP_FILE_CLOSE && ud) {
+        ((kept_image *)ud)->mem = ptr;
+        return 0;
+    }
+    free(ptr);
+    return 0;
+}
+static void *image_udata_copy(void *ud) { return ud; }
+static herr_t image_udata_free(void *ud) { return 0; }
+
 int dt_ckpt_save(const char *path, const dt_ckpt_meta *meta, dt_params *const *nets,
                  const dt_adam *opts, int nnets)
 {
@@ -159,7 +184,11 @@ int dt_ckpt_save(const char *path, const dt_ckpt_meta *meta, dt_params *const *n
      * clean error with its errno, and HDF5 never holds a half-written file
      * open (which it would try to close again, and crash, at exit). */
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    if (fapl < 0 || H5Pset_fapl_core(fapl, (size_t)1 << 22, 0) < 0) DT_FATAL("HDF5 core driver unavailable");
+    kept_image kept = {NULL};
+    H5FD_file_image_callbacks_t cb = {image_malloc,     image_memcpy,     image_realloc, image_free,
+                                      image_udata_copy, image_udata_free, &kept};
+    if (fapl < 0 || H5Pset_fapl_core(fapl, (size_t)1 << 22, 0) < 0 || H5Pset_file_image_callbacks(fapl, &cb) < 0)
+        DT_FATAL("HDF5 core driver unavailable");
     char *tmp = dt_tmp_path(path);
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     H5Pclose(fapl);
@@ -170,10 +199,11 @@ int dt_ckpt_save(const char *path, const dt_ckpt_meta *meta, dt_params *const *n
     int rc = write_meta(f, meta);
     for (int i = 0; i < nnets && rc == 0; i++) rc = write_net(f, nets[i], &opts[i]);
     if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) rc = -1;
-    ssize_t n = rc == 0 ? H5Fget_file_image(f, NULL, 0) : -1;
-    void *image = n > 0 ? malloc((size_t)n) : NULL;
-    if (!image || H5Fget_file_image(f, image, (size_t)n) != n) rc = -1;
+    ssize_t n = rc == 0 ? H5Fget_file_image(f, NULL, 0) : -1; /* the file's size */
+    if (n <= 0) rc = -1;
     if (H5Fclose(f) < 0) rc = -1;
+    void *image = kept.mem;
+    if (!image) rc = -1;
     if (rc != 0) {
         free(image);
         dt_free(tmp);
