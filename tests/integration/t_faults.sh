@@ -35,6 +35,24 @@ launcher() { pgrep -x -f -- "mpirun -np [0-9]+ $DTRAIN .*--out $1( .*)?"; }
 stop_step() { sed -n 's/^dtrain: stopped by SIG[A-Z0-9]* at step \([0-9]*\) .*/\1/p' "$1"; }
 elapsed() { echo "$(($(date +%s%N) / 1000000 - $1))"; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
+# hit_rank SIG DIR JOB: send SIG to the last rank of the run writing into DIR and
+# wait up to 30 s for the job (pid JOB) to end. Sets victim, rc (empty: still
+# running, then everything is killed) and took (ms from signal to end).
+hit_rank() {
+    local sig=$1 dir=$2 job=$3 t0
+    victim=$(ranks "$dir" | tail -1)
+    t0=$(now_ms)
+    kill -"$sig" "$victim" 2>/dev/null
+    for _ in $(seq 300); do kill -0 "$job" 2>/dev/null || break; sleep 0.1; done
+    rc= took=
+    if kill -0 "$job" 2>/dev/null; then
+        kill -KILL $(ranks "$dir") "$(launcher "$dir")" 2>/dev/null
+        return
+    fi
+    wait "$job"
+    rc=$?
+    took=$(elapsed "$t0")
+}
 
 # ---- the reference: never stopped; the watchdog, on and tight, stays quiet ----
 run_np 2 vae "${vae[@]}" --max-steps $END --step-timeout 3 --out "$T/ref" >"$T/ref.log" 2>&1
@@ -135,17 +153,11 @@ check "cyclegan: --resume auto from the stop equals the uninterrupted run bit fo
 run_np 2 vae "${vae[@]}" --max-steps $END --checkpoint-every 10 --out "$T/kill" >"$T/kill.log" 2>&1 &
 job=$!
 for _ in $(seq 300); do [ -f "$T/kill/checkpoint.prev.h5" ] && break; sleep 0.1; done
-victim=$(ranks "$T/kill" | tail -1)
-t0=$(now_ms)
-kill -KILL "$victim" 2>/dev/null
-for _ in $(seq 300); do kill -0 $job 2>/dev/null || break; sleep 0.1; done
-if kill -0 $job 2>/dev/null; then
+hit_rank KILL "$T/kill" $job
+if [ -z "$rc" ]; then
     fail "(a) job still running 30 s after a rank was killed"
-    kill -KILL $(ranks "$T/kill") "$(launcher "$T/kill")" 2>/dev/null
 else
-    wait $job
-    rc=$?
-    check "(a) a rank killed with SIGKILL ends the job: status $rc after $(elapsed "$t0") ms" test "$rc" -ne 0
+    check "(a) a rank killed with SIGKILL ends the job: status $rc after $took ms" test "$rc" -ne 0
 fi
 check "(a) no dtrain process left behind" test -z "$(ranks "$T/kill")"
 run_np 2 vae "${vae[@]}" --max-steps $END --out "$T/kill" --resume auto >"$T/killb.log" 2>&1
@@ -200,17 +212,10 @@ check "(c) with room again, --resume auto continues from step 20" \
 run_np 2 vae "${vae[@]}" --epochs 1000 --step-timeout 4 --out "$T/stall" >"$T/stall.log" 2>&1 &
 job=$!
 wait_for "$T/stall.log" "^dtrain vae:" 60 && sleep 0.5
-victim=$(ranks "$T/stall" | tail -1)
-t0=$(now_ms)
-kill -STOP "$victim" 2>/dev/null
-for _ in $(seq 300); do kill -0 $job 2>/dev/null || break; sleep 0.1; done
-if kill -0 $job 2>/dev/null; then
+hit_rank STOP "$T/stall" $job
+if [ -z "$rc" ]; then
     fail "(d) job still running 30 s after a rank was stopped"
-    kill -KILL $(ranks "$T/stall") "$(launcher "$T/stall")" 2>/dev/null
 else
-    wait $job
-    rc=$?
-    took=$(elapsed "$t0")
     check "(d) a stopped rank: the job ends with status 4 (got $rc) after $took ms (--step-timeout 4)" \
         test "$rc" = 4 -a "$took" -lt 15000
 fi
