@@ -56,6 +56,7 @@ typedef struct {
     float *x, *y, *fake_y, *d_fake_y, *d_fake_x, *d_adv, *d_rec, *d_recv;
     float *noisy_x, *noisy_fake; /* what D_X sees with instance noise (--d-noise) */
     float *swapped;              /* real x painted with another real x's color (--swap-neg) */
+    const float *fake_seen;      /* fake_x as D_X saw it in the generator step (c2.y or noisy_fake) */
     size_t nx, ny, gx, gy; /* local and global counts of x and y */
     double loss[5];        /* cycle, adversarial (G), D real, D fake, identity: sums per image */
 } half;
@@ -125,6 +126,21 @@ static double bce_label(float *dz, const float *z, size_t n, float t, float scal
         if (dz) dz[i] = scale * (1.0f / (1.0f + expf(-zi)) - t);
     }
     return s;
+}
+
+/* L1 of y against x over n elements, weighted by lambda and averaged over the
+ * global batch's elements (gn images): returns lambda * sum|y - x| / IMG and
+ * writes its gradient w.r.t. y into d */
+static double l1_loss(float *d, const float *y, const float *x, size_t n, float lambda, size_t gn)
+{
+    float sc = lambda / (float)(gn * IMG);
+    double s = 0;
+    for (size_t i = 0; i < n; i++) {
+        float e = y[i] - x[i];
+        s += fabsf(e);
+        d[i] = e > 0 ? sc : e < 0 ? -sc : 0.0f;
+    }
+    return lambda * s / IMG;
 }
 
 /* ---- instance noise ------------------------------------------------------------ */
@@ -222,17 +238,11 @@ static void iteration(gan *g)
         size_t n = h->nx * IMG;
         /* cycle: rec_x = G_X(fake_y), mean absolute error over the global batch's elements */
         dt_gen_forward(G, &h->c1, h->fake_y, (int)h->nx);
-        float sc = g->o.lambda_cyc / (float)(h->gx * IMG);
-        double cyc = 0;
-        for (size_t i = 0; i < n; i++) {
-            float e = h->c1.y[i] - h->x[i];
-            cyc += fabsf(e);
-            h->d_rec[i] = e > 0 ? sc : e < 0 ? -sc : 0.0f;
-        }
-        h->loss[0] += g->o.lambda_cyc * cyc / IMG;
+        h->loss[0] += l1_loss(h->d_rec, h->c1.y, h->x, n, g->o.lambda_cyc, h->gx);
         /* adversarial: D_X should call fake_x real; only its input gradient is kept
          * (the noise is added, so it is also the gradient w.r.t. fake_x) */
         const float *fake = d_view(g, h->X, 1, h->noisy_fake, h->c2.y, batch_offset(g, h->gy), h->ny);
+        h->fake_seen = fake;
         dt_disc_forward(D, &h->dc, fake, (int)h->ny);
         float dl[g->maxB];
         h->loss[1] += bce_label(dl, h->dc.logit, h->ny, 1.0f, 1.0f / (float)h->gy);
@@ -241,14 +251,7 @@ static void iteration(gan *g)
         dt_gen_backward(G, &h->c1, h->d_rec, h->d_fake_y, (int)h->nx);
         if (g->o.lambda_id > 0) { /* identity: G_X should leave a real x alone */
             dt_gen_forward(G, &h->c3, h->x, (int)h->nx);
-            float si = g->o.lambda_id / (float)(h->gx * IMG);
-            double id = 0;
-            for (size_t i = 0; i < n; i++) {
-                float e = h->c3.y[i] - h->x[i];
-                id += fabsf(e);
-                h->d_rec[i] = e > 0 ? si : e < 0 ? -si : 0.0f;
-            }
-            h->loss[4] += g->o.lambda_id * id / IMG;
+            h->loss[4] += l1_loss(h->d_rec, h->c3.y, h->x, n, g->o.lambda_id, h->gx);
             dt_gen_backward(G, &h->c3, h->d_rec, NULL, (int)h->nx);
         }
     }
@@ -272,7 +275,7 @@ static void iteration(gan *g)
         dt_disc_forward(D, &h->dc, real, (int)h->nx);
         h->loss[2] += bce_label(dl, h->dc.logit, h->nx, 1.0f, 1.0f / (float)h->gx);
         dt_disc_backward(D, &h->dc, real, dl, NULL, (int)h->nx);
-        const float *fake = g->o.d_noise > 0 ? h->noisy_fake : h->c2.y; /* as the generator step saw it */
+        const float *fake = h->fake_seen; /* as the generator step saw it */
         dt_disc_forward(D, &h->dc, fake, (int)h->ny);
         h->loss[3] += bce_label(dl, h->dc.logit, h->ny, 0.0f, 1.0f / (float)h->gy);
         dt_disc_backward(D, &h->dc, fake, dl, NULL, (int)h->ny);
@@ -492,6 +495,16 @@ static void share_loaded(gan *g)
     }
 }
 
+/* --gen-out's names, indexed by DT_GEN_*; -1 for an unknown name */
+static int gen_out_kind(const char *name)
+{
+    static const char *const names[] = {[DT_GEN_SIGMOID] = "sigmoid", [DT_GEN_RESIDUAL] = "residual",
+                                        [DT_GEN_RECOLOR] = "recolor"};
+    for (int k = 0; k < (int)(sizeof names / sizeof *names); k++)
+        if (!strcmp(name, names[k])) return k;
+    return -1;
+}
+
 /* The rate's factor in epoch e (from 0): 1 before --lr-decay-from E (counted
  * from 1), then falling linearly so that the last epoch still learns a little:
  * 1 - (e - E + 2) / (epochs - E + 2). */
@@ -546,7 +559,7 @@ static void parse(gan_opts *o, int argc, char **argv)
         "Train the CycleGAN that recolors digits between domain A (digit d in palette[d]) and\n"
         "domain B (palette[(d+3) mod 10]). With 2k ranks, even ranks hold A's generator and\n"
         "discriminator, odd ranks B's; images and gradients cross between partner ranks.\n");
-    if (rc == 0 && strcmp(o->gen_out, "residual") && strcmp(o->gen_out, "sigmoid") && strcmp(o->gen_out, "recolor"))
+    if (rc == 0 && gen_out_kind(o->gen_out) < 0)
         rc = dt_seterr("--gen-out: '%s' is not one of residual, recolor, sigmoid", o->gen_out);
     if (rc == 0 && dt_size() > 1 && dt_size() % 2)
         rc = dt_seterr("cyclegan runs on 1 rank or an even number of ranks (pairs of an A and a B rank), not %d",
@@ -589,9 +602,7 @@ int dt_cmd_cyclegan(int argc, char **argv)
     size_t per_domain = g->P == 1 ? 1 : (size_t)g->P / 2;
     g->maxB = (int)((g->o.batch + per_domain - 1) / per_domain);
     if (g->maxB < 16) g->maxB = 16; /* evaluation and pictures work in blocks of at least 10 */
-    int out = !strcmp(g->o.gen_out, "residual")  ? DT_GEN_RESIDUAL
-              : !strcmp(g->o.gen_out, "recolor") ? DT_GEN_RECOLOR
-                                                 : DT_GEN_SIGMOID;
+    int out = gen_out_kind(g->o.gen_out);
     const char *gname[2] = {"G_BA", "G_AB"}, *dname[2] = {"D_A", "D_B"};
     for (int X = 0; X < 2; X++) {
         dt_gen_create(&g->G[X], gname[X], out);

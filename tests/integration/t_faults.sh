@@ -35,6 +35,19 @@ launcher() { pgrep -x -f -- "mpirun -np [0-9]+ $DTRAIN .*--out $1( .*)?"; }
 stop_step() { sed -n 's/^dtrain: stopped by SIG[A-Z0-9]* at step \([0-9]*\) .*/\1/p' "$1"; }
 elapsed() { echo "$(($(date +%s%N) / 1000000 - $1))"; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
+# stop_by_usr1 MODEL DIR args...: a 2-rank run writing into DIR (log DIR.log);
+# once it trains, SIGUSR1 to its mpirun. Sets rc and step (where it stopped).
+stop_by_usr1() {
+    local model=$1 dir=$2 job
+    shift 2
+    run_np 2 "$model" "$@" --out "$dir" >"$dir.log" 2>&1 &
+    job=$!
+    wait_for "$dir.log" "^dtrain $model:" 60 && sleep 0.7
+    kill -USR1 "$(launcher "$dir")" 2>/dev/null
+    wait $job
+    rc=$?
+    step=$(stop_step "$dir.log")
+}
 # hit_rank SIG DIR JOB: send SIG to the last rank of the run writing into DIR and
 # wait up to 30 s for the job (pid JOB) to end. Sets victim, rc (empty: still
 # running, then everything is killed) and took (ms from signal to end).
@@ -74,13 +87,7 @@ assert s["resumed_from"] is None and e["status"] == 0 and e["step"] == 200, (s, 
 PY
 
 # ---- 1. SIGUSR1 to mpirun: forwarded to the ranks; status 75; resume is exact ----
-run_np 2 vae "${vae[@]}" --max-steps $END --out "$T/usr1" >"$T/usr1.log" 2>&1 &
-job=$!
-wait_for "$T/usr1.log" "^dtrain vae:" 60 && sleep 0.7
-kill -USR1 "$(launcher "$T/usr1")" 2>/dev/null
-wait $job
-rc=$?
-step=$(stop_step "$T/usr1.log")
+stop_by_usr1 vae "$T/usr1" "${vae[@]}" --max-steps $END
 check "vae: SIGUSR1 to mpirun stops every rank with status 75 (got $rc, at step ${step:-?} of $END)" \
     test "$rc" = 75 -a -n "$step" -a "${step:-$END}" -lt $END
 check "vae: rank 0 says where it stopped and how to go on" grep -q \
@@ -136,13 +143,7 @@ expect_error 1 "an unknown stop signal" vae "${vae[@]}" --stop-signal USR1,KILL 
 # ---- 4. the CycleGAN: SIGUSR1 to mpirun, then --resume auto to the end ----
 gan=(--data "$DATA" --threads 1 --batch 16 --max-steps 30)
 run_np 2 cyclegan "${gan[@]}" --out "$T/gref" >"$T/gref.log" 2>&1 || fail "cyclegan reference run"
-run_np 2 cyclegan "${gan[@]}" --out "$T/gan" >"$T/gan.log" 2>&1 &
-job=$!
-wait_for "$T/gan.log" "^dtrain cyclegan:" 60 && sleep 1
-kill -USR1 "$(launcher "$T/gan")" 2>/dev/null
-wait $job
-rc=$?
-step=$(stop_step "$T/gan.log")
+stop_by_usr1 cyclegan "$T/gan" "${gan[@]}"
 check "cyclegan: SIGUSR1 to mpirun stops both ranks with status 75 (got $rc, at step ${step:-?} of 30)" \
     test "$rc" = 75 -a -n "$step" -a "${step:-30}" -lt 30
 run_np 2 cyclegan "${gan[@]}" --out "$T/gan" --resume auto >"$T/ganb.log" 2>&1
