@@ -30,11 +30,14 @@ typedef struct {
     float *w, *g, *m, *v;
     int nviews;
     dt_view views[DT_MAX_VIEWS];
-    /* Set by dt_train_share when w and g live in memory shared by the ranks
-     * of one node: w is then one copy for all of them, g this rank's part and
-     * peer_g[r] the gradient block of group rank r. The array is freed with
+    /* Set by dt_train_share when w, g, m and v live in memory shared by the
+     * ranks of one node: w, m and v are then one copy for all of them, g this
+     * rank's part and peer_g[r] the gradient block of group rank r. The array is freed with
      * the params; the shared memory itself lives until the job ends. */
     float **peer_g;
+    /* With peer_g: the shared step's counters, in memory the ranks share,
+     * and how many shared steps this rank has taken (src/models/train.c). */
+    uint64_t *share_ctl, share_steps;
     /* 1 when the network's backward writes (=) every gradient once per step
      * instead of adding to it: the optimizer step then need not clear g. */
     int g_written;
@@ -145,5 +148,13 @@ void dt_adam_step_range(dt_adam *a, dt_params *p, size_t lo, size_t hi);
  * gs[ng-1] summed in that order (the blocks of the ranks of a node); p->g is
  * left as it is. */
 void dt_adam_step_sum(dt_adam *a, dt_params *p, size_t lo, size_t hi, float *const *gs, int ng);
+/* A step in parts: dt_adam_next advances t once and gives the step's
+ * constants; dt_adam_sum_range then updates [lo, hi) as dt_adam_step_sum
+ * does, for any number of disjoint ranges. */
+typedef struct {
+    float b1, b2, eps, step, bc2_sqrt;
+} dt_adam_k;
+dt_adam_k dt_adam_next(dt_adam *a);
+void dt_adam_sum_range(dt_adam_k k, dt_params *p, size_t lo, size_t hi, float *const *gs, int ng);
 
 #endif

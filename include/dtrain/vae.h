@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "dtrain/nn.h"
+#include "dtrain/train.h"
 
 #define DT_IMG 2352 /* 3 x 28 x 28 */
 #define DT_MAX_TERMS 4
@@ -87,8 +88,10 @@ void dt_vae_init_params(dt_vae *m, uint64_t seed);
 
 /* Forward over B images already in m->x; sums[0] += BCE, sums[1..] += KLs. */
 void dt_vae_forward(dt_vae *m, int B, const uint64_t *gidx, uint64_t step, int eval, double *sums);
-/* Backward of (sum of losses) * scale into m->p.g (accumulated). */
-void dt_vae_backward(dt_vae *m, int B, float scale);
+/* Backward of (sum of losses) * scale into m->p.g (written). With s, the
+ * optimizer step s (begun on m->p) takes the output layer as soon as its
+ * gradients are final; the caller ends it. */
+void dt_vae_backward(dt_vae *m, int B, float scale, dt_step *s);
 /* Decode z (B,Z) into m->xhat (B,2352) in [0,1]. */
 void dt_vae_decode(dt_vae *m, const float *z, int B);
 

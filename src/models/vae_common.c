@@ -106,7 +106,15 @@ void dt_vae_forward(dt_vae *m, int B, const uint64_t *gidx, uint64_t step, int e
     sums[0] += dt_bce_logits_forward(m->bce, m->logits, m->x, B, DT_IMG);
 }
 
-void dt_vae_backward(dt_vae *m, int B, float scale)
+/* l's gradients are final, and with them those of every layer after it in
+ * the block (backward goes from the block's end to its start): a rank done
+ * with its backward may update them while this one goes on */
+static void layer_done(dt_step *s, const dt_linear *l)
+{
+    if (s) dt_step_ready(s, l->w_off);
+}
+
+void dt_vae_backward(dt_vae *m, int B, float scale, dt_step *s)
 {
     if (B == 0) { /* a rank without images this step contributes zeros */
         dt_params_zero_grad(&m->p);
@@ -115,14 +123,19 @@ void dt_vae_backward(dt_vae *m, int B, float scale)
     size_t nB = (size_t)B;
     dt_bce_logits_backward(m->dlogits, m->logits, m->x, nB * DT_IMG, scale);
     dt_linear_backward_write(m->dg2, m->d3.dw, m->d3.db, m->dlogits, m->g2, m->d3.w, B, 512, DT_IMG);
+    layer_done(s, &m->d3);
     dt_relu_backward(m->dg2, m->dg2, m->g2, nB * 512);
     dt_linear_backward_write(m->dg1, m->d2.dw, m->d2.db, m->dg2, m->g1, m->d2.w, B, 256, 512);
+    layer_done(s, &m->d2);
     dt_relu_backward(m->dg1, m->dg1, m->g1, nB * 256);
     dt_linear_backward_write(m->dz, m->d1.dw, m->d1.db, m->dg1, m->z, m->d1.w, B, m->Z, 256);
+    layer_done(s, &m->d1);
     m->kind->latent_backward(m, B, scale);
     dt_linear_backward_write(m->dh2, m->head.dw, m->head.db, m->dhd, m->h2, m->head.w, B, 256, m->H);
+    layer_done(s, &m->head);
     dt_relu_backward(m->dh2, m->dh2, m->h2, nB * 256);
     dt_linear_backward_write(m->dh1, m->e2.dw, m->e2.db, m->dh2, m->h1, m->e2.w, B, 512, 256);
+    layer_done(s, &m->e2);
     dt_relu_backward(m->dh1, m->dh1, m->h1, nB * 512);
     /* the input needs no gradient */
     dt_linear_backward_write(NULL, m->e1.dw, m->e1.db, m->dh1, m->x, m->e1.w, B, DT_IMG, 512);

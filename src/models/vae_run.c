@@ -548,9 +548,11 @@ int dt_vae_train(const char *model, int argc, char **argv, dt_vae_result *res)
             double s[DT_MAX_TERMS + 2] = {0};
             dt_watch("forward/backward");
             dt_vae_forward(m, (int)b.n, gidx, (uint64_t)step, 0, s + 1);
-            dt_vae_backward(m, (int)b.n, 1.0f / (float)b.global_n);
+            dt_step st;
+            dt_step_begin(&st, NULL, &adam, &m->p);
+            dt_vae_backward(m, (int)b.n, 1.0f / (float)b.global_n, &st);
             dt_watch("gradient exchange");
-            dt_train_step(&adam, &m->p);
+            dt_step_end(&st);
             dt_watch("loss reduction");
             s[0] = (double)b.n;
             /* the stop flag rides along with the losses: no extra message per step */

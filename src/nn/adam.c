@@ -13,14 +13,10 @@
 #define DT_CLONES
 #endif
 
-typedef struct {
-    float b1, b2, eps, step, bc2_sqrt;
-} adam_k;
-
-static adam_k constants(dt_adam *a)
+dt_adam_k dt_adam_next(dt_adam *a)
 {
     a->t++;
-    adam_k k = {a->beta1, a->beta2, a->eps, 0, 0};
+    dt_adam_k k = {a->beta1, a->beta2, a->eps, 0, 0};
     const float bc1 = 1.0f - (float)pow(k.b1, (double)a->t);
     k.bc2_sqrt = sqrtf(1.0f - (float)pow(k.b2, (double)a->t));
     k.step = a->lr / bc1;
@@ -29,7 +25,7 @@ static adam_k constants(dt_adam *a)
 
 /* one pass over n elements of the four blocks; g is read only */
 DT_CLONES static void adam_kernel(float *restrict w, float *restrict m, float *restrict v, const float *restrict g,
-                                  size_t n, adam_k k)
+                                  size_t n, dt_adam_k k)
 {
     for (size_t i = 0; i < n; i++) {
         float gi = g[i];
@@ -71,7 +67,7 @@ void dt_adam_step(dt_adam *a, dt_params *p) { dt_adam_step_range(a, p, 0, p->n);
 
 void dt_adam_step_range(dt_adam *a, dt_params *p, size_t lo, size_t hi)
 {
-    adam_k k = constants(a);
+    dt_adam_k k = dt_adam_next(a);
     /* block by block: update, then clear the gradient while it is in cache,
      * so the next step needs no separate zeroing pass */
     for (size_t i = lo; i < hi; i += ADAM_BLOCK) {
@@ -83,7 +79,11 @@ void dt_adam_step_range(dt_adam *a, dt_params *p, size_t lo, size_t hi)
 
 void dt_adam_step_sum(dt_adam *a, dt_params *p, size_t lo, size_t hi, float *const *gs, int ng)
 {
-    adam_k k = constants(a);
+    dt_adam_sum_range(dt_adam_next(a), p, lo, hi, gs, ng);
+}
+
+void dt_adam_sum_range(dt_adam_k k, dt_params *p, size_t lo, size_t hi, float *const *gs, int ng)
+{
     float sum[ADAM_BLOCK] __attribute__((aligned(64)));
     for (size_t i = lo; i < hi; i += ADAM_BLOCK) {
         size_t n = hi - i < ADAM_BLOCK ? hi - i : ADAM_BLOCK;

@@ -344,7 +344,13 @@ START_TEST(adam_summed_equals_adam_on_sum)
         for (size_t i = 0; i < n; i++) a.g[i] = (gs[0][i] + gs[1][i]) + gs[2][i];
         memcpy(b.g, gs[0], n * sizeof(float));
         dt_adam_step_range(&aa, &a, lo, hi);
-        dt_adam_step_sum(&ab, &b, lo, hi, gs, 3);
+        if (step == 1) { /* in two parts, the later one first, as backward makes them */
+            dt_adam_k k = dt_adam_next(&ab);
+            dt_adam_sum_range(k, &b, 1900, hi, gs, 3);
+            dt_adam_sum_range(k, &b, lo, 1900, gs, 3);
+        } else {
+            dt_adam_step_sum(&ab, &b, lo, hi, gs, 3);
+        }
     }
     ck_assert_mem_eq(a.w, b.w, n * sizeof(float));
     ck_assert_mem_eq(a.m, b.m, n * sizeof(float));
@@ -388,7 +394,7 @@ START_TEST(vae_gradient_directional)
     uint64_t gidx[B] = {10, 11, 12};
     dt_params_zero_grad(&m->p);
     vae_loss(m, B, gidx);
-    dt_vae_backward(m, B, 1.0f);
+    dt_vae_backward(m, B, 1.0f, NULL);
     /* per-view directional checks so a wrong layer cannot hide behind others */
     float *w0 = dt_alloc_floats(m->p.n), *d = dt_alloc_floats(m->p.n);
     memcpy(w0, m->p.w, m->p.n * sizeof(float));
