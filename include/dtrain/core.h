@@ -95,6 +95,7 @@ enum dt_rng_purpose {
     DT_RNG_SAMPLE,     /* pictures: prior samples */
     DT_RNG_POOL,       /* history pool choices */
     DT_RNG_DNOISE,     /* CycleGAN instance noise: (step and role, position in the global batch) */
+    DT_RNG_CNOISE,     /* CycleGAN color noise: (step and role, position in the global batch) */
 };
 
 /* A stream: everything that selects the noise except the draw number. */

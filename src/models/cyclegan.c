@@ -43,7 +43,7 @@ typedef struct {
     dt_run_opts run; /* --resume, --stop-signal, --step-timeout */
     int epochs, threads, lr_decay_from;
     size_t batch;
-    float lr, lr_d, beta1, lambda_cyc, lambda_id, d_noise, swap_neg;
+    float lr, lr_d, beta1, lambda_cyc, lambda_id, d_noise, color_noise, swap_neg;
     uint64_t seed;
     long checkpoint_every, max_steps;
 } gan_opts;
@@ -145,21 +145,52 @@ static double l1_loss(float *d, const float *y, const float *x, size_t n, float 
 
 /* ---- instance noise ------------------------------------------------------------ */
 
+/* the deviation of a noise that falls linearly from s to 0 over the run */
+static float falling(const gan *g, float s)
+{
+    if (!(s > 0.0f) || g->step >= g->total_steps) return 0.0f;
+    return s * (1.0f - (float)g->step / (float)g->total_steps);
+}
+
+/* --color-noise: each image's foreground repainted by a random color shift,
+ * img += m * delta with m a pixel's intensity (its largest channel) and delta
+ * three Gaussians of deviation sd per image, so D_X judges shape against a
+ * blurred color and its verdict varies smoothly with the color the generator
+ * paints. In place; the same draws for every rank count (position lo + i). */
+static void color_shift(const gan *g, int X, int role, float *img, size_t lo, size_t n, float sd)
+{
+    for (size_t i = 0; i < n; i++) {
+        float d[3], *x = img + i * IMG;
+        dt_rand_normal(d, 3, (dt_stream){g->o.seed, DT_RNG_CNOISE, (uint64_t)g->step * 6 + (uint64_t)(X * 3 + role),
+                                         lo + i});
+        for (size_t q = 0; q < IMG / 3; q++) {
+            float m = fmaxf(x[q], fmaxf(x[q + IMG / 3], x[q + 2 * IMG / 3]));
+            for (int k = 0; k < 3; k++) x[q + (size_t)k * IMG / 3] += m * sd * d[k];
+        }
+    }
+}
+
 /* What D_X sees of n images that sit at [lo, lo + n) of their global batch:
- * the images plus Gaussian noise of deviation --d-noise, falling linearly to
- * 0 over the run. role 0: real x, 1: fake x. The noise depends on the step and
- * the position in the global batch only, so every rank count draws the same.
+ * the images plus Gaussian noise of deviation --d-noise per pixel and a color
+ * shift of deviation --color-noise per image, both falling linearly to 0 over
+ * the run. role 0: real x, 1: fake x. The noise depends on the step and the
+ * position in the global batch only, so every rank count draws the same.
  * Without noise, the images themselves. */
 static const float *d_view(gan *g, int X, int role, float *buf, const float *img, size_t lo, size_t n)
 {
-    if (!(g->o.d_noise > 0.0f) || g->step >= g->total_steps) return img;
-    float sd = g->o.d_noise * (1.0f - (float)g->step / (float)g->total_steps);
+    float sd = falling(g, g->o.d_noise), sc = falling(g, g->o.color_noise);
+    if (sd == 0.0f && sc == 0.0f) return img;
     for (size_t i = 0; i < n; i++) {
         float *o = buf + i * IMG;
+        if (sd == 0.0f) {
+            memcpy(o, img + i * IMG, sizeof(float) * IMG);
+            continue;
+        }
         dt_rand_normal(o, IMG, (dt_stream){g->o.seed, DT_RNG_DNOISE, (uint64_t)g->step * 4 + (uint64_t)(X * 2 + role),
                                            lo + i});
         for (size_t j = 0; j < IMG; j++) o[j] = img[i * IMG + j] + sd * o[j];
     }
+    if (sc > 0.0f) color_shift(g, X, role, buf, lo, n, sc);
     return buf;
 }
 
@@ -282,6 +313,8 @@ static void iteration(gan *g)
         if (g->o.swap_neg > 0) { /* real shapes in the wrong real colors -> 0 */
             float w[g->maxB];
             swapped_negatives(g, h, w);
+            float sc = falling(g, g->o.color_noise);
+            if (sc > 0.0f) color_shift(g, h->X, 2, h->swapped, batch_offset(g, h->gx), h->nx, sc);
             dt_disc_forward(D, &h->dc, h->swapped, (int)h->nx);
             h->loss[3] += bce_label(dl, h->dc.logit, h->nx, 0.0f, g->o.swap_neg / (float)h->gx);
             for (size_t i = 0; i < h->nx; i++) dl[i] *= w[i];
@@ -447,8 +480,8 @@ static int write_checkpoint(gan *g, const char *path, int64_t step, int64_t epoc
     dt_json_escape(data, sizeof data, g->o.data);
     snprintf(meta.settings, sizeof meta.settings,
              "{\"model\": \"cyclegan\", \"data\": \"%s\", \"epochs\": %d, \"batch\": %zu, \"lr\": %g, \"beta1\": %g, "
-             "\"lr_d\": %g, \"lr_decay_from\": %d, \"d_noise\": %g, \"swap_neg\": %g, \"lambda_cyc\": %g, \"lambda_id\": %g, \"gen_out\": \"%s\", \"seed\": %llu}",
-             data, g->o.epochs, g->o.batch, g->o.lr, g->o.beta1, g->o.lr_d, g->o.lr_decay_from, g->o.d_noise, g->o.swap_neg, g->o.lambda_cyc, g->o.lambda_id, g->o.gen_out,
+             "\"lr_d\": %g, \"lr_decay_from\": %d, \"d_noise\": %g, \"color_noise\": %g, \"swap_neg\": %g, \"lambda_cyc\": %g, \"lambda_id\": %g, \"gen_out\": \"%s\", \"seed\": %llu}",
+             data, g->o.epochs, g->o.batch, g->o.lr, g->o.beta1, g->o.lr_d, g->o.lr_decay_from, g->o.d_noise, g->o.color_noise, g->o.swap_neg, g->o.lambda_cyc, g->o.lambda_id, g->o.gen_out,
              (unsigned long long)g->o.seed);
     meta.ranks = g->P;
     meta.threads = g->o.threads;
@@ -537,6 +570,10 @@ static void parse(gan_opts *o, int argc, char **argv)
          0, 100},
         {"d-noise", DT_OPT_FLOAT, &o->d_noise, "S",
          "instance noise: Gaussian noise of deviation S on what the discriminators see, falling linearly to 0", 0, 10},
+        {"color-noise", DT_OPT_FLOAT, &o->color_noise, "S",
+         "color noise: each image the discriminators see repainted by a random color shift of deviation S, "
+         "falling linearly to 0",
+         0, 10},
         {"lambda-cyc", DT_OPT_FLOAT, &o->lambda_cyc, "X", "weight of the L1 cycle-consistency loss", 0, 1000},
         {"lambda-id", DT_OPT_FLOAT, &o->lambda_id, "X", "weight of the identity loss (0: off)", 0, 1000},
         {"gen-out", DT_OPT_STR, &o->gen_out, "KIND",

@@ -26,24 +26,26 @@ run_np 2 cyclegan "${common[@]}" --max-steps 8 --out "$T/cut24" >/dev/null 2>&1
 run_np 4 cyclegan "${common[@]}" --max-steps 20 --out "$T/cut24" --resume "$T/cut24/checkpoint.h5" >/dev/null 2>&1
 check "saved on 2 ranks, resumed on 4: within 1e-4 of the uninterrupted run" \
     "$DIFF" "$T/np2/checkpoint.h5" "$T/cut24/checkpoint.h5" 1e-4
-# the recipe's knobs keep every invariant: instance noise and swapped negatives
-# keyed by position in the global batch, rates that change with the epoch
-knobs=(--d-noise 0.2 --swap-neg 1 --lr-d 4e-4 --lr-decay-from 1 --epochs 3)
+# the recipe's knobs keep every invariant: instance and color noise and swapped
+# negatives keyed by position in the global batch, rates that change with the epoch
+knobs=(--d-noise 0.2 --color-noise 0.3 --swap-neg 1 --lr-d 4e-4 --lr-decay-from 1 --epochs 3)
 for np in 1 2 4; do
     run_np $np cyclegan "${common[@]}" "${knobs[@]}" --max-steps 20 --out "$T/k$np" >"$T/k$np.log" 2>&1 \
         || fail "20 steps with the recipe's knobs on $np rank(s) ran (see $T/k$np.log)"
 done
-check "with noise, swapped negatives, decay: 1 and 2 ranks agree within 1e-4" \
+check "with noises, swapped negatives, decay: 1 and 2 ranks agree within 1e-4" \
     "$DIFF" "$T/k1/checkpoint.h5" "$T/k2/checkpoint.h5" 1e-4
-check "with noise, swapped negatives, decay: 2 and 4 ranks agree within 1e-4" \
+check "with noises, swapped negatives, decay: 2 and 4 ranks agree within 1e-4" \
     "$DIFF" "$T/k2/checkpoint.h5" "$T/k4/checkpoint.h5" 1e-4
-run_np 2 cyclegan "${common[@]}" "${knobs[@]}" --d-noise 0 --max-steps 20 --out "$T/k2quiet" >/dev/null 2>&1
-check "the noise changes the training (it is not a no-op)" \
-    bash -c "! '$DIFF' '$T/k2/checkpoint.h5' '$T/k2quiet/checkpoint.h5' 1e-4 >/dev/null"
+for noise in d-noise color-noise; do
+    run_np 2 cyclegan "${common[@]}" "${knobs[@]}" --$noise 0 --max-steps 20 --out "$T/k2-$noise" >/dev/null 2>&1
+    check "--$noise changes the training (it is not a no-op)" \
+        bash -c "! '$DIFF' '$T/k2/checkpoint.h5' '$T/k2-$noise/checkpoint.h5' 1e-4 >/dev/null"
+done
 run_np 2 cyclegan "${common[@]}" "${knobs[@]}" --max-steps 8 --out "$T/kcut" >/dev/null 2>&1
 run_np 2 cyclegan "${common[@]}" "${knobs[@]}" --max-steps 20 --out "$T/kcut" --resume "$T/kcut/checkpoint.h5" \
     >/dev/null 2>&1
-check "with noise, swapped negatives, decay: interrupted and resumed equals uninterrupted bit for bit" \
+check "with noises, swapped negatives, decay: interrupted and resumed equals uninterrupted bit for bit" \
     "$DIFF" "$T/k2/checkpoint.h5" "$T/kcut/checkpoint.h5" 0
 # the recolor output: its max over channels has exact ties on white digits, so
 # other rank counts (other summation orders) drift apart faster; 1 and 2 ranks
