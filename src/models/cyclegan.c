@@ -43,9 +43,9 @@ typedef struct {
     dt_run_opts run; /* --resume, --stop-signal, --step-timeout */
     int epochs, threads, lr_decay_from;
     size_t batch;
-    float lr, lr_d, beta1, lambda_cyc, lambda_id, d_noise, color_noise, swap_neg;
+    float lr, lr_d, beta1, lambda_cyc, lambda_id, d_noise, color_noise, swap_neg, search;
     uint64_t seed;
-    long checkpoint_every, max_steps;
+    long checkpoint_every, max_steps, g_delay;
 } gan_opts;
 
 typedef struct {
@@ -56,9 +56,11 @@ typedef struct {
     float *x, *y, *fake_y, *d_fake_y, *d_fake_x, *d_adv, *d_rec, *d_recv;
     float *noisy_x, *noisy_fake; /* what D_X sees with instance noise (--d-noise) */
     float *swapped;              /* real x painted with another real x's color (--swap-neg) */
+    float *cand, *d_search;      /* --color-search: a repainted fake_x, and its pull's gradient */
+    double *colors;              /* (gx, 3): the color of each real x of the global batch */
     const float *fake_seen;      /* fake_x as D_X saw it in the generator step (c2.y or noisy_fake) */
     size_t nx, ny, gx, gy; /* local and global counts of x and y */
-    double loss[5];        /* cycle, adversarial (G), D real, D fake, identity: sums per image */
+    double loss[6];        /* cycle, adversarial (G), D real, D fake, identity, search: sums per image */
 } half;
 
 typedef struct {
@@ -73,7 +75,6 @@ typedef struct {
     uint8_t mapping[2][10]; /* palette index of digit d in domain A, B */
     double msg_s;           /* time spent in the partner exchanges */
     int64_t step, total_steps;
-    double *colors; /* (batch, 3): the color of each image of a global batch (--swap-neg) */
 } gan;
 
 static const char *const DOMAIN[2] = {"A", "B"};
@@ -219,28 +220,85 @@ static void image_color(double *c, const float *img)
     for (int k = 0; k < 3; k++) c[k] = n ? s[k] / (double)n : 0.0;
 }
 
+/* h->colors: the color of every real x of the global batch (collective over
+ * the domain's ranks) */
+static void real_colors(gan *g, half *h)
+{
+    size_t lo = batch_offset(g, h->gx);
+    memset(h->colors, 0, sizeof(double) * 3 * h->gx);
+    for (size_t i = 0; i < h->nx; i++) image_color(h->colors + 3 * (lo + i), h->x + i * IMG);
+    dt_comm_allreduce_sum_d(g->group, h->colors, 3 * h->gx); /* each slot has one writer */
+}
+
+/* out (n images) = the intensity (largest channel) of each pixel of src times c */
+static void paint(float *out, const float *src, size_t n, const double c[3])
+{
+    for (size_t i = 0; i < n; i++) {
+        const float *x = src + i * IMG;
+        float *y = out + i * IMG;
+        for (size_t q = 0; q < IMG / 3; q++) {
+            float m = fmaxf(x[q], fmaxf(x[q + IMG / 3], x[q + 2 * IMG / 3]));
+            for (int k = 0; k < 3; k++) y[q + (size_t)k * IMG / 3] = m * (float)c[k];
+        }
+    }
+}
+
 /* Negatives for D_X without labels: each real x (global position p) repainted,
  * pixel intensity kept, with the color of the real image at p + 1 of the same
  * global batch, so their shapes and colors are real but their pairing is not.
- * Pairs whose colors already agree get weight 0. Writes h->swapped and w. */
+ * Pairs whose colors already agree get weight 0. Writes h->swapped and w;
+ * h->colors must be current. */
 static void swapped_negatives(gan *g, half *h, float *w)
 {
     size_t gx = h->gx, lo = batch_offset(g, gx);
-    memset(g->colors, 0, sizeof(double) * 3 * gx);
-    for (size_t i = 0; i < h->nx; i++) image_color(g->colors + 3 * (lo + i), h->x + i * IMG);
-    dt_comm_allreduce_sum_d(g->group, g->colors, 3 * gx); /* each slot has one writer */
     for (size_t i = 0; i < h->nx; i++) {
-        const double *mine = g->colors + 3 * (lo + i), *other = g->colors + 3 * ((lo + i + 1) % gx);
+        const double *mine = h->colors + 3 * (lo + i), *other = h->colors + 3 * ((lo + i + 1) % gx);
         double d = 0;
         for (int k = 0; k < 3; k++) d += (mine[k] - other[k]) * (mine[k] - other[k]);
         w[i] = d > 0.01 ? 1.0f : 0.0f;
-        const float *x = h->x + i * IMG;
-        float *y = h->swapped + i * IMG;
-        for (size_t q = 0; q < IMG / 3; q++) {
-            float m = fmaxf(x[q], fmaxf(x[q + IMG / 3], x[q + 2 * IMG / 3]));
-            for (int k = 0; k < 3; k++) y[q + (size_t)k * IMG / 3] = m * (float)other[k];
-        }
+        paint(h->swapped + i * IMG, h->x + i * IMG, 1, other);
     }
+}
+
+/* --color-search W: the discriminator's choice among the real colors. Each
+ * fake_x's source shape (the intensity of y) is painted in every distinct
+ * color of this step's real x images and shown to D_X; the fake is pulled
+ * (L1, weight W, as the cycle term) toward the painting D_X finds most real.
+ * The adversarial gradient only says which way is more real nearby; this
+ * jumps between the colors real images have, so a digit class painted in a
+ * wrong color that D_X rejects is not stuck next to it. No labels: the
+ * candidates are the colors of real images, the choice is D_X's. Writes
+ * h->d_search; returns the loss. */
+static double color_search(gan *g, half *h, dt_disc *D, const float *fake)
+{
+    enum { MAXC = 32 };
+    double cand[MAXC][3];
+    int K = 0;
+    for (size_t i = 0; i < h->gx && K < MAXC; i++) { /* distinct colors, in batch order */
+        const double *c = h->colors + 3 * i;
+        int dup = c[0] + c[1] + c[2] == 0.0; /* no foreground */
+        for (int k = 0; k < K && !dup; k++) {
+            double d = 0;
+            for (int j = 0; j < 3; j++) d += (c[j] - cand[k][j]) * (c[j] - cand[k][j]);
+            dup = d < 0.01;
+        }
+        if (!dup) memcpy(cand[K++], c, sizeof cand[0]);
+    }
+    size_t n = h->ny;
+    float best[g->maxB];
+    int pick[g->maxB];
+    for (int k = 0; k < K; k++) {
+        paint(h->cand, h->y, n, cand[k]);
+        dt_disc_forward(D, &h->dc, h->cand, (int)n);
+        for (size_t i = 0; i < n; i++)
+            if (k == 0 || h->dc.logit[i] > best[i]) best[i] = h->dc.logit[i], pick[i] = k;
+    }
+    if (K == 0) {
+        memset(h->d_search, 0, sizeof(float) * n * IMG);
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) paint(h->cand + i * IMG, h->y + i * IMG, 1, cand[pick[i]]);
+    return l1_loss(h->d_search, fake, h->cand, n * IMG, g->o.search, h->gy);
 }
 
 /* ---- one iteration ----------------------------------------------------------- */
@@ -278,6 +336,8 @@ static void iteration(gan *g)
         float dl[g->maxB];
         h->loss[1] += bce_label(dl, h->dc.logit, h->ny, 1.0f, 1.0f / (float)h->gy);
         dt_disc_backward(D, &h->dc, fake, dl, h->d_adv, (int)h->ny);
+        if (g->o.swap_neg > 0 || g->o.search > 0) real_colors(g, h);
+        if (g->o.search > 0) h->loss[5] += color_search(g, h, D, h->c2.y);
         /* the cycle's gradient w.r.t. fake_y, for the partner's generator */
         dt_gen_backward(G, &h->c1, h->d_rec, h->d_fake_y, (int)h->nx);
         if (g->o.lambda_id > 0) { /* identity: G_X should leave a real x alone */
@@ -295,9 +355,14 @@ static void iteration(gan *g)
         dt_disc *D = &g->D[h->X];
         size_t n = h->ny * IMG;
         for (size_t i = 0; i < n; i++) h->d_fake_x[i] = h->d_adv[i] + h->d_recv[i];
+        if (g->o.search > 0)
+            for (size_t i = 0; i < n; i++) h->d_fake_x[i] += h->d_search[i];
         dt_gen_backward(G, &h->c2, h->d_fake_x, NULL, (int)h->ny);
         dt_watch("generator optimizer step");
-        dt_train_step_in(g->group, &g->aG[h->X], &G->p);
+        if (g->step >= g->o.g_delay)
+            dt_train_step_in(g->group, &g->aG[h->X], &G->p);
+        else /* --g-delay: the discriminators learn first */
+            dt_params_zero_grad(&G->p);
         dt_watch("discriminator forward/backward");
         /* the discriminator: real x -> 1, fake_x (made above, no gradient to G) -> 0 */
         dt_params_zero_grad(&D->p); /* drop what the generator step left */
@@ -480,8 +545,8 @@ static int write_checkpoint(gan *g, const char *path, int64_t step, int64_t epoc
     dt_json_escape(data, sizeof data, g->o.data);
     snprintf(meta.settings, sizeof meta.settings,
              "{\"model\": \"cyclegan\", \"data\": \"%s\", \"epochs\": %d, \"batch\": %zu, \"lr\": %g, \"beta1\": %g, "
-             "\"lr_d\": %g, \"lr_decay_from\": %d, \"d_noise\": %g, \"color_noise\": %g, \"swap_neg\": %g, \"lambda_cyc\": %g, \"lambda_id\": %g, \"gen_out\": \"%s\", \"seed\": %llu}",
-             data, g->o.epochs, g->o.batch, g->o.lr, g->o.beta1, g->o.lr_d, g->o.lr_decay_from, g->o.d_noise, g->o.color_noise, g->o.swap_neg, g->o.lambda_cyc, g->o.lambda_id, g->o.gen_out,
+             "\"lr_d\": %g, \"lr_decay_from\": %d, \"d_noise\": %g, \"color_noise\": %g, \"swap_neg\": %g, \"color_search\": %g, \"g_delay\": %ld, \"lambda_cyc\": %g, \"lambda_id\": %g, \"gen_out\": \"%s\", \"seed\": %llu}",
+             data, g->o.epochs, g->o.batch, g->o.lr, g->o.beta1, g->o.lr_d, g->o.lr_decay_from, g->o.d_noise, g->o.color_noise, g->o.swap_neg, g->o.search, g->o.g_delay, g->o.lambda_cyc, g->o.lambda_id, g->o.gen_out,
              (unsigned long long)g->o.seed);
     meta.ranks = g->P;
     meta.threads = g->o.threads;
@@ -574,6 +639,12 @@ static void parse(gan_opts *o, int argc, char **argv)
          "color noise: each image the discriminators see repainted by a random color shift of deviation S, "
          "falling linearly to 0",
          0, 10},
+        {"color-search", DT_OPT_FLOAT, &o->search, "W",
+         "also pull each translation (L1, weight W) toward its source's shape painted in the real color the "
+         "discriminator finds most real (0: off)",
+         0, 1000},
+        {"g-delay", DT_OPT_LONG, &o->g_delay, "N",
+         "leave the generators as they are for the first N iterations while the discriminators learn", 0, 1e12},
         {"lambda-cyc", DT_OPT_FLOAT, &o->lambda_cyc, "X", "weight of the L1 cycle-consistency loss", 0, 1000},
         {"lambda-id", DT_OPT_FLOAT, &o->lambda_id, "X", "weight of the identity loss (0: off)", 0, 1000},
         {"gen-out", DT_OPT_STR, &o->gen_out, "KIND",
@@ -660,14 +731,15 @@ int dt_cmd_cyclegan(int argc, char **argv)
         if (g->o.lambda_id > 0) dt_gen_ctx_create(&h->c3, g->maxB);
         dt_disc_ctx_create(&h->dc, g->maxB);
         float **bufs[] = {&h->x,     &h->y,     &h->fake_y,  &h->d_fake_y,   &h->d_fake_x,
-                          &h->d_adv, &h->d_rec, &h->d_recv,  &h->noisy_x,    &h->noisy_fake, &h->swapped};
+                          &h->d_adv, &h->d_rec, &h->d_recv,  &h->noisy_x,    &h->noisy_fake, &h->swapped,
+                          &h->cand,  &h->d_search};
         for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) *bufs[i] = dt_alloc_floats((size_t)g->maxB * IMG);
+        h->colors = dt_alloc(sizeof(double) * 3 * g->o.batch);
     }
     size_t nbA = (dt_split_len(train[0]) + g->o.batch - 1) / g->o.batch;
     size_t nbB = (dt_split_len(train[1]) + g->o.batch - 1) / g->o.batch;
     size_t nb = nbA < nbB ? nbA : nbB;
     g->total_steps = (int64_t)nb * g->o.epochs;
-    g->colors = dt_alloc(sizeof(double) * 3 * g->o.batch);
 
     int64_t step = 0, epoch0 = 0, batch0 = 0;
     dt_resume_info rinfo;
@@ -844,8 +916,10 @@ int dt_cmd_cyclegan(int argc, char **argv)
         if (g->o.lambda_id > 0) dt_gen_ctx_free(&h->c3);
         dt_disc_ctx_free(&h->dc);
         float *bufs[] = {h->x,     h->y,     h->fake_y,  h->d_fake_y,   h->d_fake_x,
-                         h->d_adv, h->d_rec, h->d_recv,  h->noisy_x,    h->noisy_fake, h->swapped};
+                         h->d_adv, h->d_rec, h->d_recv,  h->noisy_x,    h->noisy_fake, h->swapped,
+                         h->cand,  h->d_search};
         for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) dt_free(bufs[i]);
+        dt_free(h->colors);
     }
     for (int X = 0; X < 2; X++) {
         dt_gen_free(&g->G[X]);
@@ -856,7 +930,6 @@ int dt_cmd_cyclegan(int argc, char **argv)
     dt_comm_free(g->group);
     dt_dataset_close(ds);
     dt_free(hist);
-    dt_free(g->colors);
     dt_free(ckpt);
     dt_free(csv_path);
     dt_free(g);
