@@ -9,6 +9,9 @@
  *               intensity: the change of color is proportional to the
  *               intensity, so a hue change is the same o along a whole
  *               stroke, and background stays black. Starts as the identity.
+ *   The clamps of both pass a gradient that would move a value outside back
+ *   in (not the true gradient there, which is 0): both outputs start on the
+ *   clamps in every saturated channel, where nothing would ever move.
  * Discriminator (one per domain), images -> logit (B,1):
  *   conv 3->32 3x3 relu, maxpool 2, conv 32->64 3x3 relu, maxpool 2,
  *   linear 3136->128 relu, linear 128->1  (the sigmoid is fused into the BCE). */
@@ -25,7 +28,8 @@ enum { DT_GEN_SIGMOID = 0, DT_GEN_RESIDUAL = 1, DT_GEN_RECOLOR = 2 };
 typedef struct {
     dt_params p;
     dt_conv2d c1, c2, c3;
-    int out; /* DT_GEN_SIGMOID, DT_GEN_RESIDUAL or DT_GEN_RECOLOR */
+    int out;        /* DT_GEN_SIGMOID, DT_GEN_RESIDUAL or DT_GEN_RECOLOR */
+    int true_clamp; /* 1: the clamps' true gradient, 0 outside (finite-difference tests) */
 } dt_gen;
 
 /* What one application of a generator keeps for its backward (maxB images). */

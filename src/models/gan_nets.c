@@ -22,6 +22,7 @@ void dt_gen_create(dt_gen *g, const char *name, int out)
     dt_conv2d_bind(&g->c2, &g->p);
     dt_conv2d_bind(&g->c3, &g->p);
     g->out = out;
+    g->true_clamp = 0;
 }
 
 void dt_gen_init(dt_gen *g, uint64_t seed, uint64_t key)
@@ -99,6 +100,20 @@ void dt_gen_forward(dt_gen *g, dt_gen_ctx *c, const float *x, int B)
         }
 }
 
+/* The clamps' gradient: dy where v is inside (lo, hi), and also outside when
+ * a step against dy would bring v back in (to the network and to the input
+ * alike). The true gradient is 0 outside; but the residual and recolor
+ * outputs start exactly on the clamps for every saturated channel (x = 0 or
+ * 1 in the palette colors), and a channel pushed past a clamp would never
+ * come back: a green digit's red and blue channels could never rise, and
+ * green could never become magenta. */
+static float clamp_grad(const dt_gen *g, float v, float lo, float hi, float dy)
+{
+    if (v > lo && v < hi) return dy;
+    if (g->true_clamp) return 0.0f;
+    return (v <= lo && dy < 0.0f) || (v >= hi && dy > 0.0f) ? dy : 0.0f;
+}
+
 void dt_gen_backward(dt_gen *g, dt_gen_ctx *c, const float *dy, float *dx, int B)
 {
     size_t n = (size_t)B * IMG;
@@ -112,12 +127,12 @@ void dt_gen_backward(dt_gen *g, dt_gen_ctx *c, const float *dy, float *dx, int B
                 int k = brightest(c->x, i);
                 for (int ch = 0; ch < 3; ch++) {
                     size_t j = i + (size_t)ch * PIX;
-                    float t = c->dx1[j], v = c->x[j] + m * t;
+                    float t = c->dx1[j], v = c->x[j] + m * t, d = clamp_grad(g, v, 0.0f, m, dy[j]);
                     int inside = v > 0.0f && v < m;
-                    c->dout[j] = inside ? dy[j] * m * (1.0f - t * t) : 0.0f;
+                    c->dout[j] = d * m * (1.0f - t * t);
                     /* y = x + m t inside, m above, 0 below */
                     through_m += inside ? dy[j] * t : v >= m ? dy[j] : 0.0f;
-                    c->dx1[j] = inside ? dy[j] : 0.0f; /* the identity path */
+                    c->dx1[j] = d; /* the identity path */
                 }
                 /* the intensity's gradient goes to the channel that gave it */
                 c->dx1[i + (size_t)k * PIX] += through_m;
@@ -125,9 +140,9 @@ void dt_gen_backward(dt_gen *g, dt_gen_ctx *c, const float *dy, float *dx, int B
     else
         for (size_t i = 0; i < n; i++) {
             float t = tanhf(c->o[i]), v = c->x[i] + t;
-            float pass = v > 0.0f && v < 1.0f ? dy[i] : 0.0f; /* the clamp's gradient */
-            c->dout[i] = pass * (1.0f - t * t);
-            c->dx1[i] = pass; /* the identity path */
+            float d = clamp_grad(g, v, 0.0f, 1.0f, dy[i]);
+            c->dout[i] = d * (1.0f - t * t);
+            c->dx1[i] = d; /* the identity path */
         }
     dt_conv2d_backward(c->dh2, g->c3.dw, g->c3.db, NULL, c->dout, c->h2, g->c3.w, B, 40, S, S, 3, 1, 0);
     dt_relu_backward(c->dh2, c->dh2, c->h2, (size_t)B * 40 * PIX);

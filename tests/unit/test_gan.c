@@ -123,7 +123,9 @@ START_TEST(generator_gradients)
     const char *names[3] = {"gen_sigmoid", "gen_residual", "gen_recolor"};
     dt_gen_create(&g, names[_i], kinds[_i]);
     dt_gen_init(&g, 5, 0);
-    /* move the residual generator off the identity so every path carries gradient */
+    /* move the residual generator off the identity so every path carries
+     * gradient; the exact derivative (the clamps' inward pass is tested apart) */
+    g.true_clamp = 1;
     fill(g.c3.w, 3 * 40, 77, -0.2f, 0.2f);
     spread(&g.p);
     float *x = dt_alloc_floats((size_t)B * IMG), *r = dt_alloc_floats((size_t)B * IMG);
@@ -160,6 +162,37 @@ START_TEST(generator_starts_as_identity)
     ck_assert_mem_eq(c.y, x, sizeof(float) * B * IMG);
     dt_gen_ctx_free(&c);
     dt_free(x);
+    dt_gen_free(&g);
+}
+END_TEST
+
+/* At the start, a green digit sits on the clamps in every channel. A gradient
+ * that would move a channel back inside reaches the network (red up from 0,
+ * green down from 1); one that pushes further out does not (blue below 0).
+ * residual (_i = 0) and recolor (_i = 1) */
+START_TEST(clamps_pass_inward_gradients)
+{
+    dt_gen g;
+    dt_gen_create(&g, "g", _i ? DT_GEN_RECOLOR : DT_GEN_RESIDUAL);
+    dt_gen_init(&g, 5, 1);
+    float *x = dt_alloc_floats((size_t)B * IMG), *dy = dt_alloc_floats((size_t)B * IMG);
+    for (int b = 0; b < B; b++)
+        for (int q = 0; q < 784; q++) {
+            float *xb = x + (size_t)b * IMG, *db = dy + (size_t)b * IMG;
+            xb[q] = 0, xb[784 + q] = 1, xb[2 * 784 + q] = 0;   /* green */
+            db[q] = -1, db[784 + q] = 1, db[2 * 784 + q] = 1; /* red up, green down, blue down */
+        }
+    dt_gen_ctx c;
+    dt_gen_ctx_create(&c, B);
+    dt_params_zero_grad(&g.p);
+    dt_gen_forward(&g, &c, x, B);
+    dt_gen_backward(&g, &c, dy, NULL, B);
+    ck_assert_float_lt(g.c3.db[0], -1.0f); /* every pixel asks for more red */
+    ck_assert_float_gt(g.c3.db[1], 1.0f);
+    ck_assert_float_eq(g.c3.db[2], 0.0f);
+    dt_gen_ctx_free(&c);
+    dt_free(x);
+    dt_free(dy);
     dt_gen_free(&g);
 }
 END_TEST
@@ -263,6 +296,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, generator_gradients, 0, 3);
     tcase_add_loop_test(tc, generator_starts_as_identity, 0, 2);
+    tcase_add_loop_test(tc, clamps_pass_inward_gradients, 0, 2);
     tcase_add_test(tc, discriminator_gradients);
     tcase_add_test(tc, middle_layers_match_naive);
     suite_add_tcase(s, tc);
