@@ -617,8 +617,18 @@ static float lr_factor(const gan_opts *o, int64_t e)
 
 static void parse(gan_opts *o, int argc, char **argv)
 {
-    *o = (gan_opts){.data = DT_DATA_DEFAULT_PATH, .out = "results/cyclegan", .gen_out = "residual", .epochs = 60,
-                    .batch = 64, .lr = 2e-4f, .beta1 = 0.5f, .lambda_cyc = 10.0f, .seed = 1};
+    *o = (gan_opts){.data = DT_DATA_DEFAULT_PATH,
+                    .out = "results/cyclegan",
+                    .gen_out = "residual",
+                    .epochs = 30,
+                    .lr_decay_from = 20,
+                    .batch = 64,
+                    .lr = 2e-4f,
+                    .beta1 = 0.5f,
+                    .swap_neg = 5,
+                    .search = 5,
+                    .lambda_cyc = 10.0f,
+                    .seed = 1};
     dt_run_opts_default(&o->run);
     dt_opt opts[] = {
         {"data", DT_OPT_STR, &o->data, "FILE", "colored-MNIST HDF5 file (prepared if missing)", 1, 0},
