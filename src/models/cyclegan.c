@@ -60,7 +60,7 @@ typedef struct {
     double *colors;              /* (gx, 3): the color of each real x of the global batch */
     const float *fake_seen;      /* fake_x as D_X saw it in the generator step (c2.y or noisy_fake) */
     size_t nx, ny, gx, gy; /* local and global counts of x and y */
-    double loss[6];        /* cycle, adversarial (G), D real, D fake, identity, search: sums per image */
+    double loss[5];        /* cycle, adversarial (G), D real, D fake, identity: sums per image */
 } half;
 
 typedef struct {
@@ -268,8 +268,8 @@ static void swapped_negatives(gan *g, half *h, float *w)
  * jumps between the colors real images have, so a digit class painted in a
  * wrong color that D_X rejects is not stuck next to it. No labels: the
  * candidates are the colors of real images, the choice is D_X's. Writes
- * h->d_search; returns the loss. */
-static double color_search(gan *g, half *h, dt_disc *D, const float *fake)
+ * h->d_search. */
+static void color_search(gan *g, half *h, dt_disc *D, const float *fake)
 {
     enum { MAXC = 32 };
     double cand[MAXC][3];
@@ -295,10 +295,10 @@ static double color_search(gan *g, half *h, dt_disc *D, const float *fake)
     }
     if (K == 0) {
         memset(h->d_search, 0, sizeof(float) * n * IMG);
-        return 0;
+        return;
     }
     for (size_t i = 0; i < n; i++) paint(h->cand + i * IMG, h->y + i * IMG, 1, cand[pick[i]]);
-    return l1_loss(h->d_search, fake, h->cand, n * IMG, g->o.search, h->gy);
+    l1_loss(h->d_search, fake, h->cand, n * IMG, g->o.search, h->gy);
 }
 
 /* ---- one iteration ----------------------------------------------------------- */
@@ -337,7 +337,7 @@ static void iteration(gan *g)
         h->loss[1] += bce_label(dl, h->dc.logit, h->ny, 1.0f, 1.0f / (float)h->gy);
         dt_disc_backward(D, &h->dc, fake, dl, h->d_adv, (int)h->ny);
         if (g->o.swap_neg > 0 || g->o.search > 0) real_colors(g, h);
-        if (g->o.search > 0) h->loss[5] += color_search(g, h, D, h->c2.y);
+        if (g->o.search > 0) color_search(g, h, D, h->c2.y);
         /* the cycle's gradient w.r.t. fake_y, for the partner's generator */
         dt_gen_backward(G, &h->c1, h->d_rec, h->d_fake_y, (int)h->nx);
         if (g->o.lambda_id > 0) { /* identity: G_X should leave a real x alone */
