@@ -30,14 +30,11 @@ typedef struct {
     float *w, *g, *m, *v;
     int nviews;
     dt_view views[DT_MAX_VIEWS];
-    /* Set by dt_train_share when w, g, m and v live in memory shared by the
-     * ranks of one node: w, m and v are then one copy for all of them, g this
-     * rank's part and peer_g[r] the gradient block of group rank r. The array is freed with
-     * the params; the shared memory itself lives until the job ends. */
-    float **peer_g;
-    /* With peer_g: the shared step's counters, in memory the ranks share,
-     * and how many shared steps this rank has taken (src/models/train.c). */
-    uint64_t *share_ctl, share_steps;
+    /* Set by dt_train_share when w, m and v live in memory shared by the
+     * ranks of one node (g stays this rank's own): the shared step's state
+     * (src/models/train.c); dt_train_unshare ends it before dt_params_free.
+     * The shared memory itself lives until the job ends. */
+    struct dt_share *share;
     /* 1 when the network's backward writes (=) every gradient once per step
      * instead of adding to it: the optimizer step then need not clear g. */
     int g_written;
@@ -76,6 +73,15 @@ void dt_linear_backward(float *dx, float *dW, float *db, const float *dy, const 
  * layer's backward runs once per step (dt_params.g_written). */
 void dt_linear_backward_write(float *dx, float *dW, float *db, const float *dy, const float *x, const float *W, int B,
                               int in, int out);
+/* dy (B,out) W (out,in) -> dx (B,in) overwritten: the input gradient alone */
+void dt_linear_backward_input(float *dx, const float *dy, const float *W, int B, int in, int out);
+/* A block of the parameter gradients, rows [r0, r1) and columns [c0, c1):
+ * dW (r1-r0, c1-c0) and db (r1-r0; NULL: skip) from dy (B,out) and x (B,in);
+ * add 0: =, add 1: += (each row's db summed over the batch first, then
+ * added). Blocks of several batches added one after another give the bits
+ * of their whole gradients (dt_linear_backward_write) summed in that order. */
+void dt_linear_grad_block(float *dW, float *db, const float *dy, const float *x, int B, int in, int out, int r0,
+                          int r1, int c0, int c1, int add);
 /* Plain-loop twins, for tests. */
 void dt_linear_forward_naive(float *y, const float *x, const float *W, const float *b, int B, int in,
                              int out);
@@ -144,17 +150,14 @@ void dt_adam_step(dt_adam *a, dt_params *p);
 /* The same step on elements [lo, hi) only (a sharded optimizer: each rank
  * updates its block, then the blocks are gathered). Also zeroes g there. */
 void dt_adam_step_range(dt_adam *a, dt_params *p, size_t lo, size_t hi);
-/* The same step on [lo, hi) with the gradient g = gs[0] + gs[1] + ... +
- * gs[ng-1] summed in that order (the blocks of the ranks of a node); p->g is
- * left as it is. */
-void dt_adam_step_sum(dt_adam *a, dt_params *p, size_t lo, size_t hi, float *const *gs, int ng);
 /* A step in parts: dt_adam_next advances t once and gives the step's
- * constants; dt_adam_sum_range then updates [lo, hi) as dt_adam_step_sum
- * does, for any number of disjoint ranges. */
+ * constants; dt_adam_update then applies them to n elements of any
+ * weights w, moments m, v and gradient g (read only), as many times as the
+ * step has parts. Bit for bit what dt_adam_step does to the same elements. */
 typedef struct {
     float b1, b2, eps, step, bc2_sqrt;
 } dt_adam_k;
 dt_adam_k dt_adam_next(dt_adam *a);
-void dt_adam_sum_range(dt_adam_k k, dt_params *p, size_t lo, size_t hi, float *const *gs, int ng);
+void dt_adam_update(dt_adam_k k, float *w, float *m, float *v, const float *g, size_t n);
 
 #endif

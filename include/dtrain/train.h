@@ -12,43 +12,69 @@
  * (Adam's work split P ways), and an allgather shares the new weights.
  * The gradient block is left zeroed for the next step.
  * Adam's moments stay sharded: call dt_train_gather_moments before they are
- * read whole (checkpoints; nothing to do for shared params). */
+ * read whole (checkpoints; nothing to do for shared params). Shared params
+ * (below) take their steps through dt_step only. */
 void dt_train_step(dt_adam *a, dt_params *p);
 void dt_train_gather_moments(dt_params *p);
-/* Where all ranks live on one node, move p's weights, moments and gradients
- * into memory they share (collective; call once, after the weights and
- * moments are initialized or loaded, the same on every rank, and before
- * training): the step then needs no messages: ranks sum parts of the
- * gradient straight from each other's memory and update those parts of the
- * single copy of weights and moments. Otherwise (one rank, several nodes,
- * DTRAIN_EXCHANGE=messages) nothing changes. Training gives the same
- * results either way up to float rounding. From then on only the step may
- * write p->w, p->m and p->v. */
-void dt_train_share(dt_params *p);
+/* Where all ranks live on one node, the step can run in memory they share
+ * (dt_train_share; collective, once, after the weights and moments are
+ * initialized or loaded, the same on every rank, before training). Then:
+ *   - one copy of the weights serves every rank;
+ *   - the activations each layer's weight gradient needs, its input x (B,in)
+ *     and output gradient dy (B,out), live there too, every rank's rows;
+ *   - backward computes input gradients only, and the step computes the
+ *     weight gradients: each rank takes a fixed part of every layer's rows,
+ *     sums dy_q^T x_q over the ranks q in rank order (the bits of the
+ *     gradient blocks summed in that order, as the messages path does) in
+ *     tiles that stay in cache, and updates those rows with Adam at once,
+ *     its moments of them in its own memory (dt_train_gather_moments puts
+ *     every rank's in p->m and p->v, for checkpoints).
+ * No gradient block crosses memory between ranks, and no rank touches
+ * another's moments. Otherwise (one rank, several nodes,
+ * DTRAIN_EXCHANGE=messages) nothing moves and dt_train_share returns 0.
+ * ls names the layers (all of p's parameters) and the model's buffers of
+ * their x and dy, each max_rows rows: dt_train_share moves the buffers and
+ * updates the pointers, so views of p must be bound again. */
+typedef struct {
+    size_t w_off, b_off;
+    int in, out;
+    float **x, **dy;
+} dt_share_layer;
+int dt_train_share(dt_params *p, int max_rows, const dt_share_layer *ls, int nl);
+/* Before dt_params_free of shared params: this rank's part of the sharing. */
+void dt_train_unshare(dt_params *p);
 /* How the step exchanges gradients for p, for reports. */
 const char *dt_train_exchange(const dt_params *p);
 /* The same over a group of ranks (NULL: all), e.g. one CycleGAN domain. */
 void dt_train_step_in(dt_comm *g, dt_adam *a, dt_params *p);
 
-/* The same step, told while backward runs which gradients are final:
+/* The step as backward runs:
  *   dt_step_begin(&s, g, a, p);
- *   ... backward writes the gradients of [from, n) ...  dt_step_ready(&s, from);
- *   ... the rest of backward ...                         dt_step_end(&s);
- * dt_step_ready says that on this rank the gradients of [from, n) are final
- * and the weights there will not be read again before the next forward.
- * Where the weights are node-shared, a rank that reaches dt_step_end while
- * others are still in backward starts updating what all ranks have made
- * final, and takes a larger part of the updates (src/models/train.c);
- * otherwise dt_step_end is dt_train_step_in. The same bits either way.
- * secs: time spent in dt_step_end (exchange, updates and waits). */
+ *   dt_step_rows(&s, B);                  (this rank's batch)
+ *   ... backward of the layers from `from` to the block's end ...
+ *                                          dt_step_ready(&s, from);
+ *   ... the rest of backward ...           dt_step_end(&s);
+ * dt_step_grads(&s) says whether backward must write p->g (1), or leave the
+ * parameter gradients to dt_step_end (0: node-shared params; backward then
+ * writes only input gradients). dt_step_ready says that on this rank the
+ * layers of [from, n) are done: their dy are final and their weights will
+ * not be read again before the next forward; a rank that reaches dt_step_end
+ * while others are still in backward starts on the layers all have done.
+ * Without shared params dt_step_end is dt_train_step_in. The same bits
+ * either way.
+ * secs: time in dt_step_end exchanging, waiting and in Adam; grad_secs: the
+ * part of it spent computing weight gradients (shared params), which is
+ * backward's arithmetic done elsewhere. */
 typedef struct {
     dt_comm *g;
     dt_adam *a;
     dt_params *p;
     dt_adam_k k;
-    double secs;
+    double secs, grad_secs;
 } dt_step;
 void dt_step_begin(dt_step *s, dt_comm *g, dt_adam *a, dt_params *p);
+int dt_step_grads(const dt_step *s);
+void dt_step_rows(dt_step *s, int rows);
 void dt_step_ready(dt_step *s, size_t from);
 void dt_step_end(dt_step *s);
 void dt_train_gather_moments_in(dt_comm *g, dt_params *p);

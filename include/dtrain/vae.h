@@ -81,16 +81,17 @@ typedef struct dt_vae {
 dt_vae *dt_vae_create(const dt_vae_kind *kind, const dt_vae_opts *o, int max_batch);
 void dt_vae_free(dt_vae *m);
 /* Before training, once the weights are initialized or loaded: on one node,
- * keep weights and gradients in memory all ranks share (dt_train_share).
- * Collective. */
+ * keep weights, moments and the layers' inputs and output gradients in
+ * memory all ranks share (dt_train_share). Collective. */
 void dt_vae_share(dt_vae *m);
 void dt_vae_init_params(dt_vae *m, uint64_t seed);
 
 /* Forward over B images already in m->x; sums[0] += BCE, sums[1..] += KLs. */
 void dt_vae_forward(dt_vae *m, int B, const uint64_t *gidx, uint64_t step, int eval, double *sums);
 /* Backward of (sum of losses) * scale into m->p.g (written). With s, the
- * optimizer step s (begun on m->p) takes the output layer as soon as its
- * gradients are final; the caller ends it. */
+ * optimizer step s (begun on m->p) hears which layers are done; where it
+ * computes the parameter gradients itself (dt_step_grads 0: shared params)
+ * backward leaves m->p.g alone. The caller ends the step. */
 void dt_vae_backward(dt_vae *m, int B, float scale, dt_step *s);
 /* Decode z (B,Z) into m->xhat (B,2352) in [0,1]. */
 void dt_vae_decode(dt_vae *m, const float *z, int B);

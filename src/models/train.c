@@ -2,6 +2,7 @@
 #include "dtrain/train.h"
 
 #include <sched.h>
+#include <sys/mman.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,117 +11,245 @@
 #include "dtrain/dist.h"
 
 /* ---- the node-shared step ---------------------------------------------------
- * Adam's work is cut into chunks counted from the block's end, where backward
- * makes gradients final first (the output layer). Each rank publishes how far
- * from the end its gradients are final (dt_step_ready); when its backward is
- * done it takes chunks from a shared counter, each as soon as every rank's
- * gradients cover it, until none are left, then waits until all are done. A
- * rank that finishes its backward first so does more of the updates while the
- * others finish theirs, instead of waiting at a barrier. Which rank updates a
- * chunk changes no bit: every element's gradient is summed in rank order.
- * The counters only grow: step t (t = share_steps, the same on every rank)
- * owns claims [t C, (t + 1) C), and a rank's published value is
- * (t + 1) << 32 | (elements final, counted from the end). */
-#define CHUNK 32768
-enum { CTL_CLAIM = 0, CTL_DONE = 8, CTL_READY = 16 }; /* slots a cache line apart; READY + 8 r */
+ * Each rank publishes its batch rows and how much of the parameter block,
+ * counted from its end (backward's first layers), its backward has done
+ * (dt_step_ready). At dt_step_end a rank goes through the layers in that
+ * order; for each, once every rank has done it, it computes the weight
+ * gradient of the rows it owns (a fixed share of every layer), a tile of
+ * whole rows at a time, summing the ranks' batches in rank order straight
+ * from their activations, and updates the tile with Adam while it is in
+ * cache. Its moments are its own (private pages, only its rows touched); the
+ * shared copy is filled for checkpoints (dt_train_gather_moments). Then it
+ * waits until every rank has updated its rows: the next forward reads all
+ * weights, and the activations may be overwritten.
+ * The counters only grow: a rank's published value in step t (t = steps,
+ * the same on every rank) is (t + 1) << 32 | (elements done, from the end);
+ * DONE counts the ranks finished, P per step. Slots sit a cache line apart. */
+enum { CTL_DONE = 0 };
+#define CTL_READY(q) (8 + 16 * (size_t)(q))
+#define CTL_ROWS(q) (16 + 16 * (size_t)(q))
+#define CTL_SLOTS(P) (8 + 16 * (size_t)(P))
+#define MAX_LAYERS 16
+#define TILE 65536 /* floats of one gradient tile (whole rows): 256 KB, within L2 */
+#define TILE_ROWS 128
 
-static uint64_t nchunks(const dt_params *p) { return (p->n + CHUNK - 1) / CHUNK; }
+typedef struct dt_share dt_share;
+struct dt_share {
+    int P, r, nl;
+    uint64_t *ctl, steps;
+    float *m, *v; /* Adam's moments of the rows this rank owns (mapped, n each) */
+    size_t mv_bytes;
+    struct {
+        size_t w_off, b_off, x_at, dy_at; /* x and dy: offsets in each rank's activations */
+        int in, out;
+    } l[MAX_LAYERS];
+    float tile[TILE], bias[TILE_ROWS];
+    float *acts[]; /* acts[q]: rank q's activations */
+};
 
-static void publish(dt_params *p, int r, size_t from)
+static void publish(dt_share *sh, size_t n, size_t from)
 {
-    uint64_t v = (p->share_steps + 1) << 32 | (uint64_t)(p->n - from);
-    __atomic_store_n(&p->share_ctl[CTL_READY + 8 * r], v, __ATOMIC_RELEASE);
+    uint64_t v = (sh->steps + 1) << 32 | (uint64_t)(n - from);
+    __atomic_store_n(&sh->ctl[CTL_READY(sh->r)], v, __ATOMIC_RELEASE);
 }
 
-static int covered(const dt_params *p, int P, uint64_t need)
+static void wait_done(const dt_share *sh, uint64_t need)
 {
-    for (int r = 0; r < P; r++)
-        if (__atomic_load_n(&p->share_ctl[CTL_READY + 8 * r], __ATOMIC_ACQUIRE) < need) return 0;
-    return 1;
+    for (int q = 0; q < sh->P; q++)
+        while (__atomic_load_n(&sh->ctl[CTL_READY(q)], __ATOMIC_ACQUIRE) < need) sched_yield();
+}
+
+/* the rows of layer i this rank owns */
+static void own_rows(const dt_share *sh, int i, int *r0, int *r1)
+{
+    int64_t out = sh->l[i].out;
+    *r0 = (int)(out * sh->r / sh->P);
+    *r1 = (int)(out * (sh->r + 1) / sh->P);
+}
+
+/* this rank's rows of every layer, weights and biases: dm, dv = sm, sv */
+static void copy_own(const dt_share *sh, float *dm, float *dv, const float *sm, const float *sv)
+{
+    for (int i = 0; i < sh->nl; i++) {
+        int r0, r1;
+        own_rows(sh, i, &r0, &r1);
+        size_t in = (size_t)sh->l[i].in, w = sh->l[i].w_off + (size_t)r0 * in, b = sh->l[i].b_off + (size_t)r0;
+        size_t nw = (size_t)(r1 - r0) * in, nb = (size_t)(r1 - r0);
+        memcpy(dm + w, sm + w, nw * sizeof(float));
+        memcpy(dv + w, sv + w, nw * sizeof(float));
+        memcpy(dm + b, sm + b, nb * sizeof(float));
+        memcpy(dv + b, sv + b, nb * sizeof(float));
+    }
+}
+
+/* this rank's rows of layer i: the gradient and Adam, a tile at a time */
+static void update_rows(dt_step *s, int i, const int *rows)
+{
+    dt_params *p = s->p;
+    dt_share *sh = p->share;
+    int in = sh->l[i].in, out = sh->l[i].out, r0, r1;
+    own_rows(sh, i, &r0, &r1);
+    int per = TILE / in < TILE_ROWS ? TILE / in : TILE_ROWS; /* rows per tile */
+    DT_ASSERT(in <= TILE);
+    for (int a = r0; a < r1; a += per) {
+        int b = a + per < r1 ? a + per : r1, add = 0;
+        double t0 = dt_now();
+        for (int q = 0; q < sh->P; q++) {
+            if (rows[q] == 0) continue; /* rank q had no images */
+            const float *acts = sh->acts[q];
+            dt_linear_grad_block(sh->tile, sh->bias, acts + sh->l[i].dy_at, acts + sh->l[i].x_at, rows[q], in, out, a,
+                                 b, 0, in, add);
+            add = 1;
+        }
+        if (!add) dt_linear_grad_block(sh->tile, sh->bias, NULL, NULL, 0, in, out, a, b, 0, in, 0);
+        s->grad_secs += dt_now() - t0;
+        size_t w = sh->l[i].w_off + (size_t)a * (size_t)in, bo = sh->l[i].b_off + (size_t)a;
+        dt_adam_update(s->k, p->w + w, sh->m + w, sh->v + w, sh->tile, (size_t)(b - a) * (size_t)in);
+        dt_adam_update(s->k, p->w + bo, sh->m + bo, sh->v + bo, sh->bias, (size_t)(b - a));
+    }
 }
 
 static void shared_step(dt_step *s)
 {
     dt_params *p = s->p;
-    int P = dt_comm_size(s->g);
-    uint64_t C = nchunks(p), t = p->share_steps, *ctl = p->share_ctl;
-    publish(p, dt_comm_rank(s->g), 0);
-    for (;;) {
-        uint64_t c = __atomic_load_n(&ctl[CTL_CLAIM], __ATOMIC_ACQUIRE);
-        if (c >= (t + 1) * C) break;
-        size_t hi = p->n - (size_t)(c - t * C) * CHUNK, lo = hi > CHUNK ? hi - CHUNK : 0;
-        uint64_t need = (t + 1) << 32 | (uint64_t)(p->n - lo);
-        while (!covered(p, P, need)) sched_yield();
-        if (!__atomic_compare_exchange_n(&ctl[CTL_CLAIM], &c, c + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) continue;
-        dt_adam_sum_range(s->k, p, lo, hi, p->peer_g, P);
-        __atomic_fetch_add(&ctl[CTL_DONE], 1, __ATOMIC_RELEASE);
+    dt_share *sh = p->share;
+    int P = sh->P, rows[P];
+    uint64_t t = sh->steps;
+    publish(sh, p->n, 0);
+    /* the layers in the order backward finishes them: the block's end first */
+    int order[MAX_LAYERS];
+    for (int i = 0; i < sh->nl; i++) order[i] = i;
+    for (int i = 1; i < sh->nl; i++)
+        for (int j = i; j > 0 && sh->l[order[j]].w_off > sh->l[order[j - 1]].w_off; j--) {
+            int x = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = x;
+        }
+    for (int k = 0; k < sh->nl; k++) {
+        int i = order[k];
+        wait_done(sh, (t + 1) << 32 | (uint64_t)(p->n - sh->l[i].w_off));
+        if (k == 0)
+            for (int q = 0; q < P; q++) rows[q] = (int)__atomic_load_n(&sh->ctl[CTL_ROWS(q)], __ATOMIC_RELAXED);
+        update_rows(s, i, rows);
     }
-    /* every update is in the weights, and nobody reads a gradient any more */
-    while (__atomic_load_n(&ctl[CTL_DONE], __ATOMIC_ACQUIRE) < (t + 1) * C) sched_yield();
-    p->share_steps++;
-    if (!p->g_written) dt_params_zero_grad(p);
+    /* every rank's rows updated: the weights are whole, the activations free */
+    __atomic_fetch_add(&sh->ctl[CTL_DONE], 1, __ATOMIC_RELEASE);
+    while (__atomic_load_n(&sh->ctl[CTL_DONE], __ATOMIC_ACQUIRE) < (t + 1) * (uint64_t)P) sched_yield();
+    sh->steps++;
 }
 
 void dt_train_step(dt_adam *a, dt_params *p) { dt_train_step_in(NULL, a, p); }
 void dt_train_gather_moments(dt_params *p) { dt_train_gather_moments_in(NULL, p); }
 
-void dt_train_share(dt_params *p)
+/* the distinct buffers among the layers' x and dy, in order of first use */
+static int distinct_bufs(const dt_share_layer *ls, int nl, float ***bufs, size_t *width)
+{
+    int nb = 0;
+    for (int i = 0; i < nl; i++) {
+        float **two[2] = {ls[i].x, ls[i].dy};
+        size_t w[2] = {(size_t)ls[i].in, (size_t)ls[i].out};
+        for (int k = 0; k < 2; k++) {
+            int j = 0;
+            while (j < nb && bufs[j] != two[k]) j++;
+            if (j == nb) bufs[nb] = two[k], width[nb++] = w[k];
+            DT_ASSERT(width[j] == w[k]); /* one buffer, one width */
+        }
+    }
+    return nb;
+}
+
+int dt_train_share(dt_params *p, int max_rows, const dt_share_layer *ls, int nl)
 {
     dt_comm *g = NULL; /* all ranks */
     int P = dt_comm_size(g), r = dt_comm_rank(g);
+    DT_ASSERT(nl <= MAX_LAYERS && max_rows >= 0);
+    float **bufs[2 * MAX_LAYERS];
+    size_t width[2 * MAX_LAYERS], at[2 * MAX_LAYERS], acts = 0;
+    int nb = distinct_bufs(ls, nl, bufs, width);
+    for (int j = 0; j < nb; j++) /* each on whole cache lines */
+        at[j] = acts, acts += ((size_t)max_rows * width[j] + 15) & ~(size_t)15;
     /* a window's backing file holds every rank's part, and some slack */
     size_t nn = (p->n + 15) & ~(size_t)15; /* whole cache lines */
-    if (p->peer_g || p->n >= (size_t)1 << 32 || !dt_comm_can_share(g, ((size_t)P + 3) * nn * sizeof(float))) return;
-    float **gs = calloc((size_t)P, sizeof *gs), **ws = calloc((size_t)P, sizeof *ws),
-          **cs = calloc((size_t)P, sizeof *cs);
-    if (!gs || !ws || !cs) DT_FATAL("out of memory");
-    size_t nctl = (size_t)(CTL_READY + 8 * P) * 2; /* floats: uint64 slots */
-    dt_comm_shared_floats(g, p->n, gs); /* a gradient block per rank */
-    /* one block each of weights and Adam's moments (any rank may update any
-     * part of them), on rank 0's pages */
+    if (p->share || p->n >= (size_t)1 << 32 ||
+        !dt_comm_can_share(g, ((size_t)P + 3) * nn * sizeof(float) + (size_t)P * acts * sizeof(float)))
+        return 0;
+    dt_share *sh = calloc(1, sizeof *sh + (size_t)P * sizeof(float *));
+    float **ws = calloc((size_t)P, sizeof *ws), **cs = calloc((size_t)P, sizeof *cs);
+    if (!sh || !ws || !cs) DT_FATAL("out of memory");
+    size_t nctl = CTL_SLOTS(P) * 2; /* floats: uint64 slots */
+    /* one block each of weights and Adam's moments, on rank 0's pages */
     dt_comm_shared_floats(g, r == 0 ? 3 * nn : 0, ws);
     dt_comm_shared_floats(g, r == 0 ? nctl : 0, cs); /* the step's counters */
-    memcpy(gs[r], p->g, p->n * sizeof(float));
+    dt_comm_shared_floats(g, acts, sh->acts);       /* each rank's activations */
     if (r == 0) { /* every rank holds the same weights and moments here */
         memcpy(ws[0], p->w, p->n * sizeof(float));
         memcpy(ws[0] + nn, p->m, p->n * sizeof(float));
         memcpy(ws[0] + 2 * nn, p->v, p->n * sizeof(float));
         memset(cs[0], 0, nctl * sizeof(float));
     }
+    for (int j = 0; j < nb; j++) { /* the buffers keep what they hold */
+        memcpy(sh->acts[r] + at[j], *bufs[j], (size_t)max_rows * width[j] * sizeof(float));
+        dt_free(*bufs[j]);
+        *bufs[j] = sh->acts[r] + at[j];
+    }
     dt_comm_shared_sync(g);
-    float **mine[] = {&p->w, &p->g, &p->m, &p->v};
-    for (int k = 0; k < 4; k++) dt_free(*mine[k]);
+    float **mine[] = {&p->w, &p->m, &p->v};
+    for (int k = 0; k < 3; k++) dt_free(*mine[k]);
     p->w = ws[0];
     p->m = ws[0] + nn;
     p->v = ws[0] + 2 * nn;
-    p->g = gs[r];
-    p->peer_g = gs;
-    p->share_ctl = (uint64_t *)(void *)cs[0];
-    p->share_steps = 0;
+    sh->P = P;
+    sh->r = r;
+    sh->nl = nl;
+    sh->ctl = (uint64_t *)(void *)cs[0];
+    for (int i = 0; i < nl; i++) {
+        sh->l[i].w_off = ls[i].w_off;
+        sh->l[i].b_off = ls[i].b_off;
+        sh->l[i].in = ls[i].in;
+        sh->l[i].out = ls[i].out;
+        sh->l[i].x_at = (size_t)(*ls[i].x - sh->acts[r]);
+        sh->l[i].dy_at = (size_t)(*ls[i].dy - sh->acts[r]);
+    }
+    /* this rank's moments: untouched pages cost nothing */
+    sh->mv_bytes = (p->n * sizeof(float) + 4095) & ~(size_t)4095;
+    void *mm = mmap(NULL, 2 * sh->mv_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mm == MAP_FAILED) DT_FATAL("out of memory mapping %zu bytes", 2 * sh->mv_bytes);
+    sh->m = mm;
+    sh->v = (float *)(void *)((char *)mm + sh->mv_bytes);
+    copy_own(sh, sh->m, sh->v, p->m, p->v);
+    p->share = sh;
     free(ws);
     free(cs);
+    return 1;
 }
 
 const char *dt_train_exchange(const dt_params *p)
 {
-    return p->peer_g ? "node-shared memory" : "reduce-scatter + allgather";
+    return p->share ? "node-shared memory" : "reduce-scatter + allgather";
 }
 
 void dt_step_begin(dt_step *s, dt_comm *g, dt_adam *a, dt_params *p)
 {
     *s = (dt_step){.g = g, .a = a, .p = p};
-    if (p->peer_g) s->k = dt_adam_next(a);
+    if (p->share) s->k = dt_adam_next(a);
+}
+
+int dt_step_grads(const dt_step *s) { return !s->p->share; }
+
+void dt_step_rows(dt_step *s, int rows)
+{
+    if (s->p->share) __atomic_store_n(&s->p->share->ctl[CTL_ROWS(s->p->share->r)], (uint64_t)rows, __ATOMIC_RELAXED);
 }
 
 void dt_step_ready(dt_step *s, size_t from)
 {
-    if (s->p->peer_g) publish(s->p, dt_comm_rank(s->g), from);
+    if (s->p->share) publish(s->p->share, s->p->n, from);
 }
 
 void dt_step_end(dt_step *s)
 {
     double t0 = dt_now();
-    if (s->p->peer_g)
+    if (s->p->share)
         shared_step(s);
     else
         dt_train_step_in(s->g, s->a, s->p);
@@ -129,12 +258,7 @@ void dt_step_end(dt_step *s)
 
 void dt_train_step_in(dt_comm *g, dt_adam *a, dt_params *p)
 {
-    if (p->peer_g) {
-        dt_step s;
-        dt_step_begin(&s, g, a, p);
-        shared_step(&s);
-        return;
-    }
+    DT_ASSERT(!p->share); /* shared params step through dt_step */
     size_t lo, hi;
     dt_comm_shard(g, p->n, &lo, &hi);
     dt_comm_reduce_scatter_sum_f(g, p->g, p->n);
@@ -146,9 +270,23 @@ void dt_train_step_in(dt_comm *g, dt_adam *a, dt_params *p)
     }
 }
 
+void dt_train_unshare(dt_params *p)
+{
+    dt_share *sh = p->share;
+    if (!sh) return;
+    munmap(sh->m, 2 * sh->mv_bytes);
+    free(sh);
+    p->share = NULL;
+    p->w = p->m = p->v = NULL; /* the job's shared memory, freed at the end */
+}
+
 void dt_train_gather_moments_in(dt_comm *g, dt_params *p)
 {
-    if (p->peer_g) return; /* one copy, in memory every rank reads */
+    if (p->share) { /* each rank's rows into the shared copy */
+        copy_own(p->share, p->m, p->v, p->share->m, p->share->v);
+        dt_comm_shared_sync(g);
+        return;
+    }
     dt_comm_allgather_f(g, p->m, p->n);
     dt_comm_allgather_f(g, p->v, p->n);
 }

@@ -13,9 +13,21 @@ static void bind(dt_vae *m)
     for (size_t i = 0; i < sizeof ls / sizeof *ls; i++) dt_linear_bind(ls[i], &m->p);
 }
 
+/* the layers e1 e2 head d1 d2 d3, with the buffers of their inputs and of
+ * their output gradients as backward leaves them */
+static void layer_bufs(dt_vae *m, dt_share_layer ls[6])
+{
+    const dt_linear *l[] = {&m->e1, &m->e2, &m->head, &m->d1, &m->d2, &m->d3};
+    float **x[] = {&m->x, &m->h1, &m->h2, &m->z, &m->g1, &m->g2};
+    float **dy[] = {&m->dh1, &m->dh2, &m->dhd, &m->dg1, &m->dg2, &m->dlogits};
+    for (int i = 0; i < 6; i++) ls[i] = (dt_share_layer){l[i]->w_off, l[i]->b_off, l[i]->in, l[i]->out, x[i], dy[i]};
+}
+
 void dt_vae_share(dt_vae *m)
 {
-    dt_train_share(&m->p);
+    dt_share_layer ls[6];
+    layer_bufs(m, ls);
+    dt_train_share(&m->p, m->maxB, ls, 6);
     bind(m); /* the block may have moved */
 }
 
@@ -64,6 +76,12 @@ void dt_vae_free(dt_vae *m)
 {
     if (!m) return;
     m->kind->destroy(m);
+    if (m->p.share) { /* these live in the job's shared memory */
+        dt_share_layer ls[6];
+        layer_bufs(m, ls);
+        for (int i = 0; i < 6; i++) *ls[i].x = *ls[i].dy = NULL;
+        dt_train_unshare(&m->p);
+    }
     float *bufs[] = {m->x,  m->h1,  m->h2,  m->hd,  m->z,   m->g1,  m->g2,      m->logits, m->xhat,
                      m->dh1, m->dh2, m->dhd, m->dz, m->dg1, m->dg2, m->dlogits, m->bce};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) dt_free(bufs[i]);
@@ -106,37 +124,47 @@ void dt_vae_forward(dt_vae *m, int B, const uint64_t *gidx, uint64_t step, int e
     sums[0] += dt_bce_logits_forward(m->bce, m->logits, m->x, B, DT_IMG);
 }
 
-/* l's gradients are final, and with them those of every layer after it in
- * the block (backward goes from the block's end to its start): a rank done
- * with its backward may update them while this one goes on */
+/* l and the layers after it in the block are done (backward goes from the
+ * block's end to its start): a rank done with its backward may take their
+ * gradients and updates while this one goes on */
 static void layer_done(dt_step *s, const dt_linear *l)
 {
     if (s) dt_step_ready(s, l->w_off);
 }
 
+/* l's backward: dx (NULL: none) and, unless the step computes them, dW, db */
+static void back(const dt_linear *l, float *dx, const float *dy, const float *x, int B, int grads)
+{
+    if (grads)
+        dt_linear_backward_write(dx, l->dw, l->db, dy, x, l->w, B, l->in, l->out);
+    else if (dx)
+        dt_linear_backward_input(dx, dy, l->w, B, l->in, l->out);
+}
+
 void dt_vae_backward(dt_vae *m, int B, float scale, dt_step *s)
 {
+    int grads = !s || dt_step_grads(s);
+    if (s) dt_step_rows(s, B);
     if (B == 0) { /* a rank without images this step contributes zeros */
-        dt_params_zero_grad(&m->p);
+        if (grads) dt_params_zero_grad(&m->p);
         return;
     }
     size_t nB = (size_t)B;
     dt_bce_logits_backward(m->dlogits, m->logits, m->x, nB * DT_IMG, scale);
-    dt_linear_backward_write(m->dg2, m->d3.dw, m->d3.db, m->dlogits, m->g2, m->d3.w, B, 512, DT_IMG);
+    back(&m->d3, m->dg2, m->dlogits, m->g2, B, grads);
     layer_done(s, &m->d3);
     dt_relu_backward(m->dg2, m->dg2, m->g2, nB * 512);
-    dt_linear_backward_write(m->dg1, m->d2.dw, m->d2.db, m->dg2, m->g1, m->d2.w, B, 256, 512);
+    back(&m->d2, m->dg1, m->dg2, m->g1, B, grads);
     layer_done(s, &m->d2);
     dt_relu_backward(m->dg1, m->dg1, m->g1, nB * 256);
-    dt_linear_backward_write(m->dz, m->d1.dw, m->d1.db, m->dg1, m->z, m->d1.w, B, m->Z, 256);
+    back(&m->d1, m->dz, m->dg1, m->z, B, grads);
     layer_done(s, &m->d1);
     m->kind->latent_backward(m, B, scale);
-    dt_linear_backward_write(m->dh2, m->head.dw, m->head.db, m->dhd, m->h2, m->head.w, B, 256, m->H);
+    back(&m->head, m->dh2, m->dhd, m->h2, B, grads);
     layer_done(s, &m->head);
     dt_relu_backward(m->dh2, m->dh2, m->h2, nB * 256);
-    dt_linear_backward_write(m->dh1, m->e2.dw, m->e2.db, m->dh2, m->h1, m->e2.w, B, 512, 256);
+    back(&m->e2, m->dh1, m->dh2, m->h1, B, grads);
     layer_done(s, &m->e2);
     dt_relu_backward(m->dh1, m->dh1, m->h1, nB * 512);
-    /* the input needs no gradient */
-    dt_linear_backward_write(NULL, m->e1.dw, m->e1.db, m->dh1, m->x, m->e1.w, B, DT_IMG, 512);
+    back(&m->e1, NULL, m->dh1, m->x, B, grads); /* the input needs no gradient */
 }

@@ -35,17 +35,6 @@ DT_CLONES static void adam_kernel(float *restrict w, float *restrict m, float *r
     }
 }
 
-/* out[0, n) = src[0][off..] + src[1][off..] + ... in that order */
-DT_CLONES static void sum_blocks(float *restrict out, float *const *src, int ns, size_t off, size_t n)
-{
-    const float *s0 = src[0] + off;
-    for (size_t i = 0; i < n; i++) out[i] = s0[i];
-    for (int j = 1; j < ns; j++) {
-        const float *sj = src[j] + off;
-        for (size_t i = 0; i < n; i++) out[i] += sj[i];
-    }
-}
-
 DT_CLONES static void zero(float *restrict x, size_t n)
 {
     for (size_t i = 0; i < n; i++) x[i] = 0.0f;
@@ -77,17 +66,7 @@ void dt_adam_step_range(dt_adam *a, dt_params *p, size_t lo, size_t hi)
     }
 }
 
-void dt_adam_step_sum(dt_adam *a, dt_params *p, size_t lo, size_t hi, float *const *gs, int ng)
+void dt_adam_update(dt_adam_k k, float *w, float *m, float *v, const float *g, size_t n)
 {
-    dt_adam_sum_range(dt_adam_next(a), p, lo, hi, gs, ng);
-}
-
-void dt_adam_sum_range(dt_adam_k k, dt_params *p, size_t lo, size_t hi, float *const *gs, int ng)
-{
-    float sum[ADAM_BLOCK] __attribute__((aligned(64)));
-    for (size_t i = lo; i < hi; i += ADAM_BLOCK) {
-        size_t n = hi - i < ADAM_BLOCK ? hi - i : ADAM_BLOCK;
-        sum_blocks(sum, gs, ng, i, n);
-        adam_kernel(p->w + i, p->m + i, p->v + i, sum, n, k);
-    }
+    adam_kernel(w, m, v, g, n, k);
 }

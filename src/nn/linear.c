@@ -76,6 +76,35 @@ void dt_linear_backward_write(float *dx, float *dW, float *db, const float *dy, 
     backward(dx, dW, db, dy, x, W, B, in, out, 0);
 }
 
+void dt_linear_backward_input(float *dx, const float *dy, const float *W, int B, int in, int out)
+{
+    if (B > 0)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, in, out, 1.0f, dy, out, W, in, 0.0f, dx, in);
+}
+
+void dt_linear_grad_block(float *dW, float *db, const float *dy, const float *x, int B, int in, int out, int r0,
+                          int r1, int c0, int c1, int add)
+{
+    int rows = r1 - r0, cols = c1 - c0;
+    if (rows <= 0 || cols <= 0) return;
+    if (B == 0) {
+        if (!add) {
+            memset(dW, 0, (size_t)rows * (size_t)cols * sizeof(float));
+            if (db) memset(db, 0, (size_t)rows * sizeof(float));
+        }
+        return;
+    }
+    /* backward()'s product, on a block of dW */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, rows, cols, B, 1.0f, dy + r0, out, x + c0, in,
+                add ? 1.0f : 0.0f, dW, cols);
+    if (!db) return;
+    for (int o = 0; o < rows; o++) {
+        float s = 0; /* as backward() sums: from 0, sample by sample */
+        for (int i = 0; i < B; i++) s += dy[(size_t)i * out + (size_t)(r0 + o)];
+        db[o] = add ? db[o] + s : s;
+    }
+}
+
 void dt_linear_forward_naive(float *y, const float *x, const float *W, const float *b, int B, int in,
                              int out)
 {

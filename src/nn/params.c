@@ -40,15 +40,11 @@ void dt_params_alloc(dt_params *p)
 
 void dt_params_free(dt_params *p)
 {
-    if (p->peer_g) {
-        free(p->peer_g); /* w, g, m and v are the job's shared memory */
-        p->peer_g = NULL;
-    } else {
-        dt_free(p->w);
-        dt_free(p->g);
-        dt_free(p->m);
-        dt_free(p->v);
-    }
+    DT_ASSERT(!p->share); /* dt_train_unshare first */
+    dt_free(p->w);
+    dt_free(p->g);
+    dt_free(p->m);
+    dt_free(p->v);
     p->w = p->g = p->m = p->v = NULL;
 }
 

@@ -318,11 +318,11 @@ START_TEST(adam_hand_computed)
 }
 END_TEST
 
-/* The step of ranks sharing a node (gradient summed from the ranks' blocks in
- * rank order) is bit for bit the step on the summed gradient, on any range. */
-START_TEST(adam_summed_equals_adam_on_sum)
+/* A step taken in parts (dt_adam_next once, then dt_adam_update on pieces in
+ * any order, from gradients held anywhere) is bit for bit dt_adam_step. */
+START_TEST(adam_in_parts_equals_adam_step)
 {
-    size_t n = 3000, lo = 700, hi = 2900; /* more than one internal block */
+    size_t n = 3000, cut[] = {0, 700, 1900, 2999, 3000};
     dt_params a, b;
     dt_params_init(&a, "a");
     dt_params_add(&a, "w", 1, (int[]){(int)n});
@@ -330,39 +330,80 @@ START_TEST(adam_summed_equals_adam_on_sum)
     dt_params_init(&b, "b");
     dt_params_add(&b, "w", 1, (int[]){(int)n});
     dt_params_alloc(&b);
-    float *gs[3];
-    for (int k = 0; k < 3; k++) {
-        gs[k] = dt_alloc_floats(n);
-        fill(gs[k], (int)n, 10 + k, -1, 1);
-    }
-    fill(a.w, (int)n, 1, -1, 1);
+    float *g = dt_alloc_floats(n), *w0 = dt_alloc_floats(n);
+    fill(a.w, n, 1, -1, 1);
     memcpy(b.w, a.w, n * sizeof(float));
+    memcpy(w0, a.w, n * sizeof(float));
     dt_adam aa, ab;
     dt_adam_default(&aa, 1e-2f);
     dt_adam_default(&ab, 1e-2f);
     for (int step = 0; step < 3; step++) {
-        for (size_t i = 0; i < n; i++) a.g[i] = (gs[0][i] + gs[1][i]) + gs[2][i];
-        memcpy(b.g, gs[0], n * sizeof(float));
-        dt_adam_step_range(&aa, &a, lo, hi);
-        if (step == 1) { /* in two parts, the later one first, as backward makes them */
-            dt_adam_k k = dt_adam_next(&ab);
-            dt_adam_sum_range(k, &b, 1900, hi, gs, 3);
-            dt_adam_sum_range(k, &b, lo, 1900, gs, 3);
-        } else {
-            dt_adam_step_sum(&ab, &b, lo, hi, gs, 3);
-        }
+        fill(g, n, 10 + (uint64_t)step, -1, 1);
+        memcpy(a.g, g, n * sizeof(float));
+        dt_adam_step(&aa, &a);
+        dt_adam_k k = dt_adam_next(&ab);
+        for (int j = 3; j >= 0; j--) /* the later parts first, as the shared step may */
+            dt_adam_update(k, b.w + cut[j], b.m + cut[j], b.v + cut[j], g + cut[j], cut[j + 1] - cut[j]);
     }
+    ck_assert_int_eq(aa.t, ab.t);
     ck_assert_mem_eq(a.w, b.w, n * sizeof(float));
     ck_assert_mem_eq(a.m, b.m, n * sizeof(float));
     ck_assert_mem_eq(a.v, b.v, n * sizeof(float));
-    float *w0 = dt_alloc_floats(n);
-    fill(w0, (int)n, 1, -1, 1); /* the initial weights: moved on [lo, hi) only */
-    for (size_t i = 0; i < n; i++) ck_assert((b.w[i] != w0[i]) == (i >= lo && i < hi));
+    for (size_t i = 0; i < n; i++) ck_assert(b.w[i] != w0[i]); /* every part moved */
+    dt_free(g);
     dt_free(w0);
-    ck_assert_mem_eq(b.g, gs[0], n * sizeof(float)); /* the summed step leaves g alone */
-    for (int k = 0; k < 3; k++) dt_free(gs[k]);
     dt_params_free(&a);
     dt_params_free(&b);
+}
+END_TEST
+
+/* The shared step's gradient: blocks of rows [r0, r1) and columns [c0, c1),
+ * three batches added in order, are bit for bit the three batches' whole
+ * gradients (dt_linear_backward_write) summed in that order; a batch of 0
+ * rows adds nothing; dt_linear_backward_input is backward's dx. */
+START_TEST(linear_grad_blocks_sum_like_blocks)
+{
+    int in = 37, out = 23, Bs[3] = {5, 0, 7};
+    float *x[3], *dy[3], *dW[3], *db[3];
+    float *W = dt_alloc_floats((size_t)out * in), *dx1 = dt_alloc_floats(7 * (size_t)in),
+          *dx2 = dt_alloc_floats(7 * (size_t)in);
+    fill(W, (size_t)out * in, 1, -1, 1);
+    for (int q = 0; q < 3; q++) {
+        x[q] = dt_alloc_floats((size_t)Bs[q] * in + 1);
+        dy[q] = dt_alloc_floats((size_t)Bs[q] * out + 1);
+        dW[q] = dt_alloc_floats((size_t)out * in);
+        db[q] = dt_alloc_floats((size_t)out);
+        fill(x[q], (size_t)Bs[q] * in, 2 + (uint64_t)q, -1, 1);
+        fill(dy[q], (size_t)Bs[q] * out, 5 + (uint64_t)q, -1, 1);
+        dt_linear_backward_write(q == 2 ? dx1 : NULL, dW[q], db[q], dy[q], x[q], W, Bs[q], in, out);
+    }
+    dt_linear_backward_input(dx2, dy[2], W, Bs[2], in, out);
+    ck_assert_mem_eq(dx1, dx2, sizeof(float) * 7 * (size_t)in);
+    int r0 = 3, r1 = 17, c0 = 4, c1 = 33, rows = r1 - r0, cols = c1 - c0;
+    float blk[14 * 29], bb[14];
+    for (int q = 0; q < 3; q++)
+        dt_linear_grad_block(blk, bb, dy[q], x[q], Bs[q], in, out, r0, r1, c0, c1, q > 0);
+    for (int o = 0; o < rows; o++) {
+        size_t row = (size_t)(r0 + o) * (size_t)in;
+        for (int c = 0; c < cols; c++) {
+            float want = (dW[0][row + (size_t)(c0 + c)] + dW[1][row + (size_t)(c0 + c)]) + dW[2][row + (size_t)(c0 + c)];
+            ck_assert_msg(blk[o * cols + c] == want, "dW[%d][%d]: %.9g != %.9g", r0 + o, c0 + c, blk[o * cols + c],
+                          want);
+        }
+        ck_assert(bb[o] == (db[0][r0 + o] + db[1][r0 + o]) + db[2][r0 + o]);
+    }
+    /* no rows and nothing to add to: zeros */
+    float z[14 * 29], zb[14];
+    fill(z, 14 * 29, 9, -9, 9);
+    dt_linear_grad_block(z, zb, NULL, NULL, 0, in, out, r0, r1, c0, c1, 0);
+    for (int i = 0; i < rows * cols; i++) ck_assert(z[i] == 0.0f);
+    for (int q = 0; q < 3; q++) {
+        float *mine[] = {x[q], dy[q], dW[q], db[q]};
+        for (int k = 0; k < 4; k++) dt_free(mine[k]);
+    }
+    dt_free(W);
+    dt_free(dx1);
+    dt_free(dx2);
 }
 END_TEST
 
@@ -548,7 +589,8 @@ int main(void)
     tcase_add_test(tc, linear_blas_matches_naive);
     tcase_add_test(tc, linear_finite_differences);
     tcase_add_test(tc, linear_backward_write_overwrites);
-    tcase_add_test(tc, adam_summed_equals_adam_on_sum);
+    tcase_add_test(tc, adam_in_parts_equals_adam_step);
+    tcase_add_test(tc, linear_grad_blocks_sum_like_blocks);
     tcase_add_test(tc, relu_and_sigmoid);
     tcase_add_test(tc, bce_values_and_gradient);
     tcase_add_test(tc, kl_and_reparam_gradients);
