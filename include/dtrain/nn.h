@@ -31,7 +31,7 @@ typedef struct {
     int nviews;
     dt_view views[DT_MAX_VIEWS];
     /* Set by dt_train_share when w, m and v live in memory shared by the
-     * ranks of one node (g stays this rank's own): the shared step's state
+     * ranks of one node (and g is unused): the shared step's state
      * (src/models/train.c); dt_train_unshare ends it before dt_params_free.
      * The shared memory itself lives until the job ends. */
     struct dt_share *share;

@@ -210,13 +210,18 @@ int dt_train_share(dt_params *p, int max_rows, const dt_share_layer *ls, int nl)
         sh->l[i].x_at = (size_t)(*ls[i].x - sh->acts[r]);
         sh->l[i].dy_at = (size_t)(*ls[i].dy - sh->acts[r]);
     }
-    /* this rank's moments: untouched pages cost nothing */
+    /* this rank's moments (untouched pages cost nothing), and in place of
+     * the gradient block, which the step no longer needs, pages that fault
+     * if anything ever touches them */
     sh->mv_bytes = (p->n * sizeof(float) + 4095) & ~(size_t)4095;
-    void *mm = mmap(NULL, 2 * sh->mv_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (mm == MAP_FAILED) DT_FATAL("out of memory mapping %zu bytes", 2 * sh->mv_bytes);
-    sh->m = mm;
-    sh->v = (float *)(void *)((char *)mm + sh->mv_bytes);
+    char *mm = mmap(NULL, 3 * sh->mv_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mm == MAP_FAILED || mprotect(mm + 2 * sh->mv_bytes, sh->mv_bytes, PROT_NONE) != 0)
+        DT_FATAL("out of memory mapping %zu bytes", 3 * sh->mv_bytes);
+    sh->m = (float *)(void *)mm;
+    sh->v = (float *)(void *)(mm + sh->mv_bytes);
     copy_own(sh, sh->m, sh->v, p->m, p->v);
+    dt_free(p->g);
+    p->g = (float *)(void *)(mm + 2 * sh->mv_bytes);
     p->share = sh;
     free(ws);
     free(cs);
@@ -274,10 +279,11 @@ void dt_train_unshare(dt_params *p)
 {
     dt_share *sh = p->share;
     if (!sh) return;
-    munmap(sh->m, 2 * sh->mv_bytes);
+    munmap(sh->m, 3 * sh->mv_bytes);
     free(sh);
     p->share = NULL;
     p->w = p->m = p->v = NULL; /* the job's shared memory, freed at the end */
+    p->g = NULL;
 }
 
 void dt_train_gather_moments_in(dt_comm *g, dt_params *p)
