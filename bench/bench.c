@@ -226,6 +226,9 @@ int main(int argc, char **argv)
     double t_gemm = sgemm_only(ls, 6, B, steps, &flops);
     double g[2] = {t_gemm, 0};
     dt_allreduce_max_d(g, 1);
+    double st_ms[2] = {0, 0};
+    const char *stores = dt_train_stores(&m->p, st_ms);
+    dt_allreduce_max_d(st_ms, 2);
     double rss = (double)dt_peak_rss();
     dt_allreduce_max_d(&rss, 1);
 
@@ -237,6 +240,10 @@ int main(int argc, char **argv)
         printf("  step                     %.2f ms (compute %.2f, gradient exchange + Adam %.2f)\n", wall * 1e3,
                per[0] * 1e3, per[1] * 1e3);
         printf("  gradient exchange        %s\n", P == 1 ? "none (one rank)" : dt_train_exchange(&m->p));
+        if (stores)
+            printf("  Adam's weight stores     %s; per step through the caches %.2f ms, streamed %.2f ms"
+                   " (slowest rank)\n",
+                   stores, st_ms[0], st_ms[1]);
         printf("  images/s (no I/O)        %.0f\n", (double)batch / wall);
         printf("  compute FLOP rate        %.1f GFLOP/s per rank; sgemm alone on the same shapes %.1f GFLOP/s"
                " -> %.0f%%\n",

@@ -43,6 +43,10 @@ typedef struct {
 int dt_train_share(dt_params *p, int max_rows, const dt_share_layer *ls, int nl);
 /* Before dt_params_free of shared params: this rank's part of the sharing. */
 void dt_train_unshare(dt_params *p);
+/* How shared params' Adam stores weights (DTRAIN_ADAM_STORES: "auto",
+ * "cache" or "stream"; NULL: not shared), with the smoothed ms per step of
+ * each way on this rank, for reports. */
+const char *dt_train_stores(const dt_params *p, double ms[2]);
 /* How the step exchanges gradients for p, for reports. */
 const char *dt_train_exchange(const dt_params *p);
 /* The same over a group of ranks (NULL: all), e.g. one CycleGAN domain. */

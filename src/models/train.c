@@ -33,10 +33,24 @@ enum { CTL_DONE = 0 };
 #define TILE 65536 /* floats of one gradient tile (whole rows): 256 KB, within L2 */
 #define TILE_ROWS 128
 
+/* How Adam writes the weights of a rank's rows: through the caches, or
+ * streamed past them (dt_adam_update_stream). The other ranks read those
+ * lines in forward; where their cores sit far from this one (another die or
+ * socket; a virtual machine's cores may move), a cached store first waits for
+ * each line to be taken back from them: the update then took 3-4x as long on
+ * a 2-core virtual machine, in about a third of the runs. Streamed stores do
+ * not wait, but cost a third more where the cores are close. Both give the
+ * same bits, so each rank times both and uses the faster, trying the other
+ * every PROBE steps. DTRAIN_ADAM_STORES=cache or stream fixes the choice. */
+enum { STORE_CACHE, STORE_STREAM, STORE_AUTO };
+#define PROBE 32
+
 typedef struct dt_share dt_share;
 struct dt_share {
     int P, r, nl;
     uint64_t *ctl, steps;
+    int stores, store;      /* STORE_*: asked for, and this step's */
+    double store_t[2];      /* seconds of updates per step with each, smoothed */
     float *m, *v; /* Adam's moments of the rows this rank owns (mapped, n each) */
     size_t mv_bytes;
     struct {
@@ -83,7 +97,7 @@ static void copy_own(const dt_share *sh, float *dm, float *dv, const float *sm, 
 }
 
 /* this rank's rows of layer i: the gradient and Adam, a tile at a time */
-static void update_rows(dt_step *s, int i, const int *rows)
+static void update_rows(dt_step *s, int i, const int *rows, double *adam)
 {
     dt_params *p = s->p;
     dt_share *sh = p->share;
@@ -102,11 +116,26 @@ static void update_rows(dt_step *s, int i, const int *rows)
             add = 1;
         }
         if (!add) dt_linear_grad_block(sh->tile, sh->bias, NULL, NULL, 0, in, out, a, b, 0, in, 0);
-        s->grad_secs += dt_now() - t0;
+        double t1 = dt_now();
+        s->grad_secs += t1 - t0;
         size_t w = sh->l[i].w_off + (size_t)a * (size_t)in, bo = sh->l[i].b_off + (size_t)a;
-        dt_adam_update(s->k, p->w + w, sh->m + w, sh->v + w, sh->tile, (size_t)(b - a) * (size_t)in);
+        if (sh->store == STORE_STREAM)
+            dt_adam_update_stream(s->k, p->w + w, sh->m + w, sh->v + w, sh->tile, (size_t)(b - a) * (size_t)in);
+        else
+            dt_adam_update(s->k, p->w + w, sh->m + w, sh->v + w, sh->tile, (size_t)(b - a) * (size_t)in);
         dt_adam_update(s->k, p->w + bo, sh->m + bo, sh->v + bo, sh->bias, (size_t)(b - a));
+        *adam += dt_now() - t1;
     }
+}
+
+/* this step's way of storing the weights: the faster so far, the other every
+ * PROBE steps; each tried once first (steps 1 and 2, after a cold start) */
+static int pick_store(const dt_share *sh)
+{
+    if (sh->stores != STORE_AUTO) return sh->stores;
+    if (sh->steps < 3) return sh->steps == 2 ? STORE_STREAM : STORE_CACHE;
+    int best = sh->store_t[STORE_STREAM] < sh->store_t[STORE_CACHE] ? STORE_STREAM : STORE_CACHE;
+    return sh->steps % PROBE == 0 ? !best : best;
 }
 
 static void shared_step(dt_step *s)
@@ -116,6 +145,8 @@ static void shared_step(dt_step *s)
     int P = sh->P, rows[P];
     uint64_t t = sh->steps;
     publish(sh, p->n, 0);
+    sh->store = pick_store(sh);
+    double adam = 0;
     /* the layers in the order backward finishes them: the block's end first */
     int order[MAX_LAYERS];
     for (int i = 0; i < sh->nl; i++) order[i] = i;
@@ -130,7 +161,11 @@ static void shared_step(dt_step *s)
         wait_done(sh, (t + 1) << 32 | (uint64_t)(p->n - sh->l[i].w_off));
         if (k == 0)
             for (int q = 0; q < P; q++) rows[q] = (int)__atomic_load_n(&sh->ctl[CTL_ROWS(q)], __ATOMIC_RELAXED);
-        update_rows(s, i, rows);
+        update_rows(s, i, rows, &adam);
+    }
+    if (sh->steps >= 1) { /* step 0 runs on cold caches */
+        double *e = &sh->store_t[sh->store];
+        *e = *e == 0 ? adam : 0.5 * *e + 0.5 * adam;
     }
     /* every rank's rows updated: the weights are whole, the activations free */
     __atomic_fetch_add(&sh->ctl[CTL_DONE], 1, __ATOMIC_RELEASE);
@@ -163,6 +198,13 @@ int dt_train_share(dt_params *p, int max_rows, const dt_share_layer *ls, int nl)
     dt_comm *g = NULL; /* all ranks */
     int P = dt_comm_size(g), r = dt_comm_rank(g);
     DT_ASSERT(nl <= MAX_LAYERS && max_rows >= 0);
+    const char *st = getenv("DTRAIN_ADAM_STORES");
+    int stores = !st || !*st || strcmp(st, "auto") == 0 ? STORE_AUTO
+                 : strcmp(st, "cache") == 0         ? STORE_CACHE
+                 : strcmp(st, "stream") == 0        ? STORE_STREAM
+                                                    : -1;
+    if (stores < 0) dt_seterr("DTRAIN_ADAM_STORES is '%s'; use cache, stream or auto (the default)", st);
+    dt_check_all(stores >= 0);
     float **bufs[2 * MAX_LAYERS];
     size_t width[2 * MAX_LAYERS], at[2 * MAX_LAYERS], acts = 0;
     int nb = distinct_bufs(ls, nl, bufs, width);
@@ -200,6 +242,7 @@ int dt_train_share(dt_params *p, int max_rows, const dt_share_layer *ls, int nl)
     p->v = ws[0] + 2 * nn;
     sh->P = P;
     sh->r = r;
+    sh->stores = stores;
     sh->nl = nl;
     sh->ctl = (uint64_t *)(void *)cs[0];
     for (int i = 0; i < nl; i++) {
@@ -226,6 +269,14 @@ int dt_train_share(dt_params *p, int max_rows, const dt_share_layer *ls, int nl)
     free(ws);
     free(cs);
     return 1;
+}
+
+const char *dt_train_stores(const dt_params *p, double ms[2])
+{
+    const dt_share *sh = p->share;
+    if (!sh) return NULL;
+    for (int k = 0; k < 2; k++) ms[k] = sh->store_t[k] * 1e3;
+    return sh->stores == STORE_AUTO ? "auto" : sh->stores == STORE_STREAM ? "stream" : "cache";
 }
 
 const char *dt_train_exchange(const dt_params *p)

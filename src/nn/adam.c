@@ -1,5 +1,10 @@
 /* Adam with PyTorch's arithmetic (torch.optim.Adam, foreach=False). */
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+#endif
 
 #include "dtrain/nn.h"
 
@@ -69,4 +74,25 @@ void dt_adam_step_range(dt_adam *a, dt_params *p, size_t lo, size_t hi)
 void dt_adam_update(dt_adam_k k, float *w, float *m, float *v, const float *g, size_t n)
 {
     adam_kernel(w, m, v, g, n, k);
+}
+
+void dt_adam_update_stream(dt_adam_k k, float *w, float *m, float *v, const float *g, size_t n)
+{
+#if defined(__x86_64__)
+    /* the same kernel on a copy in L1, whose 16-byte pieces then go out with
+     * non-temporal stores (SSE, part of every x86-64) */
+    float buf[256] __attribute__((aligned(64)));
+    size_t i = ((16 - ((uintptr_t)w & 15)) & 15) / sizeof(float); /* up to the first 16-byte boundary */
+    if (i > n) i = n;
+    adam_kernel(w, m, v, g, i, k);
+    for (; i + 256 <= n; i += 256) {
+        memcpy(buf, w + i, sizeof buf);
+        adam_kernel(buf, m + i, v + i, g + i, 256, k);
+        for (size_t j = 0; j < 256; j += 4) _mm_stream_ps(w + i + j, _mm_load_ps(buf + j));
+    }
+    adam_kernel(w + i, m + i, v + i, g + i, n - i, k);
+    _mm_sfence(); /* the streamed stores before anything stored after them */
+#else
+    adam_kernel(w, m, v, g, n, k);
+#endif
 }

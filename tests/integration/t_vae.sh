@@ -43,6 +43,15 @@ for model in vae dvae jvae; do suite $model; done
 DTRAIN_EXCHANGE=messages run_np 3 vae "${common[@]}" --max-steps 50 --out "$T/vae/msg3" >/dev/null 2>&1
 check "vae: 3 ranks, gradients by messages and by shared memory agree within 1e-6" \
     "$DIFF" "$T/vae/np3/checkpoint.h5" "$T/vae/msg3/checkpoint.h5" 1e-6
+# Adam's weight stores, streamed or cached, chosen by timing: the same bits
+DTRAIN_ADAM_STORES=stream run_np 2 vae "${common[@]}" --max-steps 50 --out "$T/vae/stream2" >/dev/null 2>&1
+check "vae: 2 ranks, Adam's weight stores all streamed: bit-identical to messages" \
+    "$DIFF" "$T/vae/stream2/checkpoint.h5" "$T/vae/msg2/checkpoint.h5" 0
+DTRAIN_ADAM_STORES=cache run_np 2 vae "${common[@]}" --max-steps 50 --out "$T/vae/cache2" >/dev/null 2>&1
+check "vae: 2 ranks, Adam's weight stores all through the caches: bit-identical to messages" \
+    "$DIFF" "$T/vae/cache2/checkpoint.h5" "$T/vae/msg2/checkpoint.h5" 0
+DTRAIN_ADAM_STORES=fast expect_error 2 "DTRAIN_ADAM_STORES=fast" vae "${common[@]}" --max-steps 2 --out "$T/vae/badst"
+
 # an epoch's last batch of 2 images (9,000 = 22 x 409 + 2) leaves rank 0 of 3
 # without rows: the shared step must skip its batch, not add stale rows
 z=(--data "$DATA" --threads 1 --batch 409 --max-steps 23)
