@@ -160,8 +160,8 @@ typedef struct {
 dt_adam_k dt_adam_next(dt_adam *a);
 void dt_adam_update(dt_adam_k k, float *w, float *m, float *v, const float *g, size_t n);
 /* The same bits, the weights written with non-temporal stores (past the
- * caches; x86-64, elsewhere dt_adam_update), made visible before it returns.
- * Faster where another core holds the weights' lines in its cache. */
+ * caches; on CPUs with AVX2, elsewhere it is dt_adam_update), made visible
+ * before it returns. Faster where another core holds the weights' lines. */
 void dt_adam_update_stream(dt_adam_k k, float *w, float *m, float *v, const float *g, size_t n);
 
 #endif

@@ -39,11 +39,14 @@ enum { CTL_DONE = 0 };
  * socket; a virtual machine's cores may move), a cached store first waits for
  * each line to be taken back from them: the update then took 3-4x as long on
  * a 2-core virtual machine, in about a third of the runs. Streamed stores do
- * not wait, but cost a third more where the cores are close. Both give the
- * same bits, so each rank times both and uses the faster, trying the other
- * every PROBE steps. DTRAIN_ADAM_STORES=cache or stream fixes the choice. */
+ * not wait, but cost a little more (5-15 %) where the cores are close. Both
+ * give the same bits, so each rank times both and uses the faster, trying the other
+ * again after PROBE steps, then after twice as many each time it is still
+ * slower (up to PROBE_MAX). DTRAIN_ADAM_STORES=cache or stream fixes the
+ * choice. */
 enum { STORE_CACHE, STORE_STREAM, STORE_AUTO };
 #define PROBE 32
+#define PROBE_MAX 1024
 
 typedef struct dt_share dt_share;
 struct dt_share {
@@ -51,6 +54,7 @@ struct dt_share {
     uint64_t *ctl, steps;
     int stores, store;      /* STORE_*: asked for, and this step's */
     double store_t[2];      /* seconds of updates per step with each, smoothed */
+    uint64_t probe_at, probe_gap;
     float *m, *v; /* Adam's moments of the rows this rank owns (mapped, n each) */
     size_t mv_bytes;
     struct {
@@ -128,14 +132,31 @@ static void update_rows(dt_step *s, int i, const int *rows, double *adam)
     }
 }
 
-/* this step's way of storing the weights: the faster so far, the other every
- * PROBE steps; each tried once first (steps 1 and 2, after a cold start) */
+static int faster_store(const dt_share *sh)
+{
+    return sh->store_t[STORE_STREAM] < sh->store_t[STORE_CACHE] ? STORE_STREAM : STORE_CACHE;
+}
+
+/* this step's way of storing the weights: each tried once first (steps 1
+ * and 2, after a cold start), then the faster, and the other at probe_at */
 static int pick_store(const dt_share *sh)
 {
     if (sh->stores != STORE_AUTO) return sh->stores;
     if (sh->steps < 3) return sh->steps == 2 ? STORE_STREAM : STORE_CACHE;
-    int best = sh->store_t[STORE_STREAM] < sh->store_t[STORE_CACHE] ? STORE_STREAM : STORE_CACHE;
-    return sh->steps % PROBE == 0 ? !best : best;
+    return sh->steps == sh->probe_at ? !faster_store(sh) : faster_store(sh);
+}
+
+/* after a step with store k that took `secs` in Adam's updates */
+static void time_store(dt_share *sh, int k, double secs)
+{
+    if (sh->steps == 0) return; /* cold caches */
+    double *e = &sh->store_t[k];
+    *e = *e == 0 ? secs : 0.5 * *e + 0.5 * secs;
+    if (sh->steps == 2 || sh->steps == sh->probe_at) { /* the other way again: later if still slower */
+        int slower = sh->steps > 2 && faster_store(sh) != k;
+        sh->probe_gap = slower && sh->probe_gap < PROBE_MAX ? 2 * sh->probe_gap : PROBE;
+        sh->probe_at = sh->steps + sh->probe_gap;
+    }
 }
 
 static void shared_step(dt_step *s)
@@ -163,10 +184,7 @@ static void shared_step(dt_step *s)
             for (int q = 0; q < P; q++) rows[q] = (int)__atomic_load_n(&sh->ctl[CTL_ROWS(q)], __ATOMIC_RELAXED);
         update_rows(s, i, rows, &adam);
     }
-    if (sh->steps >= 1) { /* step 0 runs on cold caches */
-        double *e = &sh->store_t[sh->store];
-        *e = *e == 0 ? adam : 0.5 * *e + 0.5 * adam;
-    }
+    if (sh->stores == STORE_AUTO) time_store(sh, sh->store, adam);
     /* every rank's rows updated: the weights are whole, the activations free */
     __atomic_fetch_add(&sh->ctl[CTL_DONE], 1, __ATOMIC_RELEASE);
     while (__atomic_load_n(&sh->ctl[CTL_DONE], __ATOMIC_ACQUIRE) < (t + 1) * (uint64_t)P) sched_yield();

@@ -1,9 +1,8 @@
 /* Adam with PyTorch's arithmetic (torch.optim.Adam, foreach=False). */
 #include <math.h>
 #include <stdint.h>
-#include <string.h>
 #if defined(__x86_64__)
-#include <xmmintrin.h>
+#include <immintrin.h>
 #endif
 
 #include "dtrain/nn.h"
@@ -76,23 +75,44 @@ void dt_adam_update(dt_adam_k k, float *w, float *m, float *v, const float *g, s
     adam_kernel(w, m, v, g, n, k);
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#define DT_STREAM_AVX2 1
+/* adam_kernel's operations, one by one on 8 lanes (so the same roundings),
+ * with the new weights streamed out; w 32-byte aligned, n a multiple of 8 */
+__attribute__((target("avx2"))) static void adam_kernel_stream(float *w, float *m, float *v, const float *g, size_t n,
+                                                               dt_adam_k k)
+{
+    const __m256 b1 = _mm256_set1_ps(k.b1), c1 = _mm256_set1_ps(1.0f - k.b1), b2 = _mm256_set1_ps(k.b2),
+                 c2 = _mm256_set1_ps(1.0f - k.b2), step = _mm256_set1_ps(k.step), bc2 = _mm256_set1_ps(k.bc2_sqrt),
+                 eps = _mm256_set1_ps(k.eps);
+    for (size_t i = 0; i < n; i += 8) {
+        __m256 gi = _mm256_loadu_ps(g + i);
+        __m256 mi = _mm256_add_ps(_mm256_mul_ps(b1, _mm256_loadu_ps(m + i)), _mm256_mul_ps(c1, gi));
+        __m256 vi = _mm256_add_ps(_mm256_mul_ps(b2, _mm256_loadu_ps(v + i)), _mm256_mul_ps(_mm256_mul_ps(c2, gi), gi));
+        _mm256_storeu_ps(m + i, mi);
+        _mm256_storeu_ps(v + i, vi);
+        __m256 den = _mm256_add_ps(_mm256_div_ps(_mm256_sqrt_ps(vi), bc2), eps);
+        __m256 wi = _mm256_sub_ps(_mm256_load_ps(w + i), _mm256_div_ps(_mm256_mul_ps(step, mi), den));
+        _mm256_stream_ps(w + i, wi);
+    }
+}
+#endif
+
 void dt_adam_update_stream(dt_adam_k k, float *w, float *m, float *v, const float *g, size_t n)
 {
-#if defined(__x86_64__)
-    /* the same kernel on a copy in L1, whose 16-byte pieces then go out with
-     * non-temporal stores (SSE, part of every x86-64) */
-    float buf[256] __attribute__((aligned(64)));
-    size_t i = ((16 - ((uintptr_t)w & 15)) & 15) / sizeof(float); /* up to the first 16-byte boundary */
-    if (i > n) i = n;
-    adam_kernel(w, m, v, g, i, k);
-    for (; i + 256 <= n; i += 256) {
-        memcpy(buf, w + i, sizeof buf);
-        adam_kernel(buf, m + i, v + i, g + i, 256, k);
-        for (size_t j = 0; j < 256; j += 4) _mm_stream_ps(w + i + j, _mm_load_ps(buf + j));
+#ifdef DT_STREAM_AVX2
+    static int avx2 = -1;
+    if (avx2 < 0) avx2 = __builtin_cpu_supports("avx2");
+    if (avx2) {
+        size_t h = ((32 - ((uintptr_t)w & 31)) & 31) / sizeof(float); /* up to a 32-byte boundary */
+        if (h > n) h = n;
+        size_t body = (n - h) / 8 * 8, t = h + body;
+        adam_kernel(w, m, v, g, h, k);
+        adam_kernel_stream(w + h, m + h, v + h, g + h, body, k);
+        adam_kernel(w + t, m + t, v + t, g + t, n - t, k);
+        _mm_sfence(); /* the streamed stores before anything stored after them */
+        return;
     }
-    adam_kernel(w + i, m + i, v + i, g + i, n - i, k);
-    _mm_sfence(); /* the streamed stores before anything stored after them */
-#else
-    adam_kernel(w, m, v, g, n, k);
 #endif
+    adam_kernel(w, m, v, g, n, k);
 }
