@@ -191,10 +191,10 @@ int main(int argc, char **argv)
     for (int i = 0; i < B; i++) gidx[i] = lo + (size_t)i;
 
     dt_vae_share(m);
-    double t_comp = 0, t_step = 0, t_all = 0;
+    double t_comp = 0, t_step = 0, t_wait = 0, t_all = 0;
     double *share = dt_alloc(sizeof(double) * 2 * (size_t)steps); /* per step: exchange + Adam, whole step */
     for (int s = -3; s < steps; s++) {
-        if (s == 0) t_comp = t_step = 0;
+        if (s == 0) t_comp = t_step = t_wait = 0;
         dt_barrier();
         double t0 = dt_now(), sums[DT_MAX_TERMS] = {0};
         dt_vae_forward(m, B, gidx, (uint64_t)(s + 3), 0, sums);
@@ -206,12 +206,13 @@ int main(int argc, char **argv)
         double xa = st.secs - st.grad_secs; /* weight gradients are compute */
         t_comp += t2 - t0 - xa;
         t_step += xa;
+        t_wait += st.wait_secs;
         if (s == 0) t_all = t0;
         if (s >= 0) share[2 * s] = xa, share[2 * s + 1] = t2 - t0;
     }
     double wall = (dt_now() - t_all) / steps;
-    double per[2] = {t_comp / steps, t_step / steps};
-    dt_allreduce_max_d(per, 2);
+    double per[3] = {t_comp / steps, t_step / steps, t_wait / steps};
+    dt_allreduce_max_d(per, 3);
     /* the median over steps of each step's share (the slowest rank's exchange
      * time), which a burst of load on a shared machine moves less than the mean */
     dt_allreduce_max_d(share, 2 * (size_t)steps);
@@ -248,8 +249,10 @@ int main(int argc, char **argv)
         printf("  compute FLOP rate        %.1f GFLOP/s per rank; sgemm alone on the same shapes %.1f GFLOP/s"
                " -> %.0f%%\n",
                step_rate, gemm_rate, 100.0 * step_rate / gemm_rate);
-        printf("  allreduce + Adam         %.1f%% of the step (median over steps %.1f%%)\n", 100.0 * per[1] / wall,
+        printf("  allreduce + Adam         %.1f%% of the step (median over steps %.1f%%)", 100.0 * per[1] / wall,
                100.0 * median_share);
+        if (stores) printf("; waiting for other ranks %.1f%% (most of any rank)", 100.0 * per[2] / wall);
+        printf("\n");
         printf("  peak RSS (max over ranks) %.1f MB\n", rss / 1e6);
     }
     dt_free(gidx);

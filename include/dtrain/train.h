@@ -68,13 +68,14 @@ void dt_train_step_in(dt_comm *g, dt_adam *a, dt_params *p);
  * either way.
  * secs: time in dt_step_end exchanging, waiting and in Adam; grad_secs: the
  * part of it spent computing weight gradients (shared params), which is
- * backward's arithmetic done elsewhere. */
+ * backward's arithmetic done elsewhere; wait_secs: the part spent waiting for
+ * other ranks (shared params). */
 typedef struct {
     dt_comm *g;
     dt_adam *a;
     dt_params *p;
     dt_adam_k k;
-    double secs, grad_secs;
+    double secs, grad_secs, wait_secs;
 } dt_step;
 void dt_step_begin(dt_step *s, dt_comm *g, dt_adam *a, dt_params *p);
 int dt_step_grads(const dt_step *s);

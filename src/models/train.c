@@ -40,10 +40,10 @@ enum { CTL_DONE = 0 };
  * each line to be taken back from them: the update then took 3-4x as long on
  * a 2-core virtual machine, in about a third of the runs. Streamed stores do
  * not wait, but cost a little more (5-15 %) where the cores are close. Both
- * give the same bits, so each rank times both and uses the faster, trying the other
- * again after PROBE steps, then after twice as many each time it is still
- * slower (up to PROBE_MAX). DTRAIN_ADAM_STORES=cache or stream fixes the
- * choice. */
+ * give the same bits, so each rank times both and uses the faster, trying
+ * the other again after PROBE steps, then after twice as many each time it
+ * is still slower (up to PROBE_MAX). DTRAIN_ADAM_STORES=cache or stream
+ * fixes the choice. */
 enum { STORE_CACHE, STORE_STREAM, STORE_AUTO };
 #define PROBE 32
 #define PROBE_MAX 1024
@@ -179,7 +179,9 @@ static void shared_step(dt_step *s)
         }
     for (int k = 0; k < sh->nl; k++) {
         int i = order[k];
+        double w0 = dt_now();
         wait_done(sh, (t + 1) << 32 | (uint64_t)(p->n - sh->l[i].w_off));
+        s->wait_secs += dt_now() - w0;
         if (k == 0)
             for (int q = 0; q < P; q++) rows[q] = (int)__atomic_load_n(&sh->ctl[CTL_ROWS(q)], __ATOMIC_RELAXED);
         update_rows(s, i, rows, &adam);
@@ -187,7 +189,9 @@ static void shared_step(dt_step *s)
     if (sh->stores == STORE_AUTO) time_store(sh, sh->store, adam);
     /* every rank's rows updated: the weights are whole, the activations free */
     __atomic_fetch_add(&sh->ctl[CTL_DONE], 1, __ATOMIC_RELEASE);
+    double w0 = dt_now();
     while (__atomic_load_n(&sh->ctl[CTL_DONE], __ATOMIC_ACQUIRE) < (t + 1) * (uint64_t)P) sched_yield();
+    s->wait_secs += dt_now() - w0;
     sh->steps++;
 }
 
