@@ -1,4 +1,7 @@
-/* Adam with PyTorch's arithmetic (torch.optim.Adam, foreach=False). */
+/* Adam in torch.optim.Adam's formula: m and v as there, then
+ * w -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps). The same
+ * operations, not always PyTorch's roundings (it updates m with lerp and
+ * divides m by the denominator before scaling). */
 #include <math.h>
 #include <stdint.h>
 #if defined(__x86_64__)
