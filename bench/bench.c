@@ -5,7 +5,10 @@
  *
  * Times forward+backward, the gradient exchange and the Adam step of a VAE
  * (--model vae|dvae|jvae) on random images (no I/O), counts the step's FLOPs from the
- * layer shapes, and times cblas_sgemm alone on exactly the step's products.
+ * layer shapes, and times cblas_sgemm alone on exactly the step's products. With
+ * node-shared params the step computes the weight gradients itself: that time
+ * counts as compute (it is backward's arithmetic), the rest of the step (Adam,
+ * its weight stores, waiting for other ranks) as exchange + Adam.
  * With --conv: the CycleGAN's convolution layers (im2col + sgemm, forward and
  * backward) against sgemm alone on the same lowered products.
  * Prints figures; asserts nothing. */
