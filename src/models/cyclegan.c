@@ -146,6 +146,12 @@ static double l1_loss(float *d, const float *y, const float *x, size_t n, float 
 
 /* ---- instance noise ------------------------------------------------------------ */
 
+/* the intensity of pixel q of an image (3,28,28): its largest channel */
+static float pixel_intensity(const float *x, size_t q)
+{
+    return fmaxf(x[q], fmaxf(x[q + IMG / 3], x[q + 2 * IMG / 3]));
+}
+
 /* the deviation of a noise that falls linearly from s to 0 over the run */
 static float falling(const gan *g, float s)
 {
@@ -165,7 +171,7 @@ static void color_shift(const gan *g, int X, int role, float *img, size_t lo, si
         dt_rand_normal(d, 3, (dt_stream){g->o.seed, DT_RNG_CNOISE, (uint64_t)g->step * 6 + (uint64_t)(X * 3 + role),
                                          lo + i});
         for (size_t q = 0; q < IMG / 3; q++) {
-            float m = fmaxf(x[q], fmaxf(x[q + IMG / 3], x[q + 2 * IMG / 3]));
+            float m = pixel_intensity(x, q);
             for (int k = 0; k < 3; k++) x[q + (size_t)k * IMG / 3] += m * sd * d[k];
         }
     }
@@ -212,8 +218,7 @@ static void image_color(double *c, const float *img)
     double s[3] = {0, 0, 0};
     size_t n = 0;
     for (size_t q = 0; q < IMG / 3; q++) {
-        float r = img[q], gr = img[q + IMG / 3], b = img[q + 2 * IMG / 3];
-        float m = fmaxf(r, fmaxf(gr, b));
+        float r = img[q], gr = img[q + IMG / 3], b = img[q + 2 * IMG / 3], m = pixel_intensity(img, q);
         if (m <= 0.3f) continue;
         s[0] += r / m, s[1] += gr / m, s[2] += b / m, n++;
     }
@@ -237,7 +242,7 @@ static void paint(float *out, const float *src, size_t n, const double c[3])
         const float *x = src + i * IMG;
         float *y = out + i * IMG;
         for (size_t q = 0; q < IMG / 3; q++) {
-            float m = fmaxf(x[q], fmaxf(x[q + IMG / 3], x[q + 2 * IMG / 3]));
+            float m = pixel_intensity(x, q);
             for (int k = 0; k < 3; k++) y[q + (size_t)k * IMG / 3] = m * (float)c[k];
         }
     }

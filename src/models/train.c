@@ -60,7 +60,7 @@ struct dt_share {
     struct {
         size_t w_off, b_off, x_at, dy_at; /* x and dy: offsets in each rank's activations */
         int in, out;
-    } l[MAX_LAYERS];
+    } l[MAX_LAYERS]; /* from the block's end to its start */
     float tile[TILE], bias[TILE_ROWS];
     float *acts[]; /* acts[q]: rank q's activations */
 };
@@ -108,7 +108,6 @@ static void update_rows(dt_step *s, int i, const int *rows, double *adam)
     int in = sh->l[i].in, out = sh->l[i].out, r0, r1;
     own_rows(sh, i, &r0, &r1);
     int per = TILE / in < TILE_ROWS ? TILE / in : TILE_ROWS; /* rows per tile */
-    DT_ASSERT(in <= TILE);
     for (int a = r0; a < r1; a += per) {
         int b = a + per < r1 ? a + per : r1, add = 0;
         double t0 = dt_now();
@@ -168,21 +167,11 @@ static void shared_step(dt_step *s)
     publish(sh, p->n, 0);
     sh->store = pick_store(sh);
     double adam = 0;
-    /* the layers in the order backward finishes them: the block's end first */
-    int order[MAX_LAYERS];
-    for (int i = 0; i < sh->nl; i++) order[i] = i;
-    for (int i = 1; i < sh->nl; i++)
-        for (int j = i; j > 0 && sh->l[order[j]].w_off > sh->l[order[j - 1]].w_off; j--) {
-            int x = order[j];
-            order[j] = order[j - 1];
-            order[j - 1] = x;
-        }
-    for (int k = 0; k < sh->nl; k++) {
-        int i = order[k];
+    for (int i = 0; i < sh->nl; i++) { /* in the order backward finishes them */
         double w0 = dt_now();
         wait_done(sh, (t + 1) << 32 | (uint64_t)(p->n - sh->l[i].w_off));
         s->wait_secs += dt_now() - w0;
-        if (k == 0)
+        if (i == 0)
             for (int q = 0; q < P; q++) rows[q] = (int)__atomic_load_n(&sh->ctl[CTL_ROWS(q)], __ATOMIC_RELAXED);
         update_rows(s, i, rows, &adam);
     }
@@ -268,12 +257,16 @@ int dt_train_share(dt_params *p, int max_rows, const dt_share_layer *ls, int nl)
     sh->nl = nl;
     sh->ctl = (uint64_t *)(void *)cs[0];
     for (int i = 0; i < nl; i++) {
-        sh->l[i].w_off = ls[i].w_off;
-        sh->l[i].b_off = ls[i].b_off;
-        sh->l[i].in = ls[i].in;
-        sh->l[i].out = ls[i].out;
-        sh->l[i].x_at = (size_t)(*ls[i].x - sh->acts[r]);
-        sh->l[i].dy_at = (size_t)(*ls[i].dy - sh->acts[r]);
+        /* in the order backward finishes them: the block's end first */
+        int j = i;
+        for (; j > 0 && sh->l[j - 1].w_off < ls[i].w_off; j--) sh->l[j] = sh->l[j - 1];
+        sh->l[j].w_off = ls[i].w_off;
+        sh->l[j].b_off = ls[i].b_off;
+        sh->l[j].in = ls[i].in;
+        sh->l[j].out = ls[i].out;
+        sh->l[j].x_at = (size_t)(*ls[i].x - sh->acts[r]);
+        sh->l[j].dy_at = (size_t)(*ls[i].dy - sh->acts[r]);
+        DT_ASSERT(ls[i].in <= TILE); /* a tile holds at least one row */
     }
     /* this rank's moments (untouched pages cost nothing), and in place of
      * the gradient block, which the step no longer needs, pages that fault
