@@ -65,6 +65,13 @@ void *dt_alloc_at(size_t bytes, const char *file, int line);
 void dt_free(void *p);
 char *dt_strdup(const char *s);
 
+/* ---- files ------------------------------------------------------------ */
+
+/* 0 if path names a regular file (after following symlinks); otherwise -1 with
+ * a message "<what> <path>: <why>" (missing, a FIFO, a folder, a symlink loop,
+ * ...). Readers call it before open(), so a FIFO or device never blocks them. */
+int dt_check_regular(const char *path, const char *what);
+
 /* ---- time and logging --------------------------------------------------- */
 
 double dt_now(void); /* monotonic seconds */

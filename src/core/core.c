@@ -2,9 +2,11 @@
 #define _POSIX_C_SOURCE 200809L
 #include "dtrain/core.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 static char g_err[1024];
@@ -55,6 +57,22 @@ void dt_fatal_at(const char *file, int line, const char *fmt, ...)
     fflush(stdout);
     fprintf(stderr, "dtrain: internal error (%s:%d): %s\n", file, line, msg);
     dt_exit_job(DT_EXIT_INTERNAL);
+}
+
+int dt_check_regular(const char *path, const char *what)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        if (errno == ELOOP) return dt_seterr("%s %s: a loop of symbolic links", what, path);
+        return dt_seterr("%s %s: %s", what, path, strerror(errno));
+    }
+    if (S_ISREG(st.st_mode)) return 0;
+    const char *kind = S_ISDIR(st.st_mode)    ? "a folder"
+                       : S_ISFIFO(st.st_mode) ? "a FIFO (named pipe)"
+                       : S_ISSOCK(st.st_mode) ? "a socket"
+                       : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+                                                                      : "not a regular file";
+    return dt_seterr("%s %s: %s, not a regular file", what, path, kind);
 }
 
 void *dt_alloc_at(size_t bytes, const char *file, int line)
