@@ -1,6 +1,8 @@
 # dtrain — build, test, benchmark, data.
 #   make            build ./dtrain
 #   make check      unit suites (Check) + MPI integration tests
+#   make check-memory  ASan + UBSan build (build-asan/) of the unit suites and short runs
+#                   of every model; valgrind over a short run of each (sees inside OpenBLAS)
 #   make check-slurm  the jobs/ batch scripts on a one-node SLURM cluster started here
 #   make bench      performance figures (nothing asserted)
 #   make deps       install the Debian packages dtrain needs (root)
@@ -34,7 +36,7 @@ OPT := -O0 -g
 endif
 SAN :=
 ifdef SANITIZE
-SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -g
+SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g
 endif
 
 WARN := -Wall -Wextra -Wno-unused-parameter
@@ -60,10 +62,14 @@ TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 MPI_SRC := $(wildcard tests/mpi/*.c)
 MPI_BIN := $(MPI_SRC:tests/mpi/%.c=$(BUILD)/tests/mpi/%)
 
-.PHONY: all check check-slurm unit integration bench deps data demo clean
+.PHONY: all check check-memory check-slurm unit integration test-bins bench deps data demo clean
 all: dtrain
 
 dtrain: $(BUILD)/src/cli/main.o $(BUILD)/libdtrain.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# the same program inside a build folder (check-memory's sanitizer build)
+$(BUILD)/dtrain: $(BUILD)/src/cli/main.o $(BUILD)/libdtrain.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/libdtrain.a: $(LIB_OBJ)
@@ -96,10 +102,19 @@ $(BUILD)/tests/mpi/%.o: tests/mpi/%.c
 integration: dtrain $(MPI_BIN)
 	@bash tests/integration/run.sh
 
+test-bins: $(TEST_BIN) $(MPI_BIN)
+
 # check and demo install missing packages first, then build with them found.
 check:
 	@bash scripts/deps.sh
 	@$(MAKE) --no-print-directory unit integration
+
+# ASan + UBSan over the unit suites and every model, then valgrind (tests/memory/run.sh)
+check-memory:
+	@bash scripts/deps.sh
+	@$(MAKE) --no-print-directory dtrain
+	@$(MAKE) --no-print-directory SANITIZE=1 BUILD=build-asan build-asan/dtrain test-bins
+	@bash tests/memory/run.sh
 
 # a one-node SLURM cluster on this machine (tests/slurm/run.sh installs it)
 check-slurm:
@@ -125,7 +140,7 @@ data:
 	bash scripts/fetch-mnist.sh data/mnist
 
 clean:
-	rm -rf $(BUILD) dtrain
+	rm -rf $(BUILD) build-asan dtrain
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 

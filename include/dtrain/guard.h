@@ -1,9 +1,13 @@
 /* guard: stop signals turned into a flag, and the step watchdog.
  *
- * Stop signals. The handler only records the signal in a volatile
- * sig_atomic_t; the training loop reads the flag at each step boundary, the
- * ranks agree on it in a reduction they do anyway, write a checkpoint and
- * exit with DT_EXIT_REQUEUE (see runctl.h).
+ * Stop signals. Inside the training steps (dt_stop_defer(1)) the handler
+ * only records the signal in a volatile sig_atomic_t; the training loop reads
+ * the flag at each step boundary, the ranks agree on it in a reduction they
+ * do anyway, write a checkpoint and exit with DT_EXIT_REQUEUE (see runctl.h).
+ * Anywhere else (start-up, preparing or opening data, a blocked open of a
+ * FIFO, the final evaluation and pictures) no step boundary will come to read
+ * it: the handler prints one line and ends the process at once with
+ * DT_EXIT_REQUEUE; the launcher takes the other ranks down.
  *
  * Watchdog. A thread per process watches a progress counter that the main
  * thread bumps whenever it enters a phase of the step (dt_watch). If the
@@ -32,6 +36,13 @@ int dt_stop_signals_parse(const char *list, int *sigs, int max);
 int dt_stop_signals_install(const char *list);
 /* The first signal of the installed list (0 if none). */
 int dt_stop_signal_first(void);
+/* Whether a step boundary will read the flag (1) or a stop signal ends the
+ * process at once (0, the default). Turning it off with a signal already
+ * received ends the process then. */
+void dt_stop_defer(int on);
+/* Whether this process prints the line when a signal ends it at once (rank 0
+ * does, the others stay quiet; default 1). */
+void dt_stop_set_speaker(int on);
 /* The last stop signal received (0: none). Never cleared. */
 int dt_stop_requested(void);
 /* "SIGUSR1"; "signal 40" for others. */

@@ -40,8 +40,10 @@ int main(int argc, char **argv)
     int rc = 0;
     const char *cmd = argc > 1 ? argv[1] : NULL;
     /* Training commands catch the default stop signals from the start, so that
-     * one arriving while the data set is prepared is not fatal; the command's
+     * one arriving before the first step (preparing the data set, a blocked
+     * open) ends the job at once with one line and status 75; the command's
      * --stop-signal then sets the final list. */
+    dt_stop_set_speaker(dt_rank() == 0);
     const char *const training[] = {"vae", "dvae", "jvae", "cyclegan", "study"};
     for (size_t i = 0; cmd && i < sizeof training / sizeof *training; i++)
         if (strcmp(cmd, training[i]) == 0 && dt_stop_signals_install(DT_STOP_SIGNALS_DEFAULT) != 0)

@@ -22,11 +22,37 @@ static const struct {
 #define NCAND ((int)(sizeof CANDIDATES / sizeof *CANDIDATES))
 
 static volatile sig_atomic_t g_stop_sig = 0;
+static volatile sig_atomic_t g_defer = 0; /* 1: a step boundary will come and read the flag */
+static volatile sig_atomic_t g_speaker = 1; /* this process prints the line when it ends at once */
 static int g_caught[NCAND]; /* 1 where our handler is installed */
 static int g_first = 0;
 
-/* Async-signal-safe: one store, nothing else. */
-static void on_stop_signal(int sig) { g_stop_sig = sig; }
+/* Async-signal-safe: stores, and outside the training steps write + _exit. */
+static void on_stop_signal(int sig)
+{
+    g_stop_sig = sig;
+    if (g_defer) return;
+    if (g_speaker) {
+        const char *name = "a stop signal";
+        for (int k = 0; k < NCAND; k++)
+            if (CANDIDATES[k].sig == sig) name = CANDIDATES[k].name;
+        static const char a[] = "dtrain: stopped by SIG", b[] = " outside the training steps (start-up, data, "
+                                "final outputs): no checkpoint written now; continue with --resume auto\n";
+        ssize_t w = write(STDERR_FILENO, a, sizeof a - 1);
+        w = write(STDERR_FILENO, name, strlen(name));
+        w = write(STDERR_FILENO, b, sizeof b - 1);
+        (void)w;
+    }
+    _exit(DT_EXIT_REQUEUE);
+}
+
+void dt_stop_defer(int on)
+{
+    g_defer = on ? 1 : 0;
+    if (!on && g_stop_sig) on_stop_signal(g_stop_sig); /* one that came as the steps ended */
+}
+
+void dt_stop_set_speaker(int on) { g_speaker = on ? 1 : 0; }
 
 int dt_stop_signals_parse(const char *list, int *sigs, int max)
 {

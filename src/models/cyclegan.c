@@ -885,6 +885,7 @@ int dt_cmd_cyclegan(int argc, char **argv)
         if (g->o.max_steps > 0 && step >= g->o.max_steps) stopped = 1;
     }
     dt_watch_pause("final evaluation");
+    dt_stop_defer(0); /* no step boundary from here on: a stop signal ends the job at once */
     if (csv) fclose(csv);
     share_networks(g, 0);
     dt_check_all(evaluate(g, test, &ev) == 0);

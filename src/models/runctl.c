@@ -49,6 +49,8 @@ void dt_run_begin(const dt_run_opts *r)
         g_raise_step = strtoll(at, &end, 10);
         g_raise_rank = *end == ':' ? atoi(end + 1) : 0;
     }
+    /* DTRAIN_RAISE_AT=0: before the first step, where no step boundary reads the flag */
+    if (g_raise_step == 0 && dt_rank() == g_raise_rank && dt_stop_signal_first()) raise(dt_stop_signal_first());
     dt_watchdog_start(r->step_timeout, dt_rank());
 }
 
@@ -327,6 +329,7 @@ void dt_run_record_start(const char *out, const char *model, int threads, const 
     }
     jl_append_to(&j, g_runs_path);
     free(hosts);
+    dt_stop_defer(1); /* the training steps begin: stop signals wait for a step boundary */
 }
 
 static void record_end(int status, int64_t step, int64_t epoch, const char *how)

@@ -631,6 +631,7 @@ int dt_vae_train(const char *model, int argc, char **argv, dt_vae_result *res)
         if (a.o.max_steps > 0 && step >= a.o.max_steps) stopped = 1;
     }
     dt_watch_pause("final evaluation");
+    dt_stop_defer(0); /* no step boundary from here on: a stop signal ends the job at once */
     if (csv) fclose(csv);
     if (stopped && tr_sums[0] > 0) { /* stopped inside an epoch: the train loss so far */
         tr[0] = 0;

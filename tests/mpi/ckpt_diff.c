@@ -1,5 +1,7 @@
-/* ckpt_diff A B [RTOL]: compare the parameters of two checkpoints of the
- * same model. Prints the norm-wise relative difference ||a-b|| / ||a|| and the
+/* ckpt_diff A B [RTOL [PART]]: compare the parameters (PART params, the
+ * default) or Adam's moments (adam_m, adam_v) of two checkpoints of the same
+ * model. After one step adam_m is (1 - beta1) times the gradient, so adam_m
+ * compares gradients. Prints the norm-wise relative difference ||a-b|| / ||a|| and the
  * largest absolute difference per network; exits 1 if the relative difference
  * exceeds RTOL (default 0: bit-identical required), 2 on unreadable input. */
 #include <hdf5.h>
@@ -63,7 +65,7 @@ static herr_t visit(hid_t g, const char *name, const H5O_info_t *info, void *op)
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: ckpt_diff A.h5 B.h5 [RTOL]\n");
+        fprintf(stderr, "usage: ckpt_diff A.h5 B.h5 [RTOL [params|adam_m|adam_v]]\n");
         return 2;
     }
     double rtol = argc > 3 ? atof(argv[3]) : 0.0;
@@ -74,7 +76,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "ckpt_diff: cannot open %s\n", fa < 0 ? argv[1] : argv[2]);
         return 2;
     }
-    walk w = {.other = fb, .part = "/params/"};
+    char part[64];
+    snprintf(part, sizeof part, "/%s/", argc > 4 ? argv[4] : "params");
+    walk w = {.other = fb, .part = part};
     H5Ovisit(fa, H5_INDEX_NAME, H5_ITER_NATIVE, visit, &w);
     H5Fclose(fa);
     H5Fclose(fb);
@@ -83,7 +87,7 @@ int main(int argc, char **argv)
         return 2;
     }
     double rel = sqrt(w.num) / (sqrt(w.den) + 1e-30);
-    printf("params %ld  rel_diff %.3e  max_abs %.3e  %s\n", w.n, rel, w.maxabs,
+    printf("%s %ld  rel_diff %.3e  max_abs %.3e  %s\n", argc > 4 ? argv[4] : "params", w.n, rel, w.maxabs,
            rel <= rtol ? (rel == 0 ? "identical" : "within tolerance") : "DIFFERENT");
     return rel <= rtol ? 0 : 1;
 }

@@ -43,6 +43,7 @@ END_TEST
 START_TEST(signal_sets_the_flag_only)
 {
     ck_assert_int_eq(dt_stop_signals_install("USR2,TERM"), 0);
+    dt_stop_defer(1);
     ck_assert_int_eq(dt_stop_signal_first(), SIGUSR2);
     ck_assert_int_eq(dt_stop_requested(), 0);
     raise(SIGTERM); /* would end the process without the handler */
@@ -90,6 +91,45 @@ static int in_child(void (*body)(void), char *err, size_t len)
     waitpid(pid, &st, 0);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
+
+static void blocked_then_signalled(void)
+{
+    dt_stop_signals_install("TERM");
+    int fd[2];
+    if (pipe(fd) != 0) _exit(1);
+    if (fork() == 0) { /* the signal comes while the parent is blocked in a read no data will end */
+        nap(0.2);
+        kill(getppid(), SIGTERM);
+        _exit(0);
+    }
+    char c;
+    ssize_t r = read(fd[0], &c, 1); /* SA_RESTART alone would block here for ever */
+    (void)r;
+    _exit(1);
+}
+
+static void deferred_then_steps_end(void)
+{
+    dt_stop_signals_install("USR1");
+    dt_stop_defer(1);
+    raise(SIGUSR1); /* inside the steps: the flag only */
+    if (dt_stop_requested() != SIGUSR1) _exit(1);
+    dt_stop_set_speaker(0);
+    dt_stop_defer(0); /* the steps end with the signal pending: ends here, quietly */
+    _exit(1);
+}
+
+START_TEST(signal_outside_the_steps_ends_at_once)
+{
+    char err[1024];
+    double t0 = dt_now();
+    ck_assert_int_eq(in_child(blocked_then_signalled, err, sizeof err), DT_EXIT_REQUEUE);
+    ck_assert_msg(dt_now() - t0 < 2.0, "took %.2f s", dt_now() - t0);
+    ck_assert_msg(strstr(err, "dtrain: stopped by SIGTERM outside the training steps"), "%s", err);
+    ck_assert_int_eq(in_child(deferred_then_steps_end, err, sizeof err), DT_EXIT_REQUEUE);
+    ck_assert_str_eq(err, "");
+}
+END_TEST
 
 static void stalls(void)
 {
@@ -170,6 +210,7 @@ int main(void)
     tcase_add_test(tc, parses_signal_lists);
     tcase_add_test(tc, signal_sets_the_flag_only);
     tcase_add_test(tc, default_action_given_back);
+    tcase_add_test(tc, signal_outside_the_steps_ends_at_once);
     tcase_add_test(tc, watchdog_fires_naming_rank_phase_step);
     tcase_add_test(tc, watchdog_quiet_with_progress_and_paused);
     tcase_add_test(tc, watchdog_ignores_a_stop_of_the_whole_process);
