@@ -4,8 +4,10 @@
  * OUT/runs.jsonl. The mechanisms are in guard.h; this is their use by a
  * training loop:
  *
- *   dt_run_begin(&r);                           after option parsing
- *   dt_run_resume(&r, out, model, load, ctx, &info);
+ *   dt_run_resume(&r, out, model, &info);       after option parsing:
+ *   dt_opts_resume(...)                         the checkpoint's settings
+ *   dt_run_begin(&r);
+ *   build the model; rank 0 loads info.from (dt_ckpt_load), broadcast
  *   dt_run_record_start(out, model, threads, &r, &info);
  *   each step:  dt_watch_step(step); dt_watch("phase") ...;
  *               stop = agreed flag (dt_run_stop_local folded into a reduction,
@@ -52,10 +54,6 @@ void dt_run_set_cmdline(int argc, char **argv);
  * list is a user error, status 2 on every rank) and start the watchdog. */
 void dt_run_begin(const dt_run_opts *r);
 
-/* Rank 0 only: load the checkpoint at path into the model (ctx), filling
- * meta. 0, or dt_ckpt_load's DT_CKPT_DAMAGED / DT_CKPT_MISMATCH. */
-typedef int (*dt_resume_load_fn)(const char *path, dt_ckpt_meta *meta, void *ctx);
-
 typedef struct {
     int resumed;       /* 1: a checkpoint was loaded (on rank 0: broadcast the state) */
     char from[1024];   /* its path */
@@ -63,7 +61,9 @@ typedef struct {
     int fell_back;     /* --resume auto took checkpoint.prev.h5 */
 } dt_resume_info;
 
-/* Collective: decide what to resume from and load it on rank 0.
+/* Collective: decide what to resume from; rank 0 reads and verifies it (the
+ * whole file, dt_ckpt_read_meta) and every rank gets its metadata, settings
+ * included, so that they are known before the model is built.
  * --resume FILE: that file, any failure a user error (status 2).
  * --resume auto: OUT/checkpoint.h5; if it is damaged or unreadable, a warning
  * and OUT/checkpoint.prev.h5 (the damaged one is moved aside to
@@ -71,8 +71,7 @@ typedef struct {
  * checkpoint of another model or other sizes, or none usable: status 2.
  * Stale temporaries of an interrupted checkpoint write are removed.
  * Rank 0 logs the file and the step and epoch it resumes from. */
-void dt_run_resume(const dt_run_opts *r, const char *out, const char *model, dt_resume_load_fn load, void *ctx,
-                   dt_resume_info *info);
+void dt_run_resume(const dt_run_opts *r, const char *out, const char *model, dt_resume_info *info);
 
 /* Collective: rank 0 appends this invocation's start record to
  * OUT/runs.jsonl (command line, SLURM job, hosts of all ranks, version,

@@ -23,7 +23,8 @@ int dt_cmd_prepare(int argc, char **argv)
         "usage: dtrain prepare [--mnist DIR | --synthetic] [--out FILE] [--seed N]\n\n"
         "Turn MNIST IDX files (gzip or raw; Fashion-MNIST works too) into the colored-MNIST\n"
         "HDF5 file: the VAE set (random palette color per digit) and the CycleGAN sets A and B.\n"
-        "With only the t10k files present they are split 9,000 train / 1,000 test.\n");
+        "With only the t10k files present they are split 9,000 train / 1,000 test.\n",
+        NULL);
     dt_check_all(rc == 0);
     int ok = dt_rank() != 0 || dt_prepare(&po) == 0;
     dt_check_all(ok);

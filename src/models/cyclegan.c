@@ -46,6 +46,9 @@ typedef struct {
     float lr, lr_d, beta1, lambda_cyc, lambda_id, d_noise, color_noise, swap_neg, search;
     uint64_t seed;
     long checkpoint_every, max_steps, g_delay;
+    dt_settings settings; /* every option's value, for the checkpoints */
+    char data_sha256[65]; /* of the data file */
+    int64_t epoch_steps;  /* steps in one epoch */
 } gan_opts;
 
 typedef struct {
@@ -544,15 +547,11 @@ static int write_checkpoint(gan *g, const char *path, int64_t step, int64_t epoc
     meta.step = step;
     meta.epoch = epoch;
     meta.batch = batch;
+    meta.epoch_steps = g->o.epoch_steps;
     meta.seed = g->o.seed;
     meta.nsums = 1;
-    char data[512];
-    dt_json_escape(data, sizeof data, g->o.data);
-    snprintf(meta.settings, sizeof meta.settings,
-             "{\"model\": \"cyclegan\", \"data\": \"%s\", \"epochs\": %d, \"batch\": %zu, \"lr\": %g, \"beta1\": %g, "
-             "\"lr_d\": %g, \"lr_decay_from\": %d, \"d_noise\": %g, \"color_noise\": %g, \"swap_neg\": %g, \"color_search\": %g, \"g_delay\": %ld, \"lambda_cyc\": %g, \"lambda_id\": %g, \"gen_out\": \"%s\", \"seed\": %llu}",
-             data, g->o.epochs, g->o.batch, g->o.lr, g->o.beta1, g->o.lr_d, g->o.lr_decay_from, g->o.d_noise, g->o.color_noise, g->o.swap_neg, g->o.search, g->o.g_delay, g->o.lambda_cyc, g->o.lambda_id, g->o.gen_out,
-             (unsigned long long)g->o.seed);
+    memcpy(meta.data_sha256, g->o.data_sha256, sizeof meta.data_sha256);
+    meta.settings = g->o.settings;
     meta.ranks = g->P;
     meta.threads = g->o.threads;
     dt_params *nets[4] = {&g->G[0].p, &g->G[1].p, &g->D[0].p, &g->D[1].p};
@@ -572,15 +571,14 @@ static void save(gan *g, const char *path, int64_t step, int64_t epoch, int64_t 
     dt_check_all(ok);
 }
 
-/* rank 0: the checkpoint at path into the four networks (dt_resume_load_fn) */
-static int load_nets(const char *path, dt_ckpt_meta *meta, void *ctx)
+/* rank 0: the checkpoint at path into the four networks */
+static int load_nets(gan *g, const char *path, dt_ckpt_meta *meta)
 {
-    gan *g = ctx;
     char arch[128];
     arch_of(g, arch, sizeof arch);
     dt_params *nets[4] = {&g->G[0].p, &g->G[1].p, &g->D[0].p, &g->D[1].p};
     dt_adam opts[4];
-    int rc = dt_ckpt_load(path, "cyclegan", arch, meta, nets, opts, 4);
+    int rc = dt_ckpt_load(path, "cyclegan", arch, g->o.epoch_steps, meta, nets, opts, 4);
     if (rc == 0) g->aG[0] = opts[0], g->aG[1] = opts[1], g->aD[0] = opts[2], g->aD[1] = opts[3];
     return rc;
 }
@@ -620,7 +618,9 @@ static float lr_factor(const gan_opts *o, int64_t e)
 
 /* ---- the command -------------------------------------------------------------------- */
 
-static void parse(gan_opts *o, int argc, char **argv)
+/* Collective: the command line, then, when resuming, the checkpoint's
+ * settings (info: what is resumed; it must outlive o). */
+static void parse(gan_opts *o, int argc, char **argv, dt_resume_info *info)
 {
     *o = (gan_opts){.data = DT_DATA_DEFAULT_PATH,
                     .out = "results/cyclegan",
@@ -676,12 +676,22 @@ static void parse(gan_opts *o, int argc, char **argv)
         DT_RUN_OPT_TIMEOUT(&o->run),
     };
     int n = (int)(sizeof opts / sizeof *opts);
+    unsigned char given[sizeof opts / sizeof *opts];
     int rc = dt_opts_parse_or_exit(
         opts, n, argc, argv,
         "usage: [mpirun -np N] dtrain cyclegan [options]    (N = 1 or even)\n\n"
         "Train the CycleGAN that recolors digits between domain A (digit d in palette[d]) and\n"
         "domain B (palette[(d+3) mod 10]). With 2k ranks, even ranks hold A's generator and\n"
-        "discriminator, odd ranks B's; images and gradients cross between partner ranks.\n");
+        "discriminator, odd ranks B's; images and gradients cross between partner ranks.\n",
+        given);
+    dt_check_all(rc == 0);
+    dt_run_resume(&o->run, o->out, "cyclegan", info);
+    if (info->resumed) {
+        /* --resume auto: the folder that held the checkpoint is the run's */
+        const char *const keep[] = {strcmp(o->run.resume, "auto") == 0 ? "out" : NULL, NULL};
+        dt_check_all(dt_opts_resume(opts, n, given, &info->meta.settings, keep, info->from) == 0);
+    }
+    rc = dt_opts_settings(opts, n, &o->settings);
     if (rc == 0 && gen_out_kind(o->gen_out) < 0)
         rc = dt_seterr("--gen-out: '%s' is not one of residual, recolor, sigmoid", o->gen_out);
     if (rc == 0 && dt_size() > 1 && dt_size() % 2)
@@ -698,7 +708,8 @@ int dt_cmd_cyclegan(int argc, char **argv)
 {
     double t_start = dt_now();
     gan *g = dt_alloc(sizeof *g);
-    parse(&g->o, argc, argv);
+    dt_resume_info rinfo;
+    parse(&g->o, argc, argv, &rinfo);
     g->o.threads = dt_threads_setup(g->o.threads);
     dt_run_begin(&g->o.run);
     g->P = dt_size();
@@ -711,6 +722,7 @@ int dt_cmd_cyclegan(int argc, char **argv)
     if (ok && !dt_dataset_has(ds, "cyclegan"))
         ok = dt_seterr("%s has no /cyclegan group; run `dtrain prepare --out %s`", g->o.data, g->o.data) == 0;
     dt_check_all(ok);
+    dt_data_identify(g->o.data, &rinfo, g->o.data_sha256);
     for (int X = 0; X < 2; X++) dt_check_all(dt_dataset_mapping(ds, X, g->mapping[X]) == 0);
     dt_split *train[2], *test[2];
     for (int X = 0; X < 2; X++) {
@@ -755,11 +767,12 @@ int dt_cmd_cyclegan(int argc, char **argv)
     size_t nbB = (dt_split_len(train[1]) + g->o.batch - 1) / g->o.batch;
     size_t nb = nbA < nbB ? nbA : nbB;
     g->total_steps = (int64_t)nb * g->o.epochs;
+    g->o.epoch_steps = (int64_t)nb;
 
     int64_t step = 0, epoch0 = 0, batch0 = 0;
-    dt_resume_info rinfo;
-    dt_run_resume(&g->o.run, g->o.out, "cyclegan", load_nets, g, &rinfo);
     if (rinfo.resumed) {
+        int loaded = dt_rank() != 0 || load_nets(g, rinfo.from, &rinfo.meta) == 0;
+        dt_check_all(loaded);
         share_loaded(g);
         step = rinfo.meta.step, epoch0 = rinfo.meta.epoch, batch0 = rinfo.meta.batch;
     }

@@ -98,8 +98,15 @@ static void remove_stale_temporaries(const char *out)
     if (n) dt_log("dtrain: removed %d unfinished checkpoint file(s) left in %s by an interrupted run\n", n, out);
 }
 
-/* rank 0: the --resume auto choice; 1 loaded, 0 fresh start, -1 error (message set) */
-static int resume_auto(const char *out, dt_resume_load_fn load, void *ctx, dt_resume_info *info)
+/* rank 0: the verified metadata of the checkpoint at path, of model; 0 or DT_CKPT_* */
+static int read_checked(const char *path, const char *model, dt_ckpt_meta *meta)
+{
+    int rc = dt_ckpt_read_meta(path, meta);
+    return rc == 0 ? dt_ckpt_check_model(meta, path, model) : rc;
+}
+
+/* rank 0: the --resume auto choice; 1 found, 0 fresh start, -1 error (message set) */
+static int resume_auto(const char *out, const char *model, dt_resume_info *info)
 {
     remove_stale_temporaries(out);
     char *cur = dt_path_join(out, "checkpoint.h5");
@@ -110,7 +117,7 @@ static int resume_auto(const char *out, dt_resume_load_fn load, void *ctx, dt_re
     for (int k = 0; k < 2 && rc == 0; k++) {
         exists[k] = access(cand[k], F_OK) == 0;
         if (!exists[k]) continue;
-        int lr = load(cand[k], &info->meta, ctx);
+        int lr = read_checked(cand[k], model, &info->meta);
         if (lr == 0) {
             snprintf(info->from, sizeof info->from, "%s", cand[k]);
             info->fell_back = k == 1;
@@ -146,19 +153,18 @@ static int resume_auto(const char *out, dt_resume_load_fn load, void *ctx, dt_re
     return rc;
 }
 
-void dt_run_resume(const dt_run_opts *r, const char *out, const char *model, dt_resume_load_fn load, void *ctx,
-                   dt_resume_info *info)
+void dt_run_resume(const dt_run_opts *r, const char *out, const char *model, dt_resume_info *info)
 {
     memset(info, 0, sizeof *info);
     if (!r->resume) return;
     int found = 0, ok = 1;
     if (dt_rank() == 0) {
         if (strcmp(r->resume, "auto") == 0) {
-            int rc = resume_auto(out, load, ctx, info);
+            int rc = resume_auto(out, model, info);
             ok = rc >= 0;
             found = rc == 1;
         } else {
-            ok = found = load(r->resume, &info->meta, ctx) == 0;
+            ok = found = read_checked(r->resume, model, &info->meta) == 0;
             snprintf(info->from, sizeof info->from, "%s", r->resume);
         }
     }

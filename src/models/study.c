@@ -153,7 +153,8 @@ int dt_cmd_study(int argc, char **argv)
         "usage: [mpirun -np N] dtrain study [options]\n\n"
         "Train vae, dvae and jvae with the same data, seed and epochs (each with its defaults)\n"
         "and write OUT/study.md and study.csv (test losses with each term, images/s, wall time),\n"
-        "OUT/test_loss.png (the three curves), OUT/latent_mi.csv, and each run in OUT/<model>/.\n");
+        "OUT/test_loss.png (the three curves), OUT/latent_mi.csv, and each run in OUT/<model>/.\n",
+        NULL);
     if (rc == 0 && run.resume && strcmp(run.resume, "auto") != 0)
         rc = dt_seterr("study: --resume takes only 'auto' (each model resumes from OUT/<model>/checkpoint.h5)");
     dt_check_all(rc == 0);

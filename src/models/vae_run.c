@@ -104,6 +104,18 @@ int dt_ensure_data(const char *path)
     return 0;
 }
 
+void dt_data_identify(const char *path, const dt_resume_info *info, char hex[65])
+{
+    int ok = dt_rank() != 0 || dt_sha256_file(path, hex) == 0;
+    dt_check_all(ok);
+    dt_bcast(hex, 65, 0);
+    if (!info->resumed || strcmp(hex, info->meta.data_sha256) == 0) return;
+    dt_seterr("--data %s (sha256 %.12s) is not the data set this run was trained on (sha256 %.12s, checkpoint %s): "
+              "give that file with --data, or start a new run in another --out",
+              path, hex, info->meta.data_sha256, info->from);
+    dt_check_all(0);
+}
+
 /* ---- evaluation over a contiguous block of a split -------------------------- */
 
 /* The rank's block of n items: [n*r/P, n*(r+1)/P). */
@@ -287,19 +299,24 @@ typedef struct {
     const char *data, *out;
     dt_run_opts run; /* --resume, --stop-signal, --step-timeout */
     dt_vae_opts o;
+    dt_settings settings;  /* every option's value, for the checkpoints */
+    char data_sha256[65];  /* of the data file */
+    int64_t epoch_steps;   /* steps in one epoch */
 } run_args;
 
-static int parse(const char *model, run_args *a, int argc, char **argv)
+/* The options of `dtrain <model>` over a, set to their defaults; their count. */
+static int vae_options(const char *model, run_args *a, dt_opt *opts)
 {
     static char out_default[256];
     snprintf(out_default, sizeof out_default, "results/%s", model);
+    memset(a, 0, sizeof *a);
     a->data = DT_DATA_DEFAULT_PATH;
     a->out = out_default;
     dt_run_opts_default(&a->run);
     dt_vae_opts_default(&a->o);
     model_defaults(model, &a->o);
     int discrete = strcmp(model, "vae") != 0;
-    dt_opt opts[] = {
+    const dt_opt table[] = {
         {"data", DT_OPT_STR, &a->data, "FILE", "colored-MNIST HDF5 file (prepared if missing)", 1, 0},
         {"epochs", DT_OPT_INT, &a->o.epochs, "N", "epochs to train", 0, 100000},
         {"batch", DT_OPT_SIZE, &a->o.batch, "N", "global batch size (split over the ranks)", 1, 1 << 20},
@@ -328,48 +345,47 @@ static int parse(const char *model, run_args *a, int argc, char **argv)
         {"sample-std", DT_OPT_FLOAT, &a->o.sample_std, "X",
          "standard deviation of the continuous part in generated pictures", 0, 100},
     };
-    int n = (int)(sizeof opts / sizeof *opts) - (discrete ? 0 : 10);
+    int n = (int)(sizeof table / sizeof *table) - (discrete ? 0 : 10);
+    DT_ASSERT(n <= DT_OPTS_MAX);
+    memcpy(opts, table, sizeof *opts * (size_t)n);
+    return n;
+}
+
+/* Collective: the command line, then, when resuming, the checkpoint's
+ * settings (info: what is resumed; it must outlive a). */
+static void parse(const char *model, run_args *a, int argc, char **argv, dt_resume_info *info)
+{
+    dt_opt opts[DT_OPTS_MAX];
+    unsigned char given[DT_OPTS_MAX];
+    int n = vae_options(model, a, opts);
     char usage[320];
     snprintf(usage, sizeof usage,
              "usage: [mpirun -np N] dtrain %s [options]\n\nTrain the %s on colored MNIST, data parallel over the "
              "MPI ranks.\nWrites pictures, metrics.csv, summary.json, checkpoint.h5 and embeddings.h5 into --out.\n",
              model, dt_vae_kind_find(model)->title);
-    int rc = dt_opts_parse_or_exit(opts, n, argc, argv, usage);
+    int rc = dt_opts_parse_or_exit(opts, n, argc, argv, usage, given);
     dt_check_all(rc == 0);
+    dt_run_resume(&a->run, a->out, model, info);
+    if (info->resumed) {
+        /* --resume auto: the folder that held the checkpoint is the run's */
+        const char *const keep[] = {strcmp(a->run.resume, "auto") == 0 ? "out" : NULL, NULL};
+        dt_check_all(dt_opts_resume(opts, n, given, &info->meta.settings, keep, info->from) == 0);
+    }
+    dt_check_all(dt_opts_settings(opts, n, &a->settings) == 0);
     if (!dt_all_ok(a->o.batch >= (size_t)dt_size())) {
         dt_seterr("--batch %zu is smaller than the number of ranks (%d): every rank needs at least one image",
                   a->o.batch, dt_size());
         dt_check_all(0);
     }
-    return 0;
 }
 
-static void settings_json(const run_args *a, const dt_vae *m, char *buf, size_t len)
+/* rank 0: the checkpoint at path into the model; epoch_steps: 0 unchecked */
+static int load_model(const char *path, dt_vae *m, dt_adam *adam, int64_t epoch_steps, dt_ckpt_meta *meta)
 {
-    char data[512];
-    dt_json_escape(data, sizeof data, a->data);
-    snprintf(buf, len,
-             "{\"model\": \"%s\", \"data\": \"%s\", \"epochs\": %d, \"batch\": %zu, \"lr\": %g, \"seed\": %llu, "
-             "\"N\": %d, \"K\": %d, \"tau0\": %g, \"tau_min\": %g, \"anneal_rate\": %g, \"anneal_every\": %d, "
-             "\"hard\": %d, \"kl_start\": %g, \"kl_warmup\": %ld, \"sample_std\": %g}",
-             m->kind->name, data, a->o.epochs, a->o.batch, a->o.lr, (unsigned long long)a->o.seed, a->o.N,
-             a->o.K, a->o.tau0, a->o.tau_min, a->o.anneal_rate, a->o.anneal_every, a->o.hard, a->o.kl_start,
-             a->o.kl_warmup, a->o.sample_std);
-}
-
-typedef struct {
-    dt_vae *m;
-    dt_adam *adam;
-} load_ctx;
-
-/* rank 0: the checkpoint at path into the model (dt_resume_load_fn) */
-static int load_model(const char *path, dt_ckpt_meta *meta, void *ctx)
-{
-    load_ctx *c = ctx;
     char arch[128];
-    dt_vae_arch(c->m, arch, sizeof arch);
-    dt_params *nets[1] = {&c->m->p};
-    return dt_ckpt_load(path, c->m->kind->name, arch, meta, nets, c->adam, 1);
+    dt_vae_arch(m, arch, sizeof arch);
+    dt_params *nets[1] = {&m->p};
+    return dt_ckpt_load(path, m->kind->name, arch, epoch_steps, meta, nets, adam, 1);
 }
 
 /* what rank 0 loaded, to every rank: the same bits */
@@ -382,10 +398,9 @@ static void share_state(dt_vae *m, dt_adam *adam)
 }
 
 /* rank 0 loads, everyone receives the same bits */
-static void resume_from(const char *path, dt_vae *m, dt_adam *adam, dt_ckpt_meta *meta)
+static void resume_from(const char *path, dt_vae *m, dt_adam *adam, int64_t epoch_steps, dt_ckpt_meta *meta)
 {
-    load_ctx c = {m, adam};
-    int ok = dt_rank() != 0 || load_model(path, meta, &c) == 0;
+    int ok = dt_rank() != 0 || load_model(path, m, adam, epoch_steps, meta) == 0;
     dt_check_all(ok);
     dt_bcast(meta, sizeof *meta, 0);
     share_state(m, adam);
@@ -401,10 +416,12 @@ static int write_checkpoint(const char *path, const run_args *a, dt_vae *m, cons
     meta.step = step;
     meta.epoch = epoch;
     meta.batch = batch;
+    meta.epoch_steps = a->epoch_steps;
     meta.seed = a->o.seed;
     meta.nsums = nsums;
     memcpy(meta.sums, sums, sizeof(double) * (size_t)nsums);
-    settings_json(a, m, meta.settings, sizeof meta.settings);
+    memcpy(meta.data_sha256, a->data_sha256, sizeof meta.data_sha256);
+    meta.settings = a->settings;
     meta.ranks = dt_size();
     meta.threads = a->o.threads;
     if (strcmp(m->kind->name, "vae") != 0) meta.tau = dt_gumbel_tau(&a->o, (uint64_t)step);
@@ -449,7 +466,8 @@ int dt_vae_train(const char *model, int argc, char **argv, dt_vae_result *res)
     const dt_vae_kind *kind = dt_vae_kind_find(model);
     DT_ASSERT(kind);
     run_args a;
-    parse(model, &a, argc, argv);
+    dt_resume_info rinfo;
+    parse(model, &a, argc, argv, &rinfo);
     a.o.threads = dt_threads_setup(a.o.threads);
     dt_run_begin(&a.run);
     int P = dt_size();
@@ -462,6 +480,7 @@ int dt_vae_train(const char *model, int argc, char **argv, dt_vae_result *res)
     ok = ds != NULL;
     if (ok && !dt_dataset_has(ds, "vae")) ok = dt_seterr("%s has no /vae group; run `dtrain prepare --out %s`", a.data, a.data) == 0;
     dt_check_all(ok);
+    dt_data_identify(a.data, &rinfo, a.data_sha256);
     dt_split *train = dt_split_open(ds, "vae/train");
     dt_check_all(train != NULL);
     dt_split *test = dt_split_open(ds, "vae/test");
@@ -479,17 +498,14 @@ int dt_vae_train(const char *model, int argc, char **argv, dt_vae_result *res)
     dt_loader *ld = dt_loader_create(train, a.o.batch, a.o.seed, 1);
     dt_check_all(ld != NULL);
     size_t nb = dt_loader_nbatches(ld);
+    a.epoch_steps = (int64_t)nb;
     int nt = 1 + kind->nterms;
 
     int64_t step = 0, epoch0 = 0, batch0 = 0;
     double tr_sums[DT_CKPT_MAX_SUMS] = {0}; /* [count, bce, kl...] of the epoch in progress */
-    dt_resume_info rinfo;
-    load_ctx lc = {m, &adam};
-    dt_run_resume(&a.run, a.out, model, load_model, &lc, &rinfo);
     if (rinfo.resumed) {
         const dt_ckpt_meta *meta = &rinfo.meta;
-        share_state(m, &adam);
-        adam.lr = a.o.lr;
+        resume_from(rinfo.from, m, &adam, a.epoch_steps, &rinfo.meta);
         step = meta->step;
         epoch0 = meta->epoch;
         batch0 = meta->batch;
@@ -763,7 +779,8 @@ int dt_cmd_embed(int argc, char **argv)
                                    "usage: [mpirun -np N] dtrain embed --checkpoint FILE [--data FILE] [--out FILE]\n\n"
                                    "For every test image: the model's latent statistics (mu and logvar; q and its\n"
                                    "argmax for the discrete models), digit and color, written by all ranks in\n"
-                                   "parallel into one HDF5 file.\n");
+                                   "parallel into one HDF5 file.\n",
+                                   NULL);
     if (rc == 0 && !ckpt) rc = dt_seterr("embed needs --checkpoint FILE");
     dt_check_all(rc == 0);
     dt_threads_setup(0);
@@ -780,23 +797,15 @@ int dt_cmd_embed(int argc, char **argv)
     dt_check_all(ds != NULL);
     dt_split *test = dt_split_open(ds, "vae/test");
     dt_check_all(test != NULL);
-    dt_vae_opts o;
-    dt_vae_opts_default(&o);
-    o.seed = meta.seed;
-    /* the sizes and schedule the run was made with */
-    const char *js = meta.settings;
-    const char *f;
-    if ((f = strstr(js, "\"batch\": "))) o.batch = (size_t)atol(f + 9);
-    if ((f = strstr(js, "\"N\": "))) o.N = atoi(f + 5);
-    if ((f = strstr(js, "\"K\": "))) o.K = atoi(f + 5);
-    if ((f = strstr(js, "\"tau0\": "))) o.tau0 = (float)atof(f + 8);
-    if ((f = strstr(js, "\"tau_min\": "))) o.tau_min = (float)atof(f + 11);
-    if ((f = strstr(js, "\"anneal_rate\": "))) o.anneal_rate = (float)atof(f + 15);
-    if ((f = strstr(js, "\"anneal_every\": "))) o.anneal_every = atoi(f + 16);
-    if ((f = strstr(js, "\"hard\": "))) o.hard = atoi(f + 8);
+    /* the sizes and schedule the run was made with: its settings, typed */
+    run_args a;
+    dt_opt table[DT_OPTS_MAX];
+    int nt = vae_options(kind->name, &a, table);
+    dt_check_all(dt_opts_resume(table, nt, NULL, &meta.settings, NULL, ckpt) == 0);
+    dt_vae_opts o = a.o;
     dt_vae *m = dt_vae_create(kind, &o, 128);
     dt_adam adam;
-    resume_from(ckpt, m, &adam, &meta);
+    resume_from(ckpt, m, &adam, 0, &meta);
 
     char *dflt = NULL;
     if (!out) {
