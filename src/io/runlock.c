@@ -219,10 +219,13 @@ static int refuse(const char *dir, const holder *h, const char *path, int file_m
                          "--out", dir, who);
     struct stat st;
     long age = stat(path, &st) == 0 ? (long)(time(NULL) - st.st_mtime) : -1;
-    return dt_seterr("--out %s is in use by another dtrain run: %s (lock file %s, refreshed %ld s ago; without flock "
-                     "on this file system a run on another host cannot be checked); wait for it to end or give this "
-                     "run another --out; if that run is really gone, remove %s",
-                     dir, who, path, age, path);
+    char host[256];
+    my_host(host, sizeof host);
+    return dt_seterr("--out %s is in use by another dtrain run: %s (lock file %s, refreshed %ld s ago%s); wait for "
+                     "it to end or give this run another --out; if that run is really gone, remove %s",
+                     dir, who, path, age,
+                     strcmp(h->host, host) == 0 ? "" : "; with no flock here, a run on another host cannot be checked",
+                     path);
 }
 
 /* fd of the lock file path, created exclusively and holding this process's
