@@ -669,6 +669,7 @@ static void parse(gan_opts *o, int argc, char **argv, dt_resume_info *info)
         {"seed", DT_OPT_U64, &o->seed, "N", "seed of initialization and data order", 1, 0},
         {"out", DT_OPT_STR, &o->out, "DIR", "output folder", 1, 0},
         DT_RUN_OPT_RESUME(&o->run),
+        DT_RUN_OPT_OVERWRITE(&o->run),
         {"checkpoint-every", DT_OPT_LONG, &o->checkpoint_every, "N", "also checkpoint every N steps", 0, 1e12},
         {"max-steps", DT_OPT_LONG, &o->max_steps, "N", "stop after N iterations in all (0: no limit)", 0, 1e15},
         {"threads", DT_OPT_INT, &o->threads, "N", "OpenBLAS threads per rank (0: auto)", 0, 1024},
@@ -714,11 +715,10 @@ int dt_cmd_cyclegan(int argc, char **argv)
     dt_run_begin(&g->o.run);
     g->P = dt_size();
     g->nhalves = g->P == 1 ? 2 : 1;
-    int ok = dt_rank() != 0 || dt_mkdirs(g->o.out) == 0;
-    dt_check_all(ok);
+    dt_run_claim(&g->o.run, g->o.out);
     dt_ensure_data(g->o.data);
     dt_dataset *ds = dt_dataset_open(g->o.data);
-    ok = ds != NULL;
+    int ok = ds != NULL;
     if (ok && !dt_dataset_has(ds, "cyclegan"))
         ok = dt_seterr("%s has no /cyclegan group; run `dtrain prepare --out %s`", g->o.data, g->o.data) == 0;
     dt_check_all(ok);
@@ -777,9 +777,10 @@ int dt_cmd_cyclegan(int argc, char **argv)
         step = rinfo.meta.step, epoch0 = rinfo.meta.epoch, batch0 = rinfo.meta.batch;
     }
     dt_run_record_start(g->o.out, "cyclegan", g->o.threads, &g->o.run, &rinfo);
+    int idle = dt_run_nothing_left(&rinfo, "cyclegan", g->o.out, g->o.epochs, g->o.max_steps);
     char *ckpt = dt_path_join(g->o.out, "checkpoint.h5"), *csv_path = dt_path_join(g->o.out, "metrics.csv");
     FILE *csv = NULL;
-    if (dt_rank() == 0) {
+    if (dt_rank() == 0 && !idle) {
         csv = dt_csv_open(csv_path, "epoch,step,cycle_a,cycle_b,adv_g_ab,adv_g_ba,d_a,d_b,color_acc_ab,color_acc_ba,"
                                     "shape_ab,shape_ba,images_per_s,epoch_s,wall_s");
         if (!csv) dt_warn("%s", dt_lasterr());
@@ -900,6 +901,7 @@ int dt_cmd_cyclegan(int argc, char **argv)
     dt_watch_pause("final evaluation");
     dt_stop_defer(0); /* no step boundary from here on: a stop signal ends the job at once */
     if (csv) fclose(csv);
+    if (idle) goto finish; /* a run that trained nothing leaves its results as they are */
     share_networks(g, 0);
     dt_check_all(evaluate(g, test, &ev) == 0);
     if (dt_rank() == 0) {
@@ -936,7 +938,8 @@ int dt_cmd_cyclegan(int argc, char **argv)
         dt_log("dtrain cyclegan: color accuracy A->B %.3f, B->A %.3f; shape %.3f, %.3f; results in %s/\n", ev.acc[0],
                ev.acc[1], ev.shape[0], ev.shape[1], g->o.out);
     }
-    dt_run_finish(step, epoch_at, stopped ? "--max-steps reached" : "finished");
+finish:
+    dt_run_finish(step, epoch_at, idle ? "nothing to train" : stopped ? "--max-steps reached" : "finished");
     for (int k = 0; k < g->nhalves; k++) {
         half *h = &g->h[k];
         dt_loader_free(h->ld);

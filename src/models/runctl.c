@@ -15,6 +15,7 @@
 #include "dtrain/dist.h"
 #include "dtrain/guard.h"
 #include "dtrain/report.h"
+#include "dtrain/runlock.h"
 
 #define HOST_MAX 64
 
@@ -30,6 +31,7 @@ void dt_run_opts_default(dt_run_opts *r)
     r->resume = NULL;
     r->stop_signals = DT_STOP_SIGNALS_DEFAULT;
     r->step_timeout = DT_STEP_TIMEOUT_DEFAULT;
+    r->overwrite = 0;
 }
 
 void dt_run_set_cmdline(int argc, char **argv)
@@ -64,6 +66,115 @@ int dt_run_stop_local(int64_t steps)
 }
 
 int dt_run_stop_poll(void) { return dt_check_all_max(1, dt_stop_requested()); }
+
+/* ---- the output folder ------------------------------------------------------ */
+
+/* Every file a training command or the study writes into its folder: what
+ * --overwrite removes (with the temporaries NAME.tmp.* of their writes).
+ * runs.jsonl, the folder's history, stays, and so does the lock. */
+static const char *const OUTPUTS[] = {
+    "checkpoint.h5", "checkpoint.prev.h5", "checkpoint.damaged.h5", "metrics.csv", "summary.json",
+    "embeddings.h5", "latents.md", "latent_mi.csv", "reconstructions.png", "samples.png",
+    "latent_by_digit.png", "latent_by_color.png", "latent_grid.png", "categories.png", "traversal.png",
+    "steering.png", "translations.png", "losses.png", "color_accuracy.png", "study.md", "study.csv",
+    "test_loss.png"};
+/* What makes a folder hold an earlier run: a fresh start there is refused. */
+static const char *const EARLIER[] = {"checkpoint.h5", "checkpoint.prev.h5", "summary.json", "metrics.csv",
+                                      "study.csv"};
+
+/* the process's command line, space separated (cut to len) */
+static void cmdline(char *buf, size_t len)
+{
+    size_t off = 0;
+    buf[0] = 0;
+    for (int i = 0; i < g_argc && off + 1 < len; i++)
+        off += (size_t)snprintf(buf + off, len - off, "%s%s", i ? " " : "", g_argv[i]);
+}
+
+static int is_output(const char *name)
+{
+    for (size_t i = 0; i < sizeof OUTPUTS / sizeof *OUTPUTS; i++) {
+        size_t n = strlen(OUTPUTS[i]);
+        if (strncmp(name, OUTPUTS[i], n) == 0 && (name[n] == 0 || strncmp(name + n, ".tmp.", 5) == 0)) return 1;
+    }
+    return 0;
+}
+
+/* --overwrite: remove what dtrain wrote into out, nothing else */
+static int remove_outputs(const char *out)
+{
+    DIR *d = opendir(out);
+    if (!d) return dt_seterr("--out %s: %s", out, strerror(errno));
+    int n = 0, rc = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && rc == 0) {
+        if (!is_output(e->d_name)) continue;
+        char *p = dt_path_join(out, e->d_name);
+        if (unlink(p) == 0)
+            n++;
+        else if (errno != ENOENT)
+            rc = dt_seterr("--overwrite: cannot remove %s: %s", p, strerror(errno));
+        dt_free(p);
+    }
+    closedir(d);
+    if (rc == 0 && n) dt_log("dtrain: --overwrite: removed %d file(s) of an earlier run from %s\n", n, out);
+    return rc;
+}
+
+/* a fresh start: refuse a folder that holds an earlier run */
+static int refuse_earlier(const char *out)
+{
+    char found[256] = "";
+    size_t off = 0;
+    for (size_t i = 0; i < sizeof EARLIER / sizeof *EARLIER; i++) {
+        char *p = dt_path_join(out, EARLIER[i]);
+        if (access(p, F_OK) == 0)
+            off += (size_t)snprintf(found + off, sizeof found - off, "%s%s", off ? ", " : "", EARLIER[i]);
+        dt_free(p);
+    }
+    if (!off) return 0;
+    return dt_seterr("--out %s holds an earlier run (%s): continue it with --resume auto, or start afresh with "
+                     "--overwrite (removes its checkpoints and results), or choose another --out",
+                     out, found);
+}
+
+/* rank 0: create out and lock it for this process (again at once if it holds it) */
+static int lock_out(const char *out)
+{
+    char cmd[2048];
+    cmdline(cmd, sizeof cmd);
+    return dt_mkdirs(out) == 0 && dt_runlock_take(out, cmd) == 0 ? 0 : -1;
+}
+
+void dt_run_claim(const dt_run_opts *r, const char *out)
+{
+    int ok = 1;
+    if (r->overwrite && r->resume)
+        ok = dt_seterr("--overwrite starts afresh and --resume continues a run: give one of them") == 0;
+    if (ok && dt_rank() == 0) {
+        ok = lock_out(out) == 0;
+        if (ok && !r->resume) ok = (r->overwrite ? remove_outputs(out) : refuse_earlier(out)) == 0;
+    }
+    dt_check_all(ok);
+}
+
+int dt_run_nothing_left(const dt_resume_info *info, const char *model, const char *out, int64_t epochs,
+                        int64_t max_steps)
+{
+    if (!info->resumed) return 0;
+    const dt_ckpt_meta *m = &info->meta;
+    char why[64];
+    if (max_steps > 0 && m->step >= max_steps)
+        snprintf(why, sizeof why, "--max-steps %lld", (long long)max_steps);
+    else if (m->epoch >= epochs)
+        snprintf(why, sizeof why, "--epochs %lld", (long long)epochs);
+    else
+        return 0;
+    dt_log("dtrain %s: nothing to train: the run in %s is at step %lld (epoch %lld), at or past %s; its results "
+           "are left as they are\n",
+           model, out, (long long)m->step, (long long)(m->batch > 0 ? m->epoch + 1 : m->epoch), why);
+    return 1;
+}
 
 /* ---- resume ---------------------------------------------------------------- */
 
@@ -160,7 +271,9 @@ void dt_run_resume(const dt_run_opts *r, const char *out, const char *model, dt_
     int found = 0, ok = 1;
     if (dt_rank() == 0) {
         if (strcmp(r->resume, "auto") == 0) {
-            int rc = resume_auto(out, model, info);
+            /* the folder is ours before its temporaries are removed or a damaged
+             * checkpoint is moved aside: another run may be writing there */
+            int rc = lock_out(out) == 0 ? resume_auto(out, model, info) : -1;
             ok = rc >= 0;
             found = rc == 1;
         } else {
@@ -322,6 +435,8 @@ void dt_run_record_start(const char *out, const char *model, int threads, const 
     jl_key(&j, "step_timeout");
     jl_add(&j, "%g", r->step_timeout);
     jl_str(&j, "resume", r->resume);
+    jl_key(&j, "overwrite");
+    jl_add(&j, "%s", r->overwrite ? "true" : "false");
     jl_str(&j, "resumed_from", info->resumed ? info->from : NULL);
     if (info->resumed) {
         jl_key(&j, "resumed_step");

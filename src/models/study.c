@@ -144,6 +144,7 @@ int dt_cmd_study(int argc, char **argv)
         {"threads", DT_OPT_INT, &threads, "N", "OpenBLAS threads per rank (0: auto)", 0, 1024},
         {"resume", DT_OPT_STR, &run.resume, "auto",
          "continue each model from its checkpoint in OUT/<model>/ (a finished one is only evaluated)", 1, 0},
+        DT_RUN_OPT_OVERWRITE(&run),
         DT_RUN_OPT_STOP(&run),
         DT_RUN_OPT_TIMEOUT(&run),
     };
@@ -158,8 +159,13 @@ int dt_cmd_study(int argc, char **argv)
     if (rc == 0 && run.resume && strcmp(run.resume, "auto") != 0)
         rc = dt_seterr("study: --resume takes only 'auto' (each model resumes from OUT/<model>/checkpoint.h5)");
     dt_check_all(rc == 0);
-    int ok = dt_rank() != 0 || dt_mkdirs(out) == 0;
-    dt_check_all(ok);
+    /* the study's folder and each model's, refused or cleared before any model trains */
+    dt_run_claim(&run, out);
+    for (int i = 0; i < NM; i++) {
+        char *dir = dt_path_join(out, MODELS[i]);
+        dt_run_claim(&run, dir);
+        dt_free(dir);
+    }
     dt_vae_result r[NM];
     memset(r, 0, sizeof r);
     char se[32], sb[32], ss[32], st[32], sto[32];

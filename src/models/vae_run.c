@@ -324,6 +324,7 @@ static int vae_options(const char *model, run_args *a, dt_opt *opts)
         {"seed", DT_OPT_U64, &a->o.seed, "N", "seed of initialization, order and noise", 1, 0},
         {"out", DT_OPT_STR, &a->out, "DIR", "output folder", 1, 0},
         DT_RUN_OPT_RESUME(&a->run),
+        DT_RUN_OPT_OVERWRITE(&a->run),
         {"checkpoint-every", DT_OPT_LONG, &a->o.checkpoint_every, "N",
          "also checkpoint every N steps (0: at each epoch's end only)", 0, 1e12},
         {"threads", DT_OPT_INT, &a->o.threads, "N", "OpenBLAS threads per rank (0: auto)", 0, 1024},
@@ -473,11 +474,10 @@ int dt_vae_train(const char *model, int argc, char **argv, dt_vae_result *res)
     int P = dt_size();
 
     /* output folder first: a run that cannot write its results should not start */
-    int ok = dt_rank() != 0 || dt_mkdirs(a.out) == 0;
-    dt_check_all(ok);
+    dt_run_claim(&a.run, a.out);
     dt_ensure_data(a.data);
     dt_dataset *ds = dt_dataset_open(a.data);
-    ok = ds != NULL;
+    int ok = ds != NULL;
     if (ok && !dt_dataset_has(ds, "vae")) ok = dt_seterr("%s has no /vae group; run `dtrain prepare --out %s`", a.data, a.data) == 0;
     dt_check_all(ok);
     dt_data_identify(a.data, &rinfo, a.data_sha256);
@@ -512,12 +512,13 @@ int dt_vae_train(const char *model, int argc, char **argv, dt_vae_result *res)
         memcpy(tr_sums, meta->sums, sizeof(double) * (size_t)meta->nsums);
     }
     dt_run_record_start(a.out, model, a.o.threads, &a.run, &rinfo);
+    int idle = dt_run_nothing_left(&rinfo, model, a.out, a.o.epochs, a.o.max_steps);
 
     dt_vae_share(m); /* weights are final: from here on only the step writes them */
     char *ckpt_path = dt_path_join(a.out, "checkpoint.h5");
     char *csv_path = dt_path_join(a.out, "metrics.csv");
     FILE *csv = NULL;
-    if (dt_rank() == 0) {
+    if (dt_rank() == 0 && !idle) {
         char header[512];
         size_t off = (size_t)snprintf(header, sizeof header, "epoch,step,train_loss,train_bce");
         for (int k = 0; k < kind->nterms; k++) off += (size_t)snprintf(header + off, sizeof header - off, ",train_%s", kind->terms[k]);
@@ -656,24 +657,26 @@ int dt_vae_train(const char *model, int argc, char **argv, dt_vae_result *res)
         for (int k = 0; k <= nt; k++) tr[k] = NAN; /* no training step in this run */
     }
 
-    /* final evaluation (also when resuming a finished run), embeddings, pictures */
-    dt_check_all(evaluate(&ev, (uint64_t)step, te + 1) == 0);
-    te[0] = 0;
-    for (int k = 1; k <= nt; k++) te[k] /= (double)ev.N, te[0] += te[k];
+    /* final evaluation, embeddings, pictures; a run that trained nothing leaves
+     * them as they are (the study still gets its figures) */
     char *emb_path = dt_path_join(a.out, "embeddings.h5");
-    dt_check_all(write_embeddings(&ev, emb_path, ckpt_path) == 0);
-    eval_gather(&ev);
-    double rss = (double)dt_peak_rss();
-    dt_allreduce_max_d(&rss, 1);
     dt_cat_analysis ca;
     uint8_t *codes = NULL;
     int q = stat_index(m, "q");
+    if (idle && !res) goto finish;
+    dt_check_all(evaluate(&ev, (uint64_t)step, te + 1) == 0);
+    te[0] = 0;
+    for (int k = 1; k <= nt; k++) te[k] /= (double)ev.N, te[0] += te[k];
+    if (!idle) dt_check_all(write_embeddings(&ev, emb_path, ckpt_path) == 0);
+    eval_gather(&ev);
+    double rss = (double)dt_peak_rss();
+    dt_allreduce_max_d(&rss, 1);
     if (q >= 0) {
         codes = dt_alloc(ev.N * (size_t)a.o.N);
         dt_cat_argmax(codes, ev.stats[q], ev.N, a.o.N, a.o.K);
         dt_cat_analyze(&ca, codes, ev.digits, ev.colors, ev.N, a.o.N, a.o.K);
     }
-    if (dt_rank() == 0) {
+    if (dt_rank() == 0 && !idle) {
         if (q >= 0 && dt_cat_analysis_write(&ca, model, a.out) < 0) dt_warn("%s", dt_lasterr());
         dt_vae_pictures(m, test, ev.stats, ev.digits, ev.colors, ev.N, a.out, q >= 0 ? &ca : NULL, codes);
         double wall = dt_now() - t_start;
@@ -748,8 +751,9 @@ int dt_vae_train(const char *model, int argc, char **argv, dt_vae_result *res)
         res->all_in_use = q >= 0 ? ca.all_in_use : -1;
         res->kind = kind;
     }
-    dt_run_finish(step, epoch_at, stopped ? "--max-steps reached" : "finished");
-    if (q >= 0) dt_cat_analysis_free(&ca);
+finish:
+    dt_run_finish(step, epoch_at, idle ? "nothing to train" : stopped ? "--max-steps reached" : "finished");
+    if (q >= 0 && !(idle && !res)) dt_cat_analysis_free(&ca);
     dt_free(codes);
     eval_free(&ev);
     dt_free(gidx);
