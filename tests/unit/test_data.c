@@ -236,6 +236,103 @@ START_TEST(idx_bad_inputs)
 }
 END_TEST
 
+/* The header is checked against what the file really holds before anything
+ * is allocated: a claim of 2^31 labels in a tiny file is refused at once. */
+START_TEST(idx_header_checked_before_allocation)
+{
+    char p[300];
+    dt_idx x;
+    uint8_t huge[8 + 16] = {0, 0, 8, 1, 0x80, 0, 0, 0};
+    for (int i = 8; i < 24; i++) huge[i] = 1;
+    double t0 = dt_now();
+    tmp_path(p, sizeof p, "huge-labels");
+    write_bytes(p, huge, sizeof huge);
+    ASSERT_ERR(dt_idx_read(p, &x), p, "truncated", "expected 2147483648 bytes of labels, found 16");
+    tmp_path(p, sizeof p, "huge-labels.gz");
+    write_gz(p, huge, sizeof huge);
+    ASSERT_ERR(dt_idx_read(p, &x), p, "truncated", "expected 2147483648 bytes of labels, found 16");
+    ck_assert_ptr_null(x.data);
+    ck_assert_msg(dt_now() - t0 < 0.5, "took %.2f s", dt_now() - t0);
+    /* images: 2,739,137 x 28 x 28, just under the 2 GiB cap */
+    uint8_t him[16 + 100] = {0, 0, 8, 3, 0, 0x29, 0xcb, 0xc1, 0, 0, 0, 28, 0, 0, 0, 28};
+    tmp_path(p, sizeof p, "huge-images");
+    write_bytes(p, him, sizeof him);
+    ASSERT_ERR(dt_idx_read(p, &x), p, "truncated", "found 100");
+    /* beyond the 2 GiB cap: refused from the header alone */
+    him[4] = 0xff;
+    write_bytes(p, him, sizeof him);
+    ASSERT_ERR(dt_idx_read(p, &x), p, "too large");
+    tmp_path(p, sizeof p, "huge-images.gz");
+    write_gz(p, him, sizeof him);
+    ASSERT_ERR(dt_idx_read(p, &x), p, "too large");
+
+    /* oversized raw: one byte more than the header says */
+    uint8_t *buf = malloc(100000);
+    uint32_t d3[3] = {10, 28, 28}, d1[1] = {10};
+    size_t n = make_idx(buf, 3, d3, 7);
+    buf[n] = 1;
+    tmp_path(p, sizeof p, "over-images");
+    write_bytes(p, buf, n + 1);
+    ASSERT_ERR(dt_idx_read(p, &x), p, "1 unexpected bytes after the 7840-byte payload");
+
+    /* wrong magic, wrong ndim, gzip of each */
+    n = make_idx(buf, 1, d1, 3);
+    buf[1] = 1;
+    tmp_path(p, sizeof p, "magic.gz");
+    write_gz(p, buf, n);
+    ASSERT_ERR(dt_idx_read(p, &x), p, "bad magic 00 01 08 01");
+    n = make_idx(buf, 1, d1, 3);
+    buf[3] = 4;
+    tmp_path(p, sizeof p, "ndim4.gz");
+    write_gz(p, buf, n);
+    ASSERT_ERR(dt_idx_read(p, &x), p, "4 dimensions");
+    /* a gzip file with bytes after the end of the stream */
+    n = make_idx(buf, 1, d1, 3);
+    tmp_path(p, sizeof p, "garbage.gz");
+    write_gz(p, buf, n);
+    FILE *f = fopen(p, "ab");
+    fputs("tail", f);
+    fclose(f);
+    ASSERT_ERR(dt_idx_read(p, &x), p, "after the end of the gzip data");
+    /* two gzip members (as `cat a.gz b.gz` makes) are one file */
+    char p2[300];
+    tmp_path(p2, sizeof p2, "two-members.gz");
+    write_gz(p2, buf, 6);
+    size_t l1;
+    uint8_t *m1 = read_all(p2, &l1);
+    write_gz(p2, buf + 6, n - 6);
+    size_t l2;
+    uint8_t *m2 = read_all(p2, &l2);
+    uint8_t *both = malloc(l1 + l2);
+    memcpy(both, m1, l1);
+    memcpy(both + l1, m2, l2);
+    write_bytes(p2, both, l1 + l2);
+    ck_assert_int_eq(dt_idx_read(p2, &x), 0);
+    ck_assert_uint_eq(x.size, 10);
+    ck_assert_uint_eq(x.data[9], 3);
+    dt_idx_free(&x);
+    free(m1);
+    free(m2);
+    free(both);
+    /* a damaged gzip trailer (CRC) */
+    write_gz(p, buf, n);
+    uint8_t *g = read_all(p, &l1);
+    g[l1 - 6] ^= 0xff;
+    write_bytes(p, g, l1);
+    ASSERT_ERR(dt_idx_read(p, &x), p, "corrupt gzip data");
+    free(g);
+    free(buf);
+
+    /* not regular files: refused before open() could block */
+    tmp_path(p, sizeof p, "fifo-idx");
+    ck_assert_int_eq(mkfifo(p, 0600), 0);
+    ASSERT_ERR(dt_idx_read(p, &x), p, "FIFO", "--mnist");
+    tmp_path(p, sizeof p, "loop-idx");
+    ck_assert_int_eq(symlink(p, p), 0);
+    ASSERT_ERR(dt_idx_read(p, &x), p, "loop");
+}
+END_TEST
+
 START_TEST(mnist_load_checks_pairs)
 {
     uint8_t *buf = malloc(100000);
@@ -1075,6 +1172,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, idx_reads_real_t10k);
     tcase_add_test(tc, idx_bad_inputs);
+    tcase_add_test(tc, idx_header_checked_before_allocation);
     tcase_add_test(tc, mnist_load_checks_pairs);
     tcase_add_test(tc, sha256_vectors);
     tcase_add_test(tc, colorize_rounds_halves_up);
