@@ -11,6 +11,7 @@
 #include "dtrain/core.h"
 #include "dtrain/data.h"
 #include "dtrain/dist.h"
+#include "dtrain/h5.h"
 
 struct dt_dataset {
     hid_t file;
@@ -162,17 +163,7 @@ dt_dataset *dt_dataset_open(const char *path)
         return NULL;
     }
     int64_t ver = -1;
-    int ok = 0;
-    if (H5Aexists(f, "format_version") > 0) {
-        hid_t a = H5Aopen(f, "format_version", H5P_DEFAULT);
-        hid_t as = a >= 0 ? H5Aget_space(a) : -1, at = a >= 0 ? H5Aget_type(a) : -1;
-        /* one integer, read into one int64: anything else would overrun ver */
-        ok = as >= 0 && at >= 0 && H5Sget_simple_extent_npoints(as) == 1 &&
-             H5Tget_class(at) == H5T_INTEGER && H5Aread(a, H5T_NATIVE_INT64, &ver) >= 0;
-        if (at >= 0) H5Tclose(at);
-        if (as >= 0) H5Sclose(as);
-        if (a >= 0) H5Aclose(a);
-    }
+    int ok = dt_h5_get_i64(f, "format_version", &ver) == 0;
     dt_dataset *ds = NULL;
     if (!ok) {
         dt_seterr("%s: no format_version attribute: not a dtrain data set; build one with `dtrain "

@@ -31,7 +31,7 @@ typedef struct {
 } mk_split;
 
 typedef struct {
-    int version_kind;   /* 0 int64 scalar, 1 missing, 2 int64[2], 3 a string */
+    int version_kind;   /* 0 int64 scalar, 1 missing, 2 int64[64], 3 a string */
     int64_t version;
     mk_split sp[MK_NSPLITS];
     uint8_t map_max[2]; /* mapping_A/B values, as lab_max */
@@ -137,12 +137,13 @@ static inline int mk_write(const char *path, const mk_set *m)
     if (f < 0) return -1;
     int rc = 0;
     if (m->version_kind != 1) {
-        hsize_t two = 2;
-        hid_t s = m->version_kind == 2 ? H5Screate_simple(1, &two, NULL) : H5Screate(H5S_SCALAR);
+        hsize_t many = 64;
+        hid_t s = m->version_kind == 2 ? H5Screate_simple(1, &many, NULL) : H5Screate(H5S_SCALAR);
         hid_t t = H5Tcopy(m->version_kind == 3 ? H5T_C_S1 : H5T_STD_I64LE);
         if (m->version_kind == 3) H5Tset_size(t, 8);
         hid_t a = H5Acreate2(f, "format_version", t, s, H5P_DEFAULT, H5P_DEFAULT);
-        int64_t v[2] = {m->version, m->version};
+        int64_t v[64];
+        for (int i = 0; i < 64; i++) v[i] = m->version;
         rc |= a < 0 || H5Awrite(a, m->version_kind == 3 ? t : H5T_NATIVE_INT64,
                                 m->version_kind == 3 ? (const void *)"1\0\0\0\0\0\0" : (const void *)v) < 0;
         if (a >= 0) H5Aclose(a);
