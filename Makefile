@@ -4,6 +4,7 @@
 #   make check-memory  ASan + UBSan build (build-asan/) of the unit suites and short runs
 #                   of every model; valgrind over a short run of each (sees inside OpenBLAS)
 #   make check-slurm  the jobs/ batch scripts on a one-node SLURM cluster started here
+#   make check-fuzz the libFuzzer harnesses of the file readers, ~3 minutes (clang)
 #   make bench      performance figures (nothing asserted)
 #   make deps       install the Debian packages dtrain needs (root)
 #   make data       fetch the four MNIST files into data/mnist (checks SHA-256)
@@ -62,7 +63,7 @@ TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 MPI_SRC := $(wildcard tests/mpi/*.c)
 MPI_BIN := $(MPI_SRC:tests/mpi/%.c=$(BUILD)/tests/mpi/%)
 
-.PHONY: all check check-memory check-slurm unit integration test-bins bench deps data demo clean
+.PHONY: all check check-memory check-fuzz check-slurm unit integration test-bins bench deps data demo clean
 all: dtrain
 
 dtrain: $(BUILD)/src/cli/main.o $(BUILD)/libdtrain.a
@@ -121,6 +122,34 @@ check-slurm:
 	@bash scripts/deps.sh
 	@$(MAKE) --no-print-directory dtrain $(BUILD)/tests/mpi/ckpt_diff
 	@bash tests/slurm/run.sh
+
+# libFuzzer harnesses (tests/fuzz/): the library again, built by clang with
+# ASan + UBSan and coverage into build/fuzz/; run.sh fuzzes two at a time.
+FUZZ       := $(BUILD)/fuzz
+FUZZ_CC    := OMPI_CC=clang mpicc
+FUZZ_SAN   := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -Iinclude $(PKG_CFLAGS) $(FUZZ_SAN)
+FUZZ_NAMES := idx_raw idx_gz data_raw data_struct ckpt
+FUZZ_BIN   := $(FUZZ_NAMES:%=$(FUZZ)/fuzz_%)
+
+$(FUZZ)/src/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ)/libdtrain.a: $(LIB_SRC:%.c=$(FUZZ)/%.o)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ)/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*.h) $(FUZZ)/libdtrain.a
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ)/libdtrain.a $(LDLIBS)
+
+$(FUZZ)/mkseeds: tests/fuzz/mkseeds.c $(wildcard tests/fuzz/*.h) $(FUZZ)/libdtrain.a
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(FUZZ)/libdtrain.a $(LDLIBS)
+
+check-fuzz:
+	@bash tests/fuzz/deps.sh
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+	@bash tests/fuzz/run.sh $(FUZZ_BIN)
 
 demo:
 	@bash scripts/deps.sh

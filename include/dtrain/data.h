@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define DT_IMG_SIDE 28
 #define DT_IMG_PIXELS 784        /* 28 x 28 grey */
@@ -46,6 +47,8 @@ void dt_mnist_free(dt_mnist *m);
 /* Hex digest (64 chars + NUL) of a memory block / of a file's bytes. */
 void dt_sha256(char hex[65], const void *data, size_t n);
 int dt_sha256_file(const char *path, char hex[65]);
+/* Hex digest of the bytes of f from its position to its end; -1 on a read error. */
+int dt_sha256_stream(FILE *f, char hex[65]);
 
 /* ---- coloring ---------------------------------------------------------------- */
 
@@ -78,13 +81,36 @@ typedef struct {
  * complete new one. */
 int dt_prepare(const dt_prepare_opts *o);
 
+/* ---- the gate: the file's own checksum, checked before HDF5 reads a byte -------- */
+
+/* The first DT_DATA_USERBLOCK bytes of a data set file are an HDF5 user block
+ * (HDF5 skips it) holding DT_DATA_GATE_MAGIC, the SHA-256 of the bytes from
+ * DT_DATA_USERBLOCK to the end as 64 lowercase hex digits, a newline, then
+ * zeros. dt_dataset_open verifies it before any HDF5 call, so damaged or
+ * foreign bytes never reach the HDF5 library. */
+#define DT_DATA_USERBLOCK 512
+#define DT_DATA_GATE_MAGIC "dtrain data set\nsha256 "
+
+/* The gate block for a file whose bytes after it are content[0, n) (an HDF5
+ * file image of a file created with a DT_DATA_USERBLOCK user block, which
+ * H5Fget_file_image returns without the block). */
+void dt_dataset_gate(uint8_t block[DT_DATA_USERBLOCK], const void *content, size_t n);
+/* The same for a closed file on disk; -1 with the reason. */
+int dt_dataset_seal(const char *path);
+/* Check path's gate (one process): 0 and its size in bytes, or -1 with a
+ * message naming the file and the command that rebuilds it. Refuses
+ * non-regular files before opening them. */
+int dt_dataset_verify(const char *path, size_t *size);
+
 /* ---- reading the data set file (every rank, collective open/close) -------------- */
 
 typedef struct dt_dataset dt_dataset;
 typedef struct dt_split dt_split;
 
-/* Collective under MPI. NULL + dt_seterr if missing, not HDF5, corrupt, of
- * another format_version, or without the /vae or /cyclegan groups. */
+/* Collective under MPI. Rank 0 verifies the gate (dt_dataset_verify) and every
+ * rank learns the outcome before HDF5 opens the file. NULL + dt_seterr if
+ * missing, not a regular file, without the gate or failing it, of another
+ * format_version, or without the /vae or /cyclegan groups. */
 dt_dataset *dt_dataset_open(const char *path);
 void dt_dataset_close(dt_dataset *ds);
 /* 1 if the top-level group ("vae", "cyclegan") exists. */
@@ -94,8 +120,9 @@ const char *dt_dataset_path(const dt_dataset *ds);
 int dt_dataset_mapping(dt_dataset *ds, int domain, uint8_t colors[10]);
 
 /* A split: "vae/train", "vae/test", "cyclegan/A/train", ... Collective.
- * Checks images uint8 [N,3,28,28], digits and colors uint8 [N]. The digit and
- * color labels are read whole (2 bytes per image); images stay on disk. */
+ * Checks images uint8 [N,3,28,28] with 0 < N <= the file's size in bytes,
+ * digits and colors uint8 [N] with every value 0..9. The digit and color
+ * labels are read whole (2 bytes per image); images stay on disk. */
 dt_split *dt_split_open(dt_dataset *ds, const char *name);
 void dt_split_close(dt_split *sp);
 size_t dt_split_len(const dt_split *sp);

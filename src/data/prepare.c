@@ -228,12 +228,51 @@ typedef struct {
     char sha[4][65];
 } sources;
 
+/* Write the gate block and the image to tmp with plain write + fsync, so a full disk or a
+ * size limit comes back as errno and no library holds a half-written file. */
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+    for (size_t done = 0; done < n;) {
+        ssize_t w = write(fd, p + done, n - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return w < 0 ? errno : ENOSPC;
+        done += (size_t)w;
+    }
+    return 0;
+}
+
+static int write_image(const char *tmp, const uint8_t *img, size_t n)
+{
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    if (fd < 0)
+        return dt_seterr("%s: cannot create (%s); check the folder is writable or choose another "
+                         "place with --out", tmp, strerror(errno));
+    uint8_t gate[DT_DATA_USERBLOCK];
+    dt_dataset_gate(gate, img, n);
+    int e = write_all(fd, gate, sizeof gate);
+    if (!e) e = write_all(fd, img, n);
+    if (!e && fsync(fd) != 0) e = errno;
+    if (close(fd) != 0 && !e) e = errno;
+    if (!e) return 0;
+    unlink(tmp);
+    return dt_seterr("%s: writing the data set failed (%s); nothing was replaced; free some space or "
+                     "choose another place with --out", tmp, strerror(e));
+}
+
+/* The file is built in memory (HDF5's core driver, no backing store) and
+ * written, behind its gate block, by write_image. */
 static int write_file(const char *tmp, const sources *src, uint64_t seed, int quiet)
 {
-    hid_t f = H5Fcreate(tmp, H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0)
-        return dt_seterr("%s: cannot create the HDF5 file (%s); check the folder is writable or choose "
-                         "another place with --out", tmp, strerror(errno));
+    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE), fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fcpl < 0 || fapl < 0 || H5Pset_userblock(fcpl, DT_DATA_USERBLOCK) < 0 ||
+        H5Pset_fapl_core(fapl, (size_t)1 << 22, 0) < 0 || H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0)
+        DT_FATAL("HDF5 core driver unavailable");
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, fapl);
+    H5Pclose(fcpl);
+    H5Pclose(fapl);
+    if (f < 0) return dt_seterr("%s: HDF5 cannot create the file in memory", tmp);
+    uint8_t *img = NULL;
+    size_t nimg = 0;
     int rc = -1;
     const dt_mnist *sets[2] = {&src->train, &src->test};
     const char *names[2] = {"train", "test"};
@@ -329,6 +368,13 @@ static int write_file(const char *tmp, const sources *src, uint64_t seed, int qu
             goto done;
     }
     if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) goto done;
+    {
+        ssize_t n = H5Fget_file_image(f, NULL, 0); /* without the user block */
+        if (n <= 0) goto done;
+        nimg = (size_t)n;
+        img = dt_alloc(nimg);
+        if (H5Fget_file_image(f, img, nimg) != n) goto done;
+    }
     rc = 0;
 done:
     dt_free(src_idx);
@@ -337,9 +383,13 @@ done:
     dt_free(half);
     dt_free(ccol);
     if (H5Fclose(f) < 0) rc = -1;
-    if (rc < 0 && !strstr(dt_lasterr(), tmp))
-        dt_seterr("%s: writing the HDF5 file failed (disk full or no permission?); nothing was "
+    if (rc < 0) {
+        dt_seterr("%s: HDF5 failed to build the data set in memory (out of memory?); nothing was "
                   "replaced", tmp);
+    } else {
+        rc = write_image(tmp, img, nimg);
+    }
+    dt_free(img);
     return rc;
 }
 
@@ -452,6 +502,21 @@ int dt_prepare(const dt_prepare_opts *o)
     uint64_t seed = o->seed ? o->seed : 1;
     double t0 = dt_now();
 
+    /* only a missing path or a regular file may be (re)placed: never a FIFO,
+     * a folder, a device or a symbolic link loop */
+    struct stat lst, st;
+    if (lstat(out, &lst) == 0) {
+        int bad = S_ISLNK(lst.st_mode) && stat(out, &st) != 0 && errno == ENOENT
+                      ? dt_seterr("data set file %s: a symbolic link to a missing file", out)
+                      : dt_check_regular(out, "data set file");
+        if (bad < 0) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", dt_lasterr());
+            return dt_seterr("%s; prepare replaces only a regular file: remove it or choose another "
+                             "path", why);
+        }
+    }
+
     sources src;
     memset(&src, 0, sizeof src);
     if (load_sources(&src, dir, o->synthetic, seed, o->quiet) < 0) {
@@ -481,8 +546,6 @@ int dt_prepare(const dt_prepare_opts *o)
     int rc = write_file(tmp, &src, seed, o->quiet);
     H5Eset_auto2(H5E_DEFAULT, efunc, edata);
 
-    if (rc == 0 && fsync_path(tmp) != 0)
-        rc = dt_seterr("%s: fsync failed (%s); nothing was replaced", tmp, strerror(errno));
     if (rc == 0 && rename(tmp, out) != 0)
         rc = dt_seterr("%s: cannot rename the finished file to %s (%s)", tmp, out, strerror(errno));
     if (rc < 0) {

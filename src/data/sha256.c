@@ -110,18 +110,24 @@ void dt_sha256(char hex[65], const void *data, size_t n)
     final_hex(&c, hex);
 }
 
-int dt_sha256_file(const char *path, char hex[65])
+int dt_sha256_stream(FILE *f, char hex[65])
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return dt_seterr("%s: cannot open: %s", path, strerror(errno));
     sha256_ctx c;
     init(&c);
     static uint8_t buf[1 << 16];
     size_t r;
     while ((r = fread(buf, 1, sizeof buf, f)) > 0) update(&c, buf, r);
-    int err = ferror(f);
-    fclose(f);
-    if (err) return dt_seterr("%s: read error while hashing", path);
+    if (ferror(f)) return -1;
     final_hex(&c, hex);
+    return 0;
+}
+
+int dt_sha256_file(const char *path, char hex[65])
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return dt_seterr("%s: cannot open: %s", path, strerror(errno));
+    int rc = dt_sha256_stream(f, hex);
+    fclose(f);
+    if (rc < 0) return dt_seterr("%s: read error while hashing", path);
     return 0;
 }

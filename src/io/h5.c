@@ -35,10 +35,19 @@ int dt_h5_attr_str(hid_t obj, const char *name, const char *value)
 int dt_h5_attr_i64(hid_t obj, const char *name, int64_t v) { return attr_write(obj, name, H5T_NATIVE_INT64, &v); }
 int dt_h5_attr_f64(hid_t obj, const char *name, double v) { return attr_write(obj, name, H5T_NATIVE_DOUBLE, &v); }
 
+/* One value only: the readers below read into room for one. */
 static hid_t attr_open(hid_t obj, const char *name)
 {
     if (H5Aexists(obj, name) <= 0) return -1;
-    return H5Aopen(obj, name, H5P_DEFAULT);
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    hid_t s = a >= 0 ? H5Aget_space(a) : -1;
+    hssize_t n = s >= 0 ? H5Sget_simple_extent_npoints(s) : -1;
+    if (s >= 0) H5Sclose(s);
+    if (a >= 0 && n != 1) {
+        H5Aclose(a);
+        return -1;
+    }
+    return a;
 }
 
 int dt_h5_get_str(hid_t obj, const char *name, char *buf, size_t len)

@@ -15,6 +15,7 @@
 #include "check_run.h"
 #include "dtrain/core.h"
 #include "dtrain/data.h"
+#include "../fuzz/mkset.h"
 
 static char g_tmp[256];      /* per-run scratch folder */
 static char g_mnist[256];    /* folder with the t10k files */
@@ -233,6 +234,103 @@ START_TEST(idx_bad_inputs)
     /* a folder */
     ASSERT_ERR(dt_idx_read(g_tmp, &x), g_tmp, "folder");
     free(buf);
+}
+END_TEST
+
+/* The header is checked against what the file really holds before anything
+ * is allocated: a claim of 2^31 labels in a tiny file is refused at once. */
+START_TEST(idx_header_checked_before_allocation)
+{
+    char p[300];
+    dt_idx x;
+    uint8_t huge[8 + 16] = {0, 0, 8, 1, 0x80, 0, 0, 0};
+    for (int i = 8; i < 24; i++) huge[i] = 1;
+    double t0 = dt_now();
+    tmp_path(p, sizeof p, "huge-labels");
+    write_bytes(p, huge, sizeof huge);
+    ASSERT_ERR(dt_idx_read(p, &x), p, "truncated", "expected 2147483648 bytes of labels, found 16");
+    tmp_path(p, sizeof p, "huge-labels.gz");
+    write_gz(p, huge, sizeof huge);
+    ASSERT_ERR(dt_idx_read(p, &x), p, "truncated", "expected 2147483648 bytes of labels, found 16");
+    ck_assert_ptr_null(x.data);
+    ck_assert_msg(dt_now() - t0 < 0.5, "took %.2f s", dt_now() - t0);
+    /* images: 2,739,137 x 28 x 28, just under the 2 GiB cap */
+    uint8_t him[16 + 100] = {0, 0, 8, 3, 0, 0x29, 0xcb, 0xc1, 0, 0, 0, 28, 0, 0, 0, 28};
+    tmp_path(p, sizeof p, "huge-images");
+    write_bytes(p, him, sizeof him);
+    ASSERT_ERR(dt_idx_read(p, &x), p, "truncated", "found 100");
+    /* beyond the 2 GiB cap: refused from the header alone */
+    him[4] = 0xff;
+    write_bytes(p, him, sizeof him);
+    ASSERT_ERR(dt_idx_read(p, &x), p, "too large");
+    tmp_path(p, sizeof p, "huge-images.gz");
+    write_gz(p, him, sizeof him);
+    ASSERT_ERR(dt_idx_read(p, &x), p, "too large");
+
+    /* oversized raw: one byte more than the header says */
+    uint8_t *buf = malloc(100000);
+    uint32_t d3[3] = {10, 28, 28}, d1[1] = {10};
+    size_t n = make_idx(buf, 3, d3, 7);
+    buf[n] = 1;
+    tmp_path(p, sizeof p, "over-images");
+    write_bytes(p, buf, n + 1);
+    ASSERT_ERR(dt_idx_read(p, &x), p, "1 unexpected bytes after the 7840-byte payload");
+
+    /* wrong magic, wrong ndim, gzip of each */
+    n = make_idx(buf, 1, d1, 3);
+    buf[1] = 1;
+    tmp_path(p, sizeof p, "magic.gz");
+    write_gz(p, buf, n);
+    ASSERT_ERR(dt_idx_read(p, &x), p, "bad magic 00 01 08 01");
+    n = make_idx(buf, 1, d1, 3);
+    buf[3] = 4;
+    tmp_path(p, sizeof p, "ndim4.gz");
+    write_gz(p, buf, n);
+    ASSERT_ERR(dt_idx_read(p, &x), p, "4 dimensions");
+    /* a gzip file with bytes after the end of the stream */
+    n = make_idx(buf, 1, d1, 3);
+    tmp_path(p, sizeof p, "garbage.gz");
+    write_gz(p, buf, n);
+    FILE *f = fopen(p, "ab");
+    fputs("tail", f);
+    fclose(f);
+    ASSERT_ERR(dt_idx_read(p, &x), p, "after the end of the gzip data");
+    /* two gzip members (as `cat a.gz b.gz` makes) are one file */
+    char p2[300];
+    tmp_path(p2, sizeof p2, "two-members.gz");
+    write_gz(p2, buf, 6);
+    size_t l1;
+    uint8_t *m1 = read_all(p2, &l1);
+    write_gz(p2, buf + 6, n - 6);
+    size_t l2;
+    uint8_t *m2 = read_all(p2, &l2);
+    uint8_t *both = malloc(l1 + l2);
+    memcpy(both, m1, l1);
+    memcpy(both + l1, m2, l2);
+    write_bytes(p2, both, l1 + l2);
+    ck_assert_int_eq(dt_idx_read(p2, &x), 0);
+    ck_assert_uint_eq(x.size, 10);
+    ck_assert_uint_eq(x.data[9], 3);
+    dt_idx_free(&x);
+    free(m1);
+    free(m2);
+    free(both);
+    /* a damaged gzip trailer (CRC) */
+    write_gz(p, buf, n);
+    uint8_t *g = read_all(p, &l1);
+    g[l1 - 6] ^= 0xff;
+    write_bytes(p, g, l1);
+    ASSERT_ERR(dt_idx_read(p, &x), p, "corrupt gzip data");
+    free(g);
+    free(buf);
+
+    /* not regular files: refused before open() could block */
+    tmp_path(p, sizeof p, "fifo-idx");
+    ck_assert_int_eq(mkfifo(p, 0600), 0);
+    ASSERT_ERR(dt_idx_read(p, &x), p, "FIFO", "--mnist");
+    tmp_path(p, sizeof p, "loop-idx");
+    ck_assert_int_eq(symlink(p, p), 0);
+    ASSERT_ERR(dt_idx_read(p, &x), p, "loop");
 }
 END_TEST
 
@@ -747,6 +845,55 @@ START_TEST(prepare_failures_leave_no_file)
 }
 END_TEST
 
+/* The gate: the magic, then the SHA-256 of every byte after the block. */
+START_TEST(prepare_writes_the_gate)
+{
+    size_t len;
+    uint8_t *f = read_all(g_good, &len);
+    const size_t nm = strlen(DT_DATA_GATE_MAGIC);
+    ck_assert_int_eq(memcmp(f, DT_DATA_GATE_MAGIC, nm), 0);
+    char hex[65];
+    dt_sha256(hex, f + DT_DATA_USERBLOCK, len - DT_DATA_USERBLOCK);
+    ck_assert_int_eq(memcmp(f + nm, hex, 64), 0);
+    ck_assert_int_eq(f[nm + 64], '\n');
+    for (size_t i = nm + 65; i < DT_DATA_USERBLOCK; i++) ck_assert_int_eq(f[i], 0);
+    ck_assert_int_eq(memcmp(f + DT_DATA_USERBLOCK, "\x89HDF\r\n\x1a\n", 8), 0);
+    size_t size = 0;
+    ck_assert_int_eq(dt_dataset_verify(g_good, &size), 0);
+    ck_assert_uint_eq(size, len);
+    free(f);
+}
+END_TEST
+
+/* prepare never replaces what is not a regular file (a training command runs
+ * it when --data is missing, so --data can name a FIFO or a symlink loop). */
+START_TEST(prepare_refuses_odd_out)
+{
+    char p[300];
+    dt_prepare_opts o = {.synthetic = 1, .seed = 1, .quiet = 1};
+    struct stat st;
+    tmp_path(p, sizeof p, "out-loop.h5");
+    ck_assert_int_eq(symlink(p, p), 0);
+    o.out = p;
+    ASSERT_ERR(dt_prepare(&o), p, "loop", "remove it or choose another path");
+    ck_assert_int_eq(lstat(p, &st), 0);
+    ck_assert(S_ISLNK(st.st_mode));
+    tmp_path(p, sizeof p, "out-dangling.h5");
+    ck_assert_int_eq(symlink("/nonexistent/dtrain-target.h5", p), 0);
+    ASSERT_ERR(dt_prepare(&o), p, "symbolic link to a missing file");
+    ck_assert_int_eq(lstat(p, &st), 0);
+    ck_assert(S_ISLNK(st.st_mode));
+    tmp_path(p, sizeof p, "out-fifo.h5");
+    ck_assert_int_eq(mkfifo(p, 0600), 0);
+    ASSERT_ERR(dt_prepare(&o), p, "FIFO");
+    ck_assert_int_eq(stat(p, &st), 0);
+    ck_assert(S_ISFIFO(st.st_mode));
+    tmp_path(p, sizeof p, "out-folder.h5");
+    ck_assert_int_eq(mkdir(p, 0700), 0);
+    ASSERT_ERR(dt_prepare(&o), p, "folder");
+}
+END_TEST
+
 /* ---- dt_dataset_open on broken files --------------------------------------------------- */
 
 START_TEST(dataset_open_rejects_broken)
@@ -756,17 +903,35 @@ START_TEST(dataset_open_rejects_broken)
     ck_assert_ptr_null(dt_dataset_open(p));
     ck_assert(err_has(p) && err_has("no such file") && err_has("dtrain prepare"));
 
-    /* truncated copy of a good file */
+    /* truncated copy of a good file: the gate refuses it before HDF5 sees it */
     size_t len;
     uint8_t *good = read_all(g_good, &len);
     tmp_path(p, sizeof p, "truncated.h5");
     write_bytes(p, good, len / 2);
     ck_assert_ptr_null(dt_dataset_open(p));
-    ck_assert_msg(err_has(p) && err_has("dtrain prepare"), "%s", dt_lasterr());
+    ck_assert_msg(err_has(p) && err_has("does not match the SHA-256") && err_has("dtrain prepare --out"),
+                  "%s", dt_lasterr());
     /* first 1000 bytes only (superblock intact) */
     write_bytes(p, good, 1000);
     ck_assert_ptr_null(dt_dataset_open(p));
-    ck_assert(err_has(p));
+    ck_assert(err_has(p) && err_has("SHA-256"));
+    /* one flipped byte in the middle */
+    good[len / 2] ^= 1;
+    tmp_path(p, sizeof p, "flipped.h5");
+    write_bytes(p, good, len);
+    ck_assert_ptr_null(dt_dataset_open(p));
+    ck_assert(err_has(p) && err_has("SHA-256"));
+    good[len / 2] ^= 1;
+    /* the header damaged */
+    good[3] ^= 1;
+    write_bytes(p, good, len);
+    ck_assert_ptr_null(dt_dataset_open(p));
+    ck_assert(err_has(p) && err_has("not a dtrain data set"));
+    /* a good file without its gate block: the HDF5 file of an older dtrain */
+    tmp_path(p, sizeof p, "old-format.h5");
+    write_bytes(p, good + DT_DATA_USERBLOCK, len - DT_DATA_USERBLOCK);
+    ck_assert_ptr_null(dt_dataset_open(p));
+    ck_assert_msg(err_has(p) && err_has("older dtrain") && err_has("dtrain prepare --out"), "%s", dt_lasterr());
     free(good);
 
     /* random bytes */
@@ -775,63 +940,143 @@ START_TEST(dataset_open_rejects_broken)
     tmp_path(p, sizeof p, "junk.h5");
     write_bytes(p, junk, sizeof junk);
     ck_assert_ptr_null(dt_dataset_open(p));
-    ck_assert(err_has(p) && err_has("not an HDF5 file"));
+    ck_assert(err_has(p) && err_has("not a dtrain data set"));
 
-    /* an HDF5 file without the groups, then with a wrong format_version */
+    /* not regular files: refused before any open() */
+    tmp_path(p, sizeof p, "fifo.h5");
+    ck_assert_int_eq(mkfifo(p, 0600), 0);
+    ck_assert_ptr_null(dt_dataset_open(p));
+    ck_assert(err_has(p) && err_has("FIFO") && err_has("--data"));
+    tmp_path(p, sizeof p, "loop.h5");
+    ck_assert_int_eq(symlink(p, p), 0);
+    ck_assert_ptr_null(dt_dataset_open(p));
+    ck_assert(err_has(p) && err_has("loop"));
+    ck_assert_ptr_null(dt_dataset_open(g_tmp));
+    ck_assert(err_has(g_tmp) && err_has("folder"));
+
+    /* sealed HDF5 files built by hand: dtrain's own checks behind the gate */
+    mk_set m;
+    mk_default(&m, 5);
     tmp_path(p, sizeof p, "nogroups.h5");
-    hid_t f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    hid_t s = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(f, "format_version", H5T_STD_I64LE, s, H5P_DEFAULT, H5P_DEFAULT);
-    int64_t v = 1;
-    H5Awrite(a, H5T_NATIVE_INT64, &v);
-    H5Aclose(a);
-    H5Fclose(f);
+    for (int k = 0; k < MK_NSPLITS; k++) m.sp[k].missing = 8;
+    ck_assert_int_eq(mk_write(p, &m), 0);
     ck_assert_ptr_null(dt_dataset_open(p));
     ck_assert(err_has(p) && err_has("/vae"));
 
+    mk_default(&m, 5);
+    m.version = 2;
     tmp_path(p, sizeof p, "version2.h5");
-    f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    a = H5Acreate2(f, "format_version", H5T_STD_I64LE, s, H5P_DEFAULT, H5P_DEFAULT);
-    v = 2;
-    H5Awrite(a, H5T_NATIVE_INT64, &v);
-    H5Aclose(a);
-    hid_t g = H5Gcreate2(f, "vae", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    H5Gclose(g);
-    H5Fclose(f);
+    ck_assert_int_eq(mk_write(p, &m), 0);
     ck_assert_ptr_null(dt_dataset_open(p));
     ck_assert(err_has(p) && err_has("format_version 2"));
+    /* no format_version at all; one that is an array or a string */
+    for (int kind = 1; kind <= 3; kind++) {
+        mk_default(&m, 5);
+        m.version_kind = kind;
+        ck_assert_int_eq(mk_write(p, &m), 0);
+        ck_assert_ptr_null(dt_dataset_open(p));
+        ck_assert_msg(err_has(p) && err_has("no format_version"), "%d: %s", kind, dt_lasterr());
+    }
+    /* a hand-made valid file opens, and its splits read */
+    mk_default(&m, 5);
+    tmp_path(p, sizeof p, "valid.h5");
+    ck_assert_int_eq(mk_write(p, &m), 0);
+    dt_dataset *ds = dt_dataset_open(p);
+    ck_assert_msg(ds != NULL, "%s", dt_lasterr());
+    for (int k = 0; k < MK_NSPLITS; k++) {
+        dt_split *sp = dt_split_open(ds, mk_split_names[k]);
+        ck_assert_msg(sp != NULL, "%s", dt_lasterr());
+        ck_assert_uint_eq(dt_split_len(sp), 5);
+        dt_split_close(sp);
+    }
+    uint8_t map[10];
+    ck_assert_int_eq(dt_dataset_mapping(ds, 1, map), 0);
+    dt_dataset_close(ds);
+}
+END_TEST
 
-    /* no format_version at all */
-    tmp_path(p, sizeof p, "noversion.h5");
-    f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    H5Fclose(f);
-    ck_assert_ptr_null(dt_dataset_open(p));
-    ck_assert(err_has(p) && err_has("format_version"));
+/* One broken split per case: the open fails naming the file, the split and what is wrong. */
+static void split_refused(const char *name, const mk_set *m, const char *split, const char *want1,
+                          const char *want2)
+{
+    char p[300];
+    tmp_path(p, sizeof p, name);
+    ck_assert_int_eq(mk_write(p, m), 0);
+    dt_dataset *ds = dt_dataset_open(p);
+    ck_assert_msg(ds != NULL, "%s", dt_lasterr());
+    dt_clearerr();
+    ck_assert_ptr_null(dt_split_open(ds, split));
+    ck_assert_msg(err_has(p) && err_has(split) && err_has(want1) && err_has(want2), "%s: %s", name,
+                  dt_lasterr());
+    dt_dataset_close(ds);
+}
 
-    /* a split whose images have the wrong shape */
-    tmp_path(p, sizeof p, "badshape.h5");
-    f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    a = H5Acreate2(f, "format_version", H5T_STD_I64LE, s, H5P_DEFAULT, H5P_DEFAULT);
-    v = 1;
-    H5Awrite(a, H5T_NATIVE_INT64, &v);
-    H5Aclose(a);
-    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-    H5Pset_create_intermediate_group(lcpl, 1);
-    H5Gclose(H5Gcreate2(f, "vae/train", lcpl, H5P_DEFAULT, H5P_DEFAULT));
-    H5Gclose(H5Gcreate2(f, "vae/test", lcpl, H5P_DEFAULT, H5P_DEFAULT));
-    H5Pclose(lcpl);
-    hsize_t dims[4] = {5, 1, 28, 28};
-    hid_t sp = H5Screate_simple(4, dims, NULL);
-    H5Dclose(H5Dcreate2(f, "vae/train/images", H5T_STD_U8LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
-    H5Sclose(sp);
-    H5Fclose(f);
-    H5Sclose(s);
+START_TEST(split_open_validates)
+{
+    mk_set m;
+    /* labels 10 and above, digits and colors, VAE and CycleGAN */
+    mk_default(&m, 20);
+    m.sp[0].lab_max[0] = 12;
+    split_refused("digit12.h5", &m, "vae/train", "/vae/train/digits[0] is 12", "not 0-9");
+    mk_default(&m, 20);
+    m.sp[5].lab_max[1] = 200;
+    split_refused("color200.h5", &m, "cyclegan/B/test", "/cyclegan/B/test/colors[0] is 200", "0-9");
+    /* signed and wider labels */
+    mk_default(&m, 20);
+    m.sp[1].lab_signed[0] = 1;
+    split_refused("int8.h5", &m, "vae/test", "digits is not uint8 [20]", "dtrain prepare");
+    mk_default(&m, 20);
+    m.sp[2].lab_size[1] = 2;
+    split_refused("u16.h5", &m, "cyclegan/A/train", "colors is not uint8", "dtrain prepare");
+    /* label counts unlike the image count */
+    mk_default(&m, 20);
+    m.sp[0].nlab[0] = 19;
+    split_refused("count.h5", &m, "vae/train", "digits is not uint8 [20] like the images", "prepare");
+    mk_default(&m, 20);
+    m.sp[3].nlab[1] = 21;
+    split_refused("count2.h5", &m, "cyclegan/B/train", "colors is not uint8 [20]", "prepare");
+    /* labels missing */
+    mk_default(&m, 20);
+    m.sp[4].missing = 4;
+    split_refused("nocolors.h5", &m, "cyclegan/A/test", "colors missing", "prepare");
+    /* image shapes and types */
+    mk_default(&m, 20);
+    m.sp[0].channels = 1;
+    split_refused("chan1.h5", &m, "vae/train", "images is not uint8 [N,3,28,28]", "prepare");
+    mk_default(&m, 20);
+    m.sp[1].side = 27;
+    split_refused("side27.h5", &m, "vae/test", "[N,3,28,28]", "prepare");
+    mk_default(&m, 20);
+    m.sp[2].ndim = 3;
+    split_refused("ndim3.h5", &m, "cyclegan/A/train", "[N,3,28,28]", "prepare");
+    mk_default(&m, 20);
+    m.sp[3].img_size = 2;
+    split_refused("img16.h5", &m, "cyclegan/B/train", "[N,3,28,28]", "prepare");
+    mk_default(&m, 20);
+    m.sp[0].missing = 1;
+    split_refused("noimages.h5", &m, "vae/train", "images missing", "prepare");
+    /* an empty split: refused at open, not after training */
+    mk_default(&m, 20);
+    m.sp[1].n = m.sp[1].nlab[0] = m.sp[1].nlab[1] = 0;
+    split_refused("empty.h5", &m, "vae/test", "holds no images", "dtrain prepare");
+    mk_default(&m, 20);
+    m.sp[4].n = m.sp[4].nlab[0] = m.sp[4].nlab[1] = 0;
+    split_refused("empty-cyc.h5", &m, "cyclegan/A/test", "holds no images", "dtrain prepare");
+    /* more images claimed than the file has bytes (chunks never written) */
+    mk_default(&m, 20);
+    m.sp[0].n = m.sp[0].nlab[0] = m.sp[0].nlab[1] = 4000000000u;
+    split_refused("huge.h5", &m, "vae/train", "claims 4000000000 images", "corrupt");
+    /* a mapping with a color above 9 */
+    mk_default(&m, 20);
+    m.map_max[1] = 10;
+    char p[300];
+    tmp_path(p, sizeof p, "map.h5");
+    ck_assert_int_eq(mk_write(p, &m), 0);
     dt_dataset *ds = dt_dataset_open(p);
     ck_assert_ptr_nonnull(ds);
-    ck_assert_ptr_null(dt_split_open(ds, "vae/train"));
-    ck_assert(err_has(p) && err_has("vae/train/images") && err_has("[N,3,28,28]"));
-    ck_assert_ptr_null(dt_split_open(ds, "vae/test"));
-    ck_assert(err_has("vae/test/images"));
+    uint8_t map[10];
+    ck_assert_int_eq(dt_dataset_mapping(ds, 0, map), 0);
+    ASSERT_ERR(dt_dataset_mapping(ds, 1, map), p, "mapping_B[0] is 10");
     dt_dataset_close(ds);
 }
 END_TEST
@@ -1075,6 +1320,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, idx_reads_real_t10k);
     tcase_add_test(tc, idx_bad_inputs);
+    tcase_add_test(tc, idx_header_checked_before_allocation);
     tcase_add_test(tc, mnist_load_checks_pairs);
     tcase_add_test(tc, sha256_vectors);
     tcase_add_test(tc, colorize_rounds_halves_up);
@@ -1083,7 +1329,10 @@ int main(void)
     tcase_add_test(tc, prepare_is_seeded);
     tcase_add_test(tc, prepare_synthetic);
     tcase_add_test(tc, prepare_failures_leave_no_file);
+    tcase_add_test(tc, prepare_writes_the_gate);
+    tcase_add_test(tc, prepare_refuses_odd_out);
     tcase_add_test(tc, dataset_open_rejects_broken);
+    tcase_add_test(tc, split_open_validates);
     tcase_add_test(tc, split_read_any_order);
     tcase_add_test(tc, loader_orders_and_batches);
     tcase_add_test(tc, loader_windows_hold_whole_chunks);
