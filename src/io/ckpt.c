@@ -353,7 +353,7 @@ static int verify_image(const unsigned char *buf, size_t n, const char *path)
     }
     char got[65];
     dt_sha256(got, buf + CKPT_USERBLOCK, n - CKPT_USERBLOCK);
-    if (strcmp(got, hex) != 0) {
+    if (!dt_sha256_same(got, hex)) {
         dt_seterr("checkpoint %s is damaged: the SHA-256 of its contents (%.12s) is not the one it was written with "
                   "(%.12s): a changed or truncated file",
                   path, got, hex);
