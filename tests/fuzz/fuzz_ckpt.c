@@ -30,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fz_check_message();
     }
     dt_params *nets[1] = {&g_net};
-    int rc = dt_ckpt_load(p, "fuzz", "fuzz 4x3", &meta, nets, &g_adam, 1);
+    int rc = dt_ckpt_load(p, "fuzz", "fuzz 4x3", 10, &meta, nets, &g_adam, 1);
     if (rc != 0) {
         FZ_ASSERT(rc == DT_CKPT_DAMAGED || rc == DT_CKPT_MISMATCH);
         fz_check_message();

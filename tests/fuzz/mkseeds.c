@@ -124,8 +124,11 @@ int main(int argc, char **argv)
     memset(&meta, 0, sizeof meta);
     snprintf(meta.model, sizeof meta.model, "fuzz");
     snprintf(meta.arch, sizeof meta.arch, "fuzz 4x3");
-    snprintf(meta.settings, sizeof meta.settings, "{}");
-    meta.step = 3;
+    meta.step = 13; /* epoch 1 of 10 steps, 3 batches in */
+    meta.epoch = 1;
+    meta.batch = 3;
+    meta.epoch_steps = 10;
+    memset(meta.data_sha256, 'a', 64);
     meta.nsums = 2;
     meta.ranks = meta.threads = 1;
     dt_params *nets[1] = {&net};
