@@ -4,7 +4,8 @@
 # Data, in order: data/colored_mnist.h5 if it exists; MNIST in $DTRAIN_MNIST or
 # data/mnist; MNIST downloaded by `make data`; Fashion-MNIST from Debian's
 # dataset-fashion-mnist package; digits drawn in code (--synthetic).
-# Extra arguments go to `dtrain vae`, e.g. scripts/demo.sh --epochs 5
+# Extra arguments go to `dtrain vae`, e.g. scripts/demo.sh --epochs 5; run again, it
+# continues (--resume auto) unless given --overwrite or --resume
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NP="${NP:-2}"
@@ -24,4 +25,10 @@ if [ ! -f "$data" ]; then
         ./dtrain prepare --synthetic --out "$data"
     fi
 fi
+# run again, the demo continues its run (or says it has nothing left to train);
+# scripts/demo.sh --overwrite starts it afresh
+case " $* " in
+*" --overwrite "* | *" --resume"*) ;;
+*) set -- --resume auto "$@" ;;
+esac
 exec scripts/mpirun -np "$NP" ./dtrain vae --data "$data" "$@"
