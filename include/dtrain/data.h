@@ -101,10 +101,11 @@ int dt_prepare(const dt_prepare_opts *o);
 void dt_dataset_gate(uint8_t block[DT_DATA_USERBLOCK], const void *content, size_t n);
 /* The same for a closed file on disk; -1 with the reason. */
 int dt_dataset_seal(const char *path);
-/* Check path's gate (one process): 0 and its size in bytes, or -1 with a
- * message naming the file and the command that rebuilds it. Refuses
- * non-regular files before opening them. */
-int dt_dataset_verify(const char *path, size_t *size);
+/* Check path's gate (one process): 0, its size in bytes and the verified
+ * SHA-256 of its content (either may be NULL), or -1 with a message naming
+ * the file and the command that rebuilds it. Refuses non-regular files
+ * before opening them. */
+int dt_dataset_verify(const char *path, size_t *size, char sha256[65]);
 
 /* ---- reading the data set file (every rank, collective open/close) -------------- */
 
@@ -120,6 +121,9 @@ void dt_dataset_close(dt_dataset *ds);
 /* 1 if the top-level group ("vae", "cyclegan") exists. */
 int dt_dataset_has(const dt_dataset *ds, const char *group);
 const char *dt_dataset_path(const dt_dataset *ds);
+/* The SHA-256 of the file's content that its gate holds and open verified:
+ * what identifies the data set (a checkpoint records it). */
+const char *dt_dataset_sha256(const dt_dataset *ds);
 /* Collective: the palette index of each digit in CycleGAN domain 0 (A) or 1 (B). */
 int dt_dataset_mapping(dt_dataset *ds, int domain, uint8_t colors[10]);
 

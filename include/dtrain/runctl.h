@@ -95,7 +95,8 @@ void dt_run_resume(const dt_run_opts *r, const char *out, const char *model, dt_
 
 /* Collective: rank 0 appends this invocation's start record to
  * OUT/runs.jsonl (command line, SLURM job, hosts of all ranks, version,
- * compiler, resume). */
+ * compiler, resume). From here on stop signals wait for a step boundary
+ * (dt_stop_defer(1)); the command turns that off after its last step. */
 void dt_run_record_start(const char *out, const char *model, int threads, const dt_run_opts *r,
                          const dt_resume_info *info);
 

@@ -20,10 +20,10 @@ void dt_vae_arch(const dt_vae *m, char *buf, size_t len);
 int dt_threads_setup(int requested);
 /* Collective: prepare the data file from the default sources if missing. */
 int dt_ensure_data(const char *path);
-/* Collective: the SHA-256 of the data file (rank 0 reads it, every rank gets
- * it, hex). A resumed run (info) refuses a file other than the one its
- * checkpoint was trained on, naming both hashes (status 2). */
-void dt_data_identify(const char *path, const dt_resume_info *info, char hex[65]);
+/* Collective: the SHA-256 of the data set's content (its gate's, verified
+ * when it was opened; hex). A resumed run (info) refuses a file other than the
+ * one its checkpoint was trained on, naming both hashes (status 2). */
+void dt_data_identify(const dt_dataset *ds, const dt_resume_info *info, char hex[65]);
 /* This rank's contiguous block [lo, hi) of n items. */
 void dt_block_range(size_t n, size_t *lo, size_t *hi);
 /* x = b / 255 */

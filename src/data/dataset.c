@@ -16,6 +16,7 @@
 struct dt_dataset {
     hid_t file;
     char *path;
+    char sha256[65]; /* the verified digest of its content (the gate's) */
     int has_vae, has_cyclegan;
     size_t size; /* bytes in the file: bounds what its headers may claim */
 };
@@ -88,7 +89,7 @@ int dt_dataset_seal(const char *path)
     return rc < 0 ? dt_seterr("%s: cannot write the checksum block: %s", path, strerror(errno)) : 0;
 }
 
-int dt_dataset_verify(const char *path, size_t *size)
+int dt_dataset_verify(const char *path, size_t *size, char sha256[65])
 {
     struct stat st;
     if (stat(path, &st) != 0 && errno == ENOENT)
@@ -127,6 +128,7 @@ int dt_dataset_verify(const char *path, size_t *size)
     if (rc == 0 && fstat(fileno(f), &st) != 0) rc = dt_seterr("%s: %s", path, strerror(errno));
     fclose(f);
     if (rc == 0 && size) *size = (size_t)st.st_size;
+    if (rc == 0 && sha256) memcpy(sha256, ub + nm, 64), sha256[64] = '\0';
     return rc;
 }
 
@@ -137,11 +139,13 @@ dt_dataset *dt_dataset_open(const char *path)
     /* rank 0 checks the gate; nobody hands the file to HDF5 unless it passed */
     size_t size = 0;
     int64_t verdict[2] = {0, 0};
+    char sha[65] = "";
     if (dt_rank() == 0) {
-        verdict[0] = dt_dataset_verify(path, &size) == 0;
+        verdict[0] = dt_dataset_verify(path, &size, sha) == 0;
         verdict[1] = (int64_t)size;
     }
     dt_bcast(verdict, sizeof verdict, 0);
+    dt_bcast(sha, sizeof sha, 0);
     if (!verdict[0]) {
         if (dt_rank() != 0) dt_seterr("%s: refused on rank 0", path);
         return NULL;
@@ -186,6 +190,7 @@ dt_dataset *dt_dataset_open(const char *path)
             ds->has_vae = vae;
             ds->has_cyclegan = cyc;
             ds->size = (size_t)verdict[1];
+            memcpy(ds->sha256, sha, sizeof ds->sha256);
         }
     }
     if (!ds) H5Fclose(f);
@@ -207,6 +212,8 @@ int dt_dataset_has(const dt_dataset *ds, const char *group)
     if (strcmp(group, "cyclegan") == 0) return ds->has_cyclegan;
     return 0;
 }
+
+const char *dt_dataset_sha256(const dt_dataset *ds) { return ds->sha256; }
 
 const char *dt_dataset_path(const dt_dataset *ds) { return ds->path; }
 

@@ -722,7 +722,7 @@ int dt_cmd_cyclegan(int argc, char **argv)
     if (ok && !dt_dataset_has(ds, "cyclegan"))
         ok = dt_seterr("%s has no /cyclegan group; run `dtrain prepare --out %s`", g->o.data, g->o.data) == 0;
     dt_check_all(ok);
-    dt_data_identify(g->o.data, &rinfo, g->o.data_sha256);
+    dt_data_identify(ds, &rinfo, g->o.data_sha256);
     for (int X = 0; X < 2; X++) dt_check_all(dt_dataset_mapping(ds, X, g->mapping[X]) == 0);
     dt_split *train[2], *test[2];
     for (int X = 0; X < 2; X++) {

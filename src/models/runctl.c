@@ -386,6 +386,7 @@ static void jl_append_to(jline *j, const char *path)
 void dt_run_record_start(const char *out, const char *model, int threads, const dt_run_opts *r,
                          const dt_resume_info *info)
 {
+    dt_stop_defer(1); /* every rank: the training steps begin, stop signals wait for a step boundary */
     char *hosts = dt_gather_hosts(HOST_MAX);
     if (dt_rank() != 0) return;
     dt_free(g_runs_path);
@@ -450,7 +451,6 @@ void dt_run_record_start(const char *out, const char *model, int threads, const 
     }
     jl_append_to(&j, g_runs_path);
     free(hosts);
-    dt_stop_defer(1); /* the training steps begin: stop signals wait for a step boundary */
 }
 
 static void record_end(int status, int64_t step, int64_t epoch, const char *how)

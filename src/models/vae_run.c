@@ -104,11 +104,10 @@ int dt_ensure_data(const char *path)
     return 0;
 }
 
-void dt_data_identify(const char *path, const dt_resume_info *info, char hex[65])
+void dt_data_identify(const dt_dataset *ds, const dt_resume_info *info, char hex[65])
 {
-    int ok = dt_rank() != 0 || dt_sha256_file(path, hex) == 0;
-    dt_check_all(ok);
-    dt_bcast(hex, 65, 0);
+    const char *path = dt_dataset_path(ds);
+    memcpy(hex, dt_dataset_sha256(ds), 65);
     if (!info->resumed || strcmp(hex, info->meta.data_sha256) == 0) return;
     dt_seterr("--data %s (sha256 %.12s) is not the data set this run was trained on (sha256 %.12s, checkpoint %s): "
               "give that file with --data, or start a new run in another --out",
@@ -480,7 +479,7 @@ int dt_vae_train(const char *model, int argc, char **argv, dt_vae_result *res)
     int ok = ds != NULL;
     if (ok && !dt_dataset_has(ds, "vae")) ok = dt_seterr("%s has no /vae group; run `dtrain prepare --out %s`", a.data, a.data) == 0;
     dt_check_all(ok);
-    dt_data_identify(a.data, &rinfo, a.data_sha256);
+    dt_data_identify(ds, &rinfo, a.data_sha256);
     dt_split *train = dt_split_open(ds, "vae/train");
     dt_check_all(train != NULL);
     dt_split *test = dt_split_open(ds, "vae/test");

@@ -33,7 +33,8 @@ if [ -f "$src/t10k-images-idx3-ubyte.gz" ] || [ -f "$src/t10k-images-idx3-ubyte"
 else
     "$DTRAIN" prepare --synthetic --out "$T/other.h5" --seed 2 --quiet 2>/dev/null
 fi
-short() { sha256sum "$1" | cut -c1-12; }
+# a data set's identity: the SHA-256 of its content, which its 512-byte header holds
+short() { head -c 512 "$1" | tr -d '\0' | sed -n 's/^sha256 //p' | cut -c1-12; }
 
 # ---- for each model: a run with non-default settings, stopped at step 8 by a
 # stop signal, then continued with nothing but --resume FILE --out DIR ----

@@ -859,7 +859,7 @@ START_TEST(prepare_writes_the_gate)
     for (size_t i = nm + 65; i < DT_DATA_USERBLOCK; i++) ck_assert_int_eq(f[i], 0);
     ck_assert_int_eq(memcmp(f + DT_DATA_USERBLOCK, "\x89HDF\r\n\x1a\n", 8), 0);
     size_t size = 0;
-    ck_assert_int_eq(dt_dataset_verify(g_good, &size), 0);
+    ck_assert_int_eq(dt_dataset_verify(g_good, &size, NULL), 0);
     ck_assert_uint_eq(size, len);
     free(f);
 }
