@@ -2,6 +2,7 @@
  * gradients, Adam against hand-computed steps, the RNG's known answers. */
 #include <check.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -157,6 +158,40 @@ START_TEST(linear_backward_write_overwrites)
     for (int i = 0; i < out; i++) ck_assert(db2[i] == 0.0f);
     float *all[] = {x, W, dy, dx, dW1, dW2, db1, db2};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) dt_free(all[i]);
+}
+END_TEST
+
+/* dt_sgemm refuses inconsistent shapes in every build: the job ends with the
+ * internal-fault status before BLAS runs. */
+START_TEST(sgemm_leading_dimension_too_small)
+{
+    static float A[12], B[12], C[16];
+    dt_sgemm(0, 0, 4, 4, 3, 1.0f, A, 2, B, 4, 0.0f, C, 4); /* A (4,3) with lda 2 */
+}
+END_TEST
+
+START_TEST(sgemm_empty_size)
+{
+    static float A[12], B[12], C[16];
+    dt_sgemm(0, 0, 4, 0, 3, 1.0f, A, 3, B, 4, 0.0f, C, 4);
+}
+END_TEST
+
+START_TEST(sgemm_output_overlaps_input)
+{
+    static float A[16], B[16];
+    dt_sgemm(0, 0, 4, 4, 4, 1.0f, A, 4, B, 4, 0.0f, A + 8, 4);
+}
+END_TEST
+
+/* A layer handed an input one row short of its shape: in an AddressSanitizer
+ * build the product's check sees the unaddressable row (OpenBLAS's own reads
+ * are invisible to ASan) and ends the job. Static buffers: still reachable at
+ * exit, so the leak check has nothing to say. */
+static float short_x[3 * 8], short_W[3 * 8], short_b[3], short_y[4 * 3];
+START_TEST(linear_short_input_caught)
+{
+    dt_linear_forward(short_y, short_x, short_W, short_b, 4, 8, 3); /* x must be (4,8) */
 }
 END_TEST
 
@@ -602,6 +637,13 @@ int main(void)
     tcase_add_test(tc, schedules_at_chosen_steps);
     tcase_add_test(tc, straight_through_gradient_is_the_soft_one);
     tcase_add_test(tc, vae_eval_noise_is_fixed);
+    tcase_add_exit_test(tc, sgemm_leading_dimension_too_small, DT_EXIT_INTERNAL);
+    tcase_add_exit_test(tc, sgemm_empty_size, DT_EXIT_INTERNAL);
+    tcase_add_exit_test(tc, sgemm_output_overlaps_input, DT_EXIT_INTERNAL);
+    if (DT_ASAN)
+        tcase_add_exit_test(tc, linear_short_input_caught, DT_EXIT_INTERNAL);
+    else
+        printf("test_nn: linear_short_input_caught skipped: needs an AddressSanitizer build (make SANITIZE=1)\n");
     suite_add_tcase(s, tc);
     int failed = dt_check_run(s);
     return failed ? 1 : 0;
