@@ -81,7 +81,7 @@ void dt_draw_text_up(dt_image *im, int x, int y, const char *s, const uint8_t rg
  *          if row_labels != NULL
  *   column labels band of (most lines of a label) * DT_FONT_H * cs + DT_GRID_PAD rows
  *          between title and grid if col_labels != NULL, each line centred over its
- *          column; cs = ls if every line fits within cw + DT_GRID_SEP, else 1
+ *          column; cs = ls if every line fits within cw + DT_GRID_SEP - 4, else 1
  *   image  = DT_GRID_MARGIN + labels + grid + DT_GRID_MARGIN wide (widened, grid
  *            centred in the extra space, if the title needs more), and
  *            DT_GRID_MARGIN + title + column labels + grid + DT_GRID_MARGIN tall.

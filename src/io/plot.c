@@ -85,7 +85,7 @@ int dt_png_grid(const char *path, const float *imgs, int n, int c, int h, int w,
     if (col_labels) {
         for (int k = 0; k < ncol; k++) {
             int tw, nl = text_lines(col_labels[k], ls, &tw);
-            if (tw > cw + DT_GRID_SEP) cs = 1;
+            if (tw > cw + DT_GRID_SEP - 4) cs = 1; /* 4 pixels between neighbours */
             if (nl > clines) clines = nl;
         }
         chh = clines * DT_FONT_H * cs + DT_GRID_PAD;

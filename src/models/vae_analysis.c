@@ -12,7 +12,8 @@
 
 void dt_cat_argmax(uint8_t *codes, const float *q, size_t n, int N, int K)
 {
-    if (N < 1 || K < 1 || K > 256) DT_FATAL("dt_cat_argmax: %d variables of %d categories (need N >= 1, K 1..256)", N, K);
+    if (N < 1 || K < 1 || K > 256)
+        DT_FATAL("dt_cat_argmax: %d variables of %d categories (need N >= 1, K 1..256)", N, K);
     for (size_t i = 0; i < n * (size_t)N; i++) {
         const float *r = q + i * (size_t)K;
         int best = 0;
@@ -55,7 +56,8 @@ void dt_cat_analyze(dt_cat_analysis *a, const uint8_t *codes, const uint8_t *dig
                     size_t n, int N, int K)
 {
     /* the tables below are indexed by these: a value out of range is a bug upstream */
-    if (N < 1 || K < 1 || K > 256) DT_FATAL("dt_cat_analyze: %d variables of %d categories (need N >= 1, K 1..256)", N, K);
+    if (N < 1 || K < 1 || K > 256)
+        DT_FATAL("dt_cat_analyze: %d variables of %d categories (need N >= 1, K 1..256)", N, K);
     for (size_t i = 0; i < n; i++) {
         if (digits[i] >= 10 || colors[i] >= 10)
             DT_FATAL("dt_cat_analyze: image %zu has digit %d, color %d (need 0..9)", i, digits[i], colors[i]);

@@ -58,7 +58,8 @@ static void reconstructions(dt_vae *m, dt_split *test, size_t N, const char *dir
     for (int r = 0; r < 2 * PAIRS; r++) labels[r] = r % 2 ? "recon" : "input";
     char *path = dt_path_join(dir, "reconstructions.png");
     int rows = 2 * ((n + COLS - 1) / COLS);
-    warn_if(dt_png_grid(path, grid, rows * COLS, 3, 28, 28, COLS, 2, "test images and their reconstructions", labels, NULL));
+    warn_if(dt_png_grid(path, grid, rows * COLS, 3, 28, 28, COLS, 2, "test images and their reconstructions", labels,
+                        NULL));
     dt_free(path);
     dt_free(grid);
     dt_free(bytes);
@@ -224,8 +225,9 @@ static void latent_plane(dt_vae *m, const float *mu, const uint8_t *digits, cons
         snprintf(cl[i], sizeof cl[i], "%.1f", z[(size_t)i * m->Z]);
         rows[i] = rl[i], cols[i] = cl[i];
     }
-    const char *title = layout_of(m).cat ? "decodings: z1 along columns, z2 along rows; categories at their most frequent"
-                                         : "decodings over the test set's range: z1 along columns, z2 along rows";
+    const char *title = layout_of(m).cat
+                            ? "decodings: z1 along columns, z2 along rows; categories at their most frequent"
+                            : "decodings over the test set's range: z1 along columns, z2 along rows";
     char *p3 = dt_path_join(dir, "latent_grid.png");
     warn_if(dt_png_grid(p3, imgs, G * G, 3, 28, 28, G, 1, title, rows, cols));
     dt_free(p3);
@@ -352,12 +354,11 @@ static void steering(dt_vae *m, dt_split *test, float *const *stats, const uint8
         rlab[r] = rl[r];
     }
     clab[0] = "input";
-    clab[1] = "recon";
+    clab[1] = "rec.";
     category_labels(clab + 2, cl + 2, K);
     char *p = dt_path_join(dir, "steering.png");
     warn_if(dt_png_grid(p, grid, rows * cols, 3, 28, 28, cols, 2,
-                        nvars == 2 ? "test images, the variable most tied to color, then to digit, set to each category"
-                                   : "test images, the variable most tied to color and digit set to each category",
+                        "test images, reconstructed, then with the row's variable set to each category",
                         rlab, clab));
     dt_free(rlab);
     dt_free(clab);
