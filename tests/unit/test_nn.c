@@ -180,8 +180,8 @@ END_TEST
 
 START_TEST(sgemm_output_overlaps_input)
 {
-    static float A[16], B[16];
-    dt_sgemm(0, 0, 4, 4, 4, 1.0f, A, 4, B, 4, 0.0f, A + 8, 4);
+    static float A[24], B[16];
+    dt_sgemm(0, 0, 4, 4, 4, 1.0f, A, 4, B, 4, 0.0f, A + 8, 4); /* C = A's rows 2..5 */
 }
 END_TEST
 
