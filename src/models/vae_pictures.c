@@ -177,6 +177,12 @@ void dt_vae_plane_codes(float *z, const dt_vae *m, const dt_cat_analysis *a, con
         }
 }
 
+/* v with one decimal, never "-0.0" */
+static void value_label(char *buf, size_t cap, const char *prefix, float v)
+{
+    snprintf(buf, cap, "%s%.1f", prefix, fabsf(v) < 0.05f ? 0.0f : v);
+}
+
 /* "var 1: NMI color 0.92, digit 0.10": which variable, and what it tells of the labels */
 static void var_label(char *buf, size_t cap, const dt_cat_analysis *a, int v)
 {
@@ -221,8 +227,8 @@ static void latent_plane(dt_vae *m, const float *mu, const uint8_t *digits, cons
     char rl[G][24], cl[G][16];
     const char *rows[G], *cols[G];
     for (int i = 0; i < G; i++) {
-        snprintf(rl[i], sizeof rl[i], "z2 = %.1f", z[(size_t)i * G * m->Z + 1]);
-        snprintf(cl[i], sizeof cl[i], "%.1f", z[(size_t)i * m->Z]);
+        value_label(rl[i], sizeof rl[i], "z2 = ", z[(size_t)i * G * m->Z + 1]);
+        value_label(cl[i], sizeof cl[i], "", z[(size_t)i * m->Z]);
         rows[i] = rl[i], cols[i] = cl[i];
     }
     const char *title = layout_of(m).cat
@@ -300,8 +306,7 @@ static void traversal(dt_vae *m, const dt_cat_analysis *a, const char *dir)
         rows[c] = rl[c];
     }
     for (int t = 0; t < 2 * T; t++) {
-        float val = -2.0f + 4.0f * (float)(t % T) / (T - 1);
-        snprintf(cl[t], sizeof cl[t], "z%d\n%.1f", 1 + t / T, fabsf(val) < 0.05f ? 0.0f : val);
+        value_label(cl[t], sizeof cl[t], t < T ? "z1\n" : "z2\n", -2.0f + 4.0f * (float)(t % T) / (T - 1));
         cols[t] = cl[t];
     }
     char title[128];
