@@ -49,6 +49,33 @@ void dt_params_free(dt_params *p);
 void dt_params_zero_grad(dt_params *p);
 const dt_view *dt_params_find(const dt_params *p, const char *name);
 
+/* ---- checked matrix product ----------------------------------------------- */
+
+/* C (M,N) = alpha op(A) op(B) + beta C, row-major: cblas_sgemm with ta / tb
+ * 0 (plain) or 1 (transposed). Every product in dtrain goes through here, so
+ * each is checked against the shapes it is given before BLAS sees it:
+ *   every build: M, N, K >= 1, operands not NULL, each leading dimension at
+ *     least its stored row's length (A is (M,K), or (K,M) when transposed;
+ *     B (K,N) or (N,K); C (M,N)), C not overlapping A or B;
+ *   AddressSanitizer builds (make SANITIZE=1): each operand's whole extent,
+ *     (stored rows - 1) * ld + row length floats, is addressable (OpenBLAS
+ *     itself is not instrumented, so its reads would go unseen).
+ * A failed check is an internal fault: DT_FATAL naming the calling function,
+ * the operand and its shape. dt_sgemm records the caller itself. */
+#if defined(__SANITIZE_ADDRESS__) /* gcc */
+#define DT_ASAN 1
+#elif defined(__has_feature) /* clang */
+#if __has_feature(address_sanitizer)
+#define DT_ASAN 1
+#endif
+#endif
+#ifndef DT_ASAN
+#define DT_ASAN 0 /* 1 in AddressSanitizer builds */
+#endif
+void dt_sgemm_at(const char *caller, const char *file, int line, int ta, int tb, int M, int N, int K, float alpha,
+                 const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+#define dt_sgemm(...) dt_sgemm_at(__func__, __FILE__, __LINE__, __VA_ARGS__)
+
 /* ---- linear ------------------------------------------------------------- */
 
 typedef struct {

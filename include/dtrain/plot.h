@@ -74,14 +74,17 @@ void dt_draw_text_up(dt_image *im, int x, int y, const char *s, const uint8_t rg
 /* ---- figures ------------------------------------------------------------- */
 
 /* Image grid layout (pixels). With cw = w*scale, ch = h*scale, cols' = min(cols, n),
- * rows = ceil(n / cols'):
+ * rows = ceil(n / cols'), ls = 2 if ch >= 24 else 1:
  *   grid   = cols'*cw + (cols'+1)*DT_GRID_SEP  by  rows*ch + (rows+1)*DT_GRID_SEP
- *   title  band of DT_GRID_TITLE_H rows above the grid if title != NULL
- *   labels column of (widest label at scale ls) + 2*DT_GRID_PAD left of the grid,
- *          ls = 2 if ch >= 24 else 1, if row_labels != NULL
+ *   title  band of DT_GRID_TITLE_H rows above everything if title != NULL
+ *   labels column of (widest row label at scale ls) + 2*DT_GRID_PAD left of the grid,
+ *          if row_labels != NULL
+ *   column labels band of (most lines of a label) * DT_FONT_H * cs + DT_GRID_PAD rows
+ *          between title and grid if col_labels != NULL, each line centred over its
+ *          column; cs = ls if every line fits within cw + DT_GRID_SEP - 4, else 1
  *   image  = DT_GRID_MARGIN + labels + grid + DT_GRID_MARGIN wide (widened, grid
  *            centred in the extra space, if the title needs more), and
- *            DT_GRID_MARGIN + title + grid + DT_GRID_MARGIN tall.
+ *            DT_GRID_MARGIN + title + column labels + grid + DT_GRID_MARGIN tall.
  * Image i (row i / cols', column i % cols') has its top-left pixel at
  *   (gx + DT_GRID_SEP + col*(cw + DT_GRID_SEP), gy + DT_GRID_SEP + row*(ch + DT_GRID_SEP))
  * where (gx, gy) is the grid's top-left corner. Separators are DT_GRID_SEP_RGB grey,
@@ -93,10 +96,12 @@ void dt_draw_text_up(dt_image *im, int x, int y, const char *s, const uint8_t rg
 #define DT_GRID_SEP_RGB 170
 
 /* imgs (n, c, h, w) in [0,1], row-major grid order -> PNG grid of cols columns,
- * each pixel scale x scale; title and row_labels (one per grid row) may be NULL.
- * 0, or -1 on bad sizes (n < 1, c not 1 or 3, ...) or a failed write. */
+ * each pixel scale x scale. title, row_labels (one per grid row) and col_labels
+ * (one per grid column; '\n' breaks a label into lines) may be NULL, and so may
+ * any one label. 0, or -1 on bad sizes (n < 1, c not 1 or 3, ...) or a failed write. */
 int dt_png_grid(const char *path, const float *imgs, int n, int c, int h, int w, int cols,
-                int scale, const char *title, const char *const *row_labels);
+                int scale, const char *title, const char *const *row_labels,
+                const char *const *col_labels);
 
 #define DT_PLOT_W 800 /* size of scatter and line plots */
 #define DT_PLOT_H 700
@@ -115,15 +120,22 @@ int dt_plot_scatter(const char *path, const float *x, const float *y, const uint
                     const char *const *cls_names, const char *title, const char *xlabel,
                     const char *ylabel);
 
+/* What a line plot fixes instead of deriving it from the data (NULL: nothing). */
+typedef struct {
+    double ymin, ymax; /* when ymin < ymax: the y axis spans [ymin, ymax] (plus 3% each side,
+                          so points on the limits show whole); curves outside are clipped */
+    int xint;          /* x ticks at whole numbers only (epochs): steps of 1, 2, 5, 10, ... */
+} dt_lines_opts;
+
 /* Line plot of nseries curves on an 800 x 700 figure: x (npts) shared (NULL: 0..npts-1),
  * y (nseries, npts) one row per series. Non-finite points are skipped and the line
  * joins the neighbouring finite points (points are also dotted when npts <= 60).
- * Distinct colours, nice ticks, y range from the finite data plus a margin, legend
- * with names (NULL: "series 0", ...) in the emptiest corner of the plot area.
- * nseries = 0 or npts = 0 writes the axes alone. 0, or -1 on bad arguments or a
- * failed write. */
+ * Distinct colours, nice ticks, y range from the finite data plus a margin unless
+ * opts fixes it, legend with names (NULL: "series 0", ...) in the emptiest corner of
+ * the plot area. nseries = 0 or npts = 0 writes the axes alone. 0, or -1 on bad
+ * arguments or a failed write. */
 int dt_plot_lines(const char *path, const float *x, const float *y, int nseries, int npts,
                   const char *const *names, const char *title, const char *xlabel,
-                  const char *ylabel);
+                  const char *ylabel, const dt_lines_opts *opts);
 
 #endif

@@ -30,8 +30,38 @@ static int fit_scale(const char *s, int avail) { return dt_text_width(s, 2) <= a
 
 /* ---- image grid --------------------------------------------------------- */
 
+/* Line i (0-based) of s, split at '\n', into buf; its length, or -1 past the last. */
+static int text_line(char *buf, size_t cap, const char *s, int i)
+{
+    for (; i > 0; i--) {
+        s = strchr(s, '\n');
+        if (!s) return -1;
+        s++;
+    }
+    size_t n = strcspn(s, "\n");
+    if (n >= cap) n = cap - 1;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    return (int)n;
+}
+
+/* Lines of s and the width of the widest at scale. */
+static int text_lines(const char *s, int scale, int *width)
+{
+    char buf[256];
+    int n = 0;
+    *width = 0;
+    while (s && text_line(buf, sizeof buf, s, n) >= 0) {
+        int tw = dt_text_width(buf, scale);
+        if (tw > *width) *width = tw;
+        n++;
+    }
+    return n;
+}
+
 int dt_png_grid(const char *path, const float *imgs, int n, int c, int h, int w, int cols,
-                int scale, const char *title, const char *const *row_labels)
+                int scale, const char *title, const char *const *row_labels,
+                const char *const *col_labels)
 {
     if (!path) return dt_seterr("grid: no output path");
     if (!imgs || n < 1 || (c != 1 && c != 3) || h < 1 || w < 1 || cols < 1 || scale < 1)
@@ -45,13 +75,23 @@ int dt_png_grid(const char *path, const float *imgs, int n, int c, int h, int w,
     int ls = ch >= 24 ? 2 : 1, lw = 0;
     if (row_labels) {
         for (int r = 0; r < rows; r++) {
-            int tw = dt_text_width(row_labels[r], ls);
+            int tw = row_labels[r] ? dt_text_width(row_labels[r], ls) : 0;
             if (tw > lw) lw = tw;
         }
         lw += 2 * DT_GRID_PAD;
     }
+    /* column labels: at the row labels' scale if every line fits its column, else 1 */
+    int cs = ls, clines = 0, chh = 0;
+    if (col_labels) {
+        for (int k = 0; k < ncol; k++) {
+            int tw, nl = text_lines(col_labels[k], ls, &tw);
+            if (tw > cw + DT_GRID_SEP - 4) cs = 1; /* 4 pixels between neighbours */
+            if (nl > clines) clines = nl;
+        }
+        chh = clines * DT_FONT_H * cs + DT_GRID_PAD;
+    }
     int th = title ? DT_GRID_TITLE_H : 0;
-    long long W = 2 * DT_GRID_MARGIN + lw + gw, H = 2 * DT_GRID_MARGIN + th + gh;
+    long long W = 2 * DT_GRID_MARGIN + lw + gw, H = 2 * DT_GRID_MARGIN + th + chh + gh;
     long long extra = 0;
     if (title) {
         long long tw = dt_text_width(title, 2) + 2 * DT_GRID_MARGIN;
@@ -65,7 +105,7 @@ int dt_png_grid(const char *path, const float *imgs, int n, int c, int h, int w,
                          DT_IMAGE_MAX);
     dt_image *im = dt_image_new((int)W, (int)H, NULL);
     if (!im) return -1;
-    int gx = DT_GRID_MARGIN + lw + (int)(extra / 2), gy = DT_GRID_MARGIN + th;
+    int gx = DT_GRID_MARGIN + lw + (int)(extra / 2), gy = DT_GRID_MARGIN + th + chh;
     dt_image_fill_rect(im, gx, gy, (int)gw, (int)gh, c_sep);
     size_t per = (size_t)c * h * w;
     for (int i = 0; i < rows * ncol; i++) {
@@ -86,6 +126,14 @@ int dt_png_grid(const char *path, const float *imgs, int n, int c, int h, int w,
                     ((int)ch - DT_FONT_CAP * ls) / 2;
             dt_draw_text(im, gx - DT_GRID_PAD - dt_text_width(row_labels[r], ls), y,
                          row_labels[r], c_text, ls);
+        }
+    if (col_labels)
+        for (int k = 0; k < ncol; k++) {
+            char buf[256];
+            int xc = gx + DT_GRID_SEP + k * (int)(cw + DT_GRID_SEP) + (int)cw / 2;
+            for (int i = 0; col_labels[k] && text_line(buf, sizeof buf, col_labels[k], i) >= 0; i++)
+                dt_draw_text(im, xc - dt_text_width(buf, cs) / 2,
+                             gy - DT_GRID_PAD - (clines - i) * DT_FONT_H * cs, buf, c_text, cs);
         }
     int rc = dt_image_write_png(im, path);
     dt_image_free(im);
@@ -147,7 +195,8 @@ typedef struct {
     int px0, py0, px1, py1;
     double xlo, xhi, ylo, yhi;
     ticks xt, yt;
-    int ts; /* tick label scale */
+    int ts;   /* tick label scale */
+    int xint; /* x ticks at whole numbers only */
     const char *title, *xlabel, *ylabel;
 } frame;
 
@@ -161,11 +210,24 @@ static float map_y(const frame *f, double y)
     return (float)(f->py1 - (y - f->ylo) / (f->yhi - f->ylo) * (f->py1 - f->py0));
 }
 
+/* x ticks of frame f: nice ones, at whole numbers only if f->xint */
+static ticks x_ticks(const frame *f, int target)
+{
+    ticks t = nice_ticks(f->xlo, f->xhi, target);
+    if (f->xint && t.step < 1.0) {
+        t.step = 1.0;
+        t.first = ceil(f->xlo - 1e-9);
+        t.n = (int)floor(f->xhi - t.first + 1e-9) + 1;
+        if (t.n < 0) t.n = 0;
+    }
+    return t;
+}
+
 /* Lay out the figure around the plot area; right = pixels kept free at the right. */
 static void frame_layout(frame *f, int right)
 {
     f->ts = 2;
-    f->xt = nice_ticks(f->xlo, f->xhi, 7);
+    f->xt = x_ticks(f, 7);
     f->yt = nice_ticks(f->ylo, f->yhi, 7);
     int wmax = 0;
     char buf[64];
@@ -189,7 +251,7 @@ static void frame_layout(frame *f, int right)
         }
         double gap = f->xt.step / (f->xhi - f->xlo) * (f->px1 - f->px0);
         if (gap >= xw + 16) break;
-        f->xt = nice_ticks(f->xlo, f->xhi, target);
+        f->xt = x_ticks(f, target);
     }
 }
 
@@ -405,9 +467,27 @@ static int ink_in_rect(const frame *f, const float *x, const float *y, int nseri
     return hits;
 }
 
+/* A curve's segment, the part of it inside the plot area's rows [py0, py1] only
+ * (a fixed y range may leave points outside). */
+static void clipped_line(const frame *f, float x0, float y0, float x1, float y1, const uint8_t col[3])
+{
+    float t0 = 0.0f, t1 = 1.0f, dy = y1 - y0;
+    const float lim[2] = {(float)f->py0, (float)f->py1};
+    if (dy == 0.0f) {
+        if (y0 < lim[0] || y0 > lim[1]) return;
+    } else {
+        float ta = (lim[0] - y0) / dy, tb = (lim[1] - y0) / dy;
+        t0 = fmaxf(t0, fminf(ta, tb));
+        t1 = fminf(t1, fmaxf(ta, tb));
+        if (t0 > t1) return;
+    }
+    float dx = x1 - x0;
+    dt_image_line(f->im, x0 + t0 * dx, y0 + t0 * dy, x0 + t1 * dx, y0 + t1 * dy, col, 2.5f);
+}
+
 int dt_plot_lines(const char *path, const float *x, const float *y, int nseries, int npts,
                   const char *const *names, const char *title, const char *xlabel,
-                  const char *ylabel)
+                  const char *ylabel, const dt_lines_opts *opts)
 {
     if (!path) return dt_seterr("lines: no output path");
     if (nseries < 0 || npts < 0)
@@ -430,9 +510,15 @@ int dt_plot_lines(const char *path, const float *x, const float *y, int nseries,
         f.xlo = xlo, f.xhi = xhi, f.ylo = ylo, f.yhi = yhi;
     }
     pad_range(&f.xlo, &f.xhi, 0.02);
-    pad_range(&f.ylo, &f.yhi, 0.06);
+    if (opts && opts->ymin < opts->ymax) {
+        f.ylo = opts->ymin, f.yhi = opts->ymax;
+        pad_range(&f.ylo, &f.yhi, 0.03);
+    } else {
+        pad_range(&f.ylo, &f.yhi, 0.06);
+    }
     f.im = dt_image_new(DT_PLOT_W, DT_PLOT_H, NULL);
     f.title = title, f.xlabel = xlabel, f.ylabel = ylabel;
+    f.xint = opts && opts->xint;
     frame_layout(&f, 0);
     const uint8_t grid[3] = {228, 228, 228};
     frame_begin(&f, c_white, grid);
@@ -446,8 +532,8 @@ int dt_plot_lines(const char *path, const float *x, const float *y, int nseries,
             double xv = x ? x[i] : i, yv = ys[i];
             if (!isfinite(xv) || !isfinite(yv)) continue;
             float px = map_x(&f, xv), py = map_y(&f, yv);
-            if (have) dt_image_line(f.im, lx, ly, px, py, col, 2.5f);
-            if (npts <= 60) dt_image_disc(f.im, px, py, 3.2f, col, 1.0f);
+            if (have) clipped_line(&f, lx, ly, px, py, col);
+            if (npts <= 60 && py >= f.py0 && py <= f.py1) dt_image_disc(f.im, px, py, 3.2f, col, 1.0f);
             lx = px, ly = py, have = 1;
         }
     }

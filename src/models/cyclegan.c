@@ -502,7 +502,9 @@ static void translation_grid(gan *g, dt_split *const *test, const char *dir)
     }
     const char *labels[6] = {"real A", "A->B", "A->B->A", "real B", "B->A", "B->A->B"};
     char *p = dt_path_join(dir, "translations.png");
-    if (dt_png_grid(p, grid, 60, 3, 28, 28, 10, 2, "test digits 0-9 of each domain, translated and back", labels) < 0)
+    const char *digits[10] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+    if (dt_png_grid(p, grid, 60, 3, 28, 28, 10, 2, "a test digit of each domain, translated and back", labels,
+                    digits) < 0)
         dt_warn("%s", dt_lasterr());
     dt_free(p);
     dt_free(grid);
@@ -521,9 +523,11 @@ static void curves(const char *dir, const float *hist, int epochs)
     const char *ln[4] = {"G_AB (adv + cycle)", "G_BA (adv + cycle)", "D_A", "D_B"};
     const char *an[2] = {"A->B", "B->A"};
     char *p1 = dt_path_join(dir, "losses.png"), *p2 = dt_path_join(dir, "color_accuracy.png");
-    if (dt_plot_lines(p1, x, y, 4, epochs, ln, "training losses per image", "epoch", "loss") < 0)
+    const dt_lines_opts per_epoch = {.xint = 1}, fraction = {.ymin = 0, .ymax = 1, .xint = 1};
+    if (dt_plot_lines(p1, x, y, 4, epochs, ln, "training losses per image", "epoch", "loss", &per_epoch) < 0)
         dt_warn("%s", dt_lasterr());
-    if (dt_plot_lines(p2, x, y + (size_t)4 * epochs, 2, epochs, an, "test color accuracy", "epoch", "accuracy") < 0)
+    if (dt_plot_lines(p2, x, y + (size_t)4 * epochs, 2, epochs, an, "test color accuracy", "epoch", "accuracy",
+                      &fraction) < 0)
         dt_warn("%s", dt_lasterr());
     dt_free(p1);
     dt_free(p2);

@@ -110,7 +110,9 @@ static int write_report(const char *out, const dt_vae_result *r, int epochs, uin
         for (int e = 0; e < epochs; e++)
             y[i * epochs + e] = r[i].curve && e < r[i].epochs ? (float)r[i].curve[e] : NAN;
     const char *names[NM] = {"continuous (vae)", "discrete (dvae)", "joint (jvae)"};
-    if (dt_plot_lines(png, x, y, NM, epochs, names, "test loss per image", "epoch", "BCE + KL") < 0) rc = -1;
+    if (dt_plot_lines(png, x, y, NM, epochs, names, "test loss per image", "epoch", "BCE + KL",
+                      &(dt_lines_opts){.xint = 1}) < 0)
+        rc = -1;
     dt_free(x);
     dt_free(y);
 done:

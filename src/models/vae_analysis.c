@@ -12,6 +12,8 @@
 
 void dt_cat_argmax(uint8_t *codes, const float *q, size_t n, int N, int K)
 {
+    if (N < 1 || K < 1 || K > 256)
+        DT_FATAL("dt_cat_argmax: %d variables of %d categories (need N >= 1, K 1..256)", N, K);
     for (size_t i = 0; i < n * (size_t)N; i++) {
         const float *r = q + i * (size_t)K;
         int best = 0;
@@ -53,6 +55,17 @@ static double nmi(const long *t, int nx, int ny)
 void dt_cat_analyze(dt_cat_analysis *a, const uint8_t *codes, const uint8_t *digits, const uint8_t *colors,
                     size_t n, int N, int K)
 {
+    /* the tables below are indexed by these: a value out of range is a bug upstream */
+    if (N < 1 || K < 1 || K > 256)
+        DT_FATAL("dt_cat_analyze: %d variables of %d categories (need N >= 1, K 1..256)", N, K);
+    for (size_t i = 0; i < n; i++) {
+        if (digits[i] >= 10 || colors[i] >= 10)
+            DT_FATAL("dt_cat_analyze: image %zu has digit %d, color %d (need 0..9)", i, digits[i], colors[i]);
+        for (int v = 0; v < N; v++)
+            if (codes[i * (size_t)N + (size_t)v] >= K)
+                DT_FATAL("dt_cat_analyze: image %zu, variable %d has category %d of %d", i, v,
+                         codes[i * (size_t)N + (size_t)v], K);
+    }
     memset(a, 0, sizeof *a);
     a->N = N;
     a->K = K;

@@ -1,6 +1,5 @@
-/* 2-D convolution on im2col + cblas_sgemm (one sgemm per image), its
+/* 2-D convolution on im2col + sgemm (dt_sgemm, one per image), its
  * direct-loop twin, and 2x2 max pooling. Stride 1, output size = input size. */
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
@@ -124,7 +123,7 @@ void dt_conv2d_forward(float *y, float *cols, const float *x, const float *W, co
             float *r = yb + (size_t)o * HW, v = b[o];
             for (int p = 0; p < HW; p++) r[p] = v;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, O, HW, K, 1.0f, W, K, A, HW, 1.0f, yb, HW);
+        dt_sgemm(0, 0, O, HW, K, 1.0f, W, K, A, HW, 1.0f, yb, HW);
     }
 }
 
@@ -153,14 +152,13 @@ void dt_conv2d_backward(float *dx, float *dW, float *db, float *cols, const floa
         float *cb = k == 1 ? NULL : cols + (size_t)i * K * HW;
         const float *A = k == 1 ? x + (size_t)i * C * HW : cb;
         for (int o = 0; o < O; o++) db[o] += sum8(dyb + (size_t)o * HW, HW);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, O, K, HW, 1.0f, dyb, HW, A, HW, 1.0f, dW, K);
+        dt_sgemm(0, 1, O, K, HW, 1.0f, dyb, HW, A, HW, 1.0f, dW, K);
         if (!dx) continue;
         float *dxb = dx + (size_t)i * C * HW;
         if (k == 1) {
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, HW, O, 1.0f, W, C, dyb, HW, 0.0f, dxb,
-                        HW);
+            dt_sgemm(1, 0, C, HW, O, 1.0f, W, C, dyb, HW, 0.0f, dxb, HW);
         } else {
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, HW, O, 1.0f, W, K, dyb, HW, 0.0f, cb, HW);
+            dt_sgemm(1, 0, K, HW, O, 1.0f, W, K, dyb, HW, 0.0f, cb, HW);
             col2im(dxb, cb, C, H, Wd, k, pad);
         }
     }

@@ -3,6 +3,7 @@
  * semantics and the layer's parameter views. */
 #include <check.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -356,6 +357,15 @@ START_TEST(conv_layer_views_and_init)
 }
 END_TEST
 
+/* A 1x1 convolution multiplies the input itself: handed an image one channel
+ * short, the product's AddressSanitizer check ends the job. */
+static float c1_x[2 * 3 * 16 - 16], c1_W[4 * 3], c1_b[4], c1_y[2 * 4 * 16];
+START_TEST(conv1x1_short_input_caught)
+{
+    dt_conv2d_forward(c1_y, NULL, c1_x, c1_W, c1_b, 2, 3, 4, 4, 4, 1, 0); /* x must be (2,3,4,4) */
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("conv");
@@ -370,6 +380,10 @@ int main(void)
     tcase_add_test(tc, maxpool_backward_routes_to_argmax);
     tcase_add_test(tc, maxpool_finite_differences);
     tcase_add_test(tc, conv_layer_views_and_init);
+    if (DT_ASAN)
+        tcase_add_exit_test(tc, conv1x1_short_input_caught, DT_EXIT_INTERNAL);
+    else
+        printf("test_conv: conv1x1_short_input_caught skipped: needs an AddressSanitizer build (make SANITIZE=1)\n");
     suite_add_tcase(s, tc);
     int failed = dt_check_run(s);
     return failed ? 1 : 0;

@@ -2,6 +2,7 @@
  * gradients, Adam against hand-computed steps, the RNG's known answers. */
 #include <check.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,6 +10,7 @@
 #include "dtrain/core.h"
 #include "dtrain/nn.h"
 #include "dtrain/vae.h"
+#include "dtrain/vae_analysis.h"
 
 static void fill(float *x, size_t n, uint64_t key, float lo, float hi)
 {
@@ -157,6 +159,40 @@ START_TEST(linear_backward_write_overwrites)
     for (int i = 0; i < out; i++) ck_assert(db2[i] == 0.0f);
     float *all[] = {x, W, dy, dx, dW1, dW2, db1, db2};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) dt_free(all[i]);
+}
+END_TEST
+
+/* dt_sgemm refuses inconsistent shapes in every build: the job ends with the
+ * internal-fault status before BLAS runs. */
+START_TEST(sgemm_leading_dimension_too_small)
+{
+    static float A[12], B[12], C[16];
+    dt_sgemm(0, 0, 4, 4, 3, 1.0f, A, 2, B, 4, 0.0f, C, 4); /* A (4,3) with lda 2 */
+}
+END_TEST
+
+START_TEST(sgemm_empty_size)
+{
+    static float A[12], B[12], C[16];
+    dt_sgemm(0, 0, 4, 0, 3, 1.0f, A, 3, B, 4, 0.0f, C, 4);
+}
+END_TEST
+
+START_TEST(sgemm_output_overlaps_input)
+{
+    static float A[24], B[16];
+    dt_sgemm(0, 0, 4, 4, 4, 1.0f, A, 4, B, 4, 0.0f, A + 8, 4); /* C = A's rows 2..5 */
+}
+END_TEST
+
+/* A layer handed an input one row short of its shape: in an AddressSanitizer
+ * build the product's check sees the unaddressable row (OpenBLAS's own reads
+ * are invisible to ASan) and ends the job. Static buffers: still reachable at
+ * exit, so the leak check has nothing to say. */
+static float short_x[3 * 8], short_W[3 * 8], short_b[3], short_y[4 * 3];
+START_TEST(linear_short_input_caught)
+{
+    dt_linear_forward(short_y, short_x, short_W, short_b, 4, 8, 3); /* x must be (4,8) */
 }
 END_TEST
 
@@ -579,6 +615,64 @@ START_TEST(vae_eval_noise_is_fixed)
 }
 END_TEST
 
+/* The latent grid's codes have the model's width: z1, z2 where the grid puts
+ * them, a jvae's categorical part one-hot at each variable's most frequent
+ * category, nothing else. */
+START_TEST(plane_codes_have_the_model_layout)
+{
+    enum { G = 3, NIMG = 5 };
+    dt_vae_opts o = {.seed = 3, .N = 2, .K = 3, .tau0 = 1, .tau_min = 0.5f, .anneal_every = 100, .kl_start = 1};
+    /* variable 0 mostly category 2, variable 1 mostly category 1 */
+    const uint8_t codes[NIMG * 2] = {2, 1, 2, 0, 0, 1, 2, 1, 1, 2};
+    const uint8_t digits[NIMG] = {0, 1, 2, 3, 4}, colors[NIMG] = {5, 6, 7, 8, 9};
+    dt_cat_analysis a;
+    dt_cat_analyze(&a, codes, digits, colors, NIMG, 2, 3);
+    const float lo[2] = {-1, -4}, hi[2] = {3, 2};
+    for (int k = 0; k < 2; k++) {
+        dt_vae *m = dt_vae_create(k ? &dt_vae_joint : &dt_vae_continuous, &o, 4);
+        ck_assert_int_eq(m->Z, k ? 2 + 2 * 3 : 2);
+        float *z = dt_alloc_floats((size_t)G * G * m->Z + 1);
+        z[G * G * m->Z] = 42.0f; /* one past the end: untouched */
+        dt_vae_plane_codes(z, m, k ? &a : NULL, lo, hi, G);
+        for (int r = 0; r < G; r++)
+            for (int c = 0; c < G; c++) {
+                const float *zi = z + (size_t)(r * G + c) * m->Z;
+                ck_assert_float_eq_tol(zi[0], -1.0f + 2.0f * c, 1e-6f);
+                ck_assert_float_eq_tol(zi[1], 2.0f - 3.0f * r, 1e-6f);
+                if (k)
+                    for (int j = 0; j < 6; j++) ck_assert_float_eq(zi[2 + j], j == 2 || j == 3 + 1 ? 1.0f : 0.0f);
+            }
+        ck_assert_float_eq(z[G * G * m->Z], 42.0f);
+        dt_free(z);
+        dt_vae_free(m);
+    }
+    dt_cat_analysis_free(&a);
+}
+END_TEST
+
+/* Labels or categories out of range are a fault upstream, never an index. */
+static const uint8_t ok_codes[2] = {0, 1}, ok_labels[2] = {3, 4}, bad_labels[2] = {3, 10}, bad_codes[2] = {0, 3};
+START_TEST(cat_analyze_refuses_a_digit_of_10)
+{
+    dt_cat_analysis a;
+    dt_cat_analyze(&a, ok_codes, bad_labels, ok_labels, 2, 1, 3);
+}
+END_TEST
+
+START_TEST(cat_analyze_refuses_a_color_of_10)
+{
+    dt_cat_analysis a;
+    dt_cat_analyze(&a, ok_codes, ok_labels, bad_labels, 2, 1, 3);
+}
+END_TEST
+
+START_TEST(cat_analyze_refuses_a_category_of_K)
+{
+    dt_cat_analysis a;
+    dt_cat_analyze(&a, bad_codes, ok_labels, ok_labels, 2, 1, 3);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("nn");
@@ -602,6 +696,17 @@ int main(void)
     tcase_add_test(tc, schedules_at_chosen_steps);
     tcase_add_test(tc, straight_through_gradient_is_the_soft_one);
     tcase_add_test(tc, vae_eval_noise_is_fixed);
+    tcase_add_test(tc, plane_codes_have_the_model_layout);
+    tcase_add_exit_test(tc, cat_analyze_refuses_a_digit_of_10, DT_EXIT_INTERNAL);
+    tcase_add_exit_test(tc, cat_analyze_refuses_a_color_of_10, DT_EXIT_INTERNAL);
+    tcase_add_exit_test(tc, cat_analyze_refuses_a_category_of_K, DT_EXIT_INTERNAL);
+    tcase_add_exit_test(tc, sgemm_leading_dimension_too_small, DT_EXIT_INTERNAL);
+    tcase_add_exit_test(tc, sgemm_empty_size, DT_EXIT_INTERNAL);
+    tcase_add_exit_test(tc, sgemm_output_overlaps_input, DT_EXIT_INTERNAL);
+    if (DT_ASAN)
+        tcase_add_exit_test(tc, linear_short_input_caught, DT_EXIT_INTERNAL);
+    else
+        printf("test_nn: linear_short_input_caught skipped: needs an AddressSanitizer build (make SANITIZE=1)\n");
     suite_add_tcase(s, tc);
     int failed = dt_check_run(s);
     return failed ? 1 : 0;

@@ -227,7 +227,7 @@ START_TEST(test_grid_layout)
 
     char path[300];
     tmp_path(path, sizeof path, "grid.png");
-    ck_assert_int_eq(dt_png_grid(path, imgs, N, C, H, W, COLS, S, NULL, NULL), 0);
+    ck_assert_int_eq(dt_png_grid(path, imgs, N, C, H, W, COLS, S, NULL, NULL, NULL), 0);
     rgb_file r = read_png(path);
     int cw = W * S, ch = H * S;
     ck_assert_int_eq(r.w, 2 * DT_GRID_MARGIN + COLS * cw + (COLS + 1) * DT_GRID_SEP);
@@ -255,7 +255,7 @@ START_TEST(test_grid_layout)
 
     /* grey, 1 column per image */
     float grey[2 * 2 * 2] = {0.5f, 0.5f, 0.5f, 0.5f, 1, 1, 1, 1};
-    ck_assert_int_eq(dt_png_grid(path, grey, 2, 1, 2, 2, 10, 1, NULL, NULL), 0);
+    ck_assert_int_eq(dt_png_grid(path, grey, 2, 1, 2, 2, 10, 1, NULL, NULL, NULL), 0);
     r = read_png(path);
     ck_assert_int_eq(r.w, 2 * DT_GRID_MARGIN + 2 * 2 + 3 * DT_GRID_SEP); /* cols clamped to n */
     ck_assert_int_eq(r.h, 2 * DT_GRID_MARGIN + 2 + 2 * DT_GRID_SEP);
@@ -274,7 +274,7 @@ START_TEST(test_grid_title_labels)
     const char *labels[] = {"in", "out"};
     char path[300];
     tmp_path(path, sizeof path, "grid_titled.png");
-    ck_assert_int_eq(dt_png_grid(path, imgs, N, 1, H, W, 2, S, "T", labels), 0);
+    ck_assert_int_eq(dt_png_grid(path, imgs, N, 1, H, W, 2, S, "T", labels, NULL), 0);
     rgb_file r = read_png(path);
     int cw = W * S, ch = H * S;
     int lw = dt_text_width("out", 2) + 2 * DT_GRID_PAD;
@@ -294,9 +294,72 @@ START_TEST(test_grid_title_labels)
 
     /* a title wider than the grid widens the picture */
     const char *title = "a title much wider than one small image";
-    ck_assert_int_eq(dt_png_grid(path, imgs, 1, 1, H, W, 1, 1, title, NULL), 0);
+    ck_assert_int_eq(dt_png_grid(path, imgs, 1, 1, H, W, 1, 1, title, NULL, NULL), 0);
     r = read_png(path);
     ck_assert_int_eq(r.w, dt_text_width(title, 2) + 2 * DT_GRID_MARGIN);
+    free(r.px);
+}
+END_TEST
+
+/* Dark-text bounding box inside [x0,x1) x [y0,y1); 0 when there is none. */
+static int text_bbox(const rgb_file *r, int x0, int y0, int x1, int y1, int *bx0, int *by0, int *bx1,
+                     int *by1)
+{
+    *bx0 = x1, *by0 = y1, *bx1 = -1, *by1 = -1;
+    for (int y = y0; y < y1; y++)
+        for (int x = x0; x < x1; x++) {
+            const uint8_t *p = at(r, x, y);
+            if (p[0] > 70 || p[1] > 70 || p[2] > 70) continue;
+            if (x < *bx0) *bx0 = x;
+            if (y < *by0) *by0 = y;
+            if (x > *bx1) *bx1 = x;
+            if (y > *by1) *by1 = y;
+        }
+    return *bx1 >= 0;
+}
+
+START_TEST(test_grid_col_labels)
+{
+    /* 3 white 12x12 images in 3 columns at scale 2 (cw = 24: labels at scale 2 if they fit) */
+    enum { N = 3, H = 12, W = 12, S = 2 };
+    float imgs[N * H * W];
+    for (int i = 0; i < N * H * W; i++) imgs[i] = 1.0f;
+    const char *cols[N] = {"0", NULL, "1"};
+    char path[300];
+    tmp_path(path, sizeof path, "grid_cols.png");
+    ck_assert_int_eq(dt_png_grid(path, imgs, N, 1, H, W, N, S, NULL, NULL, cols), 0);
+    rgb_file r = read_png(path);
+    int cw = W * S, ch = H * S, band = DT_FONT_H * 2 + DT_GRID_PAD;
+    ck_assert_int_eq(r.w, 2 * DT_GRID_MARGIN + N * cw + (N + 1) * DT_GRID_SEP);
+    ck_assert_int_eq(r.h, 2 * DT_GRID_MARGIN + band + ch + 2 * DT_GRID_SEP);
+    int gy = DT_GRID_MARGIN + band, bx0, by0, bx1, by1;
+    /* each label centred over its column, in the band, at scale 2; none over column 1 */
+    for (int k = 0; k < N; k++) {
+        int cx0 = DT_GRID_MARGIN + DT_GRID_SEP + k * (cw + DT_GRID_SEP);
+        int found = text_bbox(&r, cx0, DT_GRID_MARGIN, cx0 + cw, gy, &bx0, &by0, &bx1, &by1);
+        ck_assert_int_eq(found, k != 1);
+        if (!found) continue;
+        int tw = dt_text_width(cols[k], 2), tx = cx0 + cw / 2 - tw / 2; /* the text's box */
+        ck_assert_int_ge(bx0, tx);
+        ck_assert_int_lt(bx1, tx + tw);
+        ck_assert_int_eq(by1 - by0 + 1, DT_FONT_CAP * 2);
+        ck_assert_int_le(by1, gy - DT_GRID_PAD);
+    }
+    free(r.px);
+
+    /* two-line labels wider than a column: two lines at scale 1, under a title, next to row labels */
+    const char *wide[N] = {"z1\n-1.25", "z1\n0.00", "z1\n1.25"}, *rows[1] = {"row"};
+    ck_assert_int_eq(dt_png_grid(path, imgs, N, 1, H, W, N, S, "T", rows, wide), 0);
+    r = read_png(path);
+    band = 2 * DT_FONT_H + DT_GRID_PAD;
+    ck_assert_int_eq(r.h, 2 * DT_GRID_MARGIN + DT_GRID_TITLE_H + band + ch + 2 * DT_GRID_SEP);
+    int lw = dt_text_width("row", 2) + 2 * DT_GRID_PAD, top = DT_GRID_MARGIN + DT_GRID_TITLE_H;
+    gy = top + band;
+    int cx0 = DT_GRID_MARGIN + lw + DT_GRID_SEP;
+    ck_assert(text_bbox(&r, cx0, top, cx0 + cw, gy, &bx0, &by0, &bx1, &by1));
+    ck_assert_int_le(bx1 - bx0 + 1, dt_text_width("-1.25", 1));
+    ck_assert_int_gt(bx1 - bx0 + 1, dt_text_width("-1.25", 1) - 2);
+    ck_assert_int_eq(by1 - by0 + 1, DT_FONT_H + DT_FONT_CAP); /* "z1" above "-1.25" */
     free(r.px);
 }
 END_TEST
@@ -307,13 +370,13 @@ START_TEST(test_grid_bad_args)
     tmp_path(path, sizeof path, "bad.png");
     float img[4] = {0};
     dt_clearerr();
-    ck_assert_int_eq(dt_png_grid(path, img, 0, 1, 2, 2, 1, 1, NULL, NULL), -1);
+    ck_assert_int_eq(dt_png_grid(path, img, 0, 1, 2, 2, 1, 1, NULL, NULL, NULL), -1);
     ck_assert_ptr_nonnull(strstr(dt_lasterr(), path));
-    ck_assert_int_eq(dt_png_grid(path, img, 1, 2, 2, 2, 1, 1, NULL, NULL), -1);
-    ck_assert_int_eq(dt_png_grid(path, NULL, 1, 1, 2, 2, 1, 1, NULL, NULL), -1);
-    ck_assert_int_eq(dt_png_grid(path, img, 1, 1, 2, 2, 0, 1, NULL, NULL), -1);
-    ck_assert_int_eq(dt_png_grid(path, img, 1, 1, 2, 2, 1, 0, NULL, NULL), -1);
-    ck_assert_int_eq(dt_png_grid(path, img, 1, 1, 2, 2, 1, 100000, NULL, NULL), -1);
+    ck_assert_int_eq(dt_png_grid(path, img, 1, 2, 2, 2, 1, 1, NULL, NULL, NULL), -1);
+    ck_assert_int_eq(dt_png_grid(path, NULL, 1, 1, 2, 2, 1, 1, NULL, NULL, NULL), -1);
+    ck_assert_int_eq(dt_png_grid(path, img, 1, 1, 2, 2, 0, 1, NULL, NULL, NULL), -1);
+    ck_assert_int_eq(dt_png_grid(path, img, 1, 1, 2, 2, 1, 0, NULL, NULL, NULL), -1);
+    ck_assert_int_eq(dt_png_grid(path, img, 1, 1, 2, 2, 1, 100000, NULL, NULL, NULL), -1);
     ck_assert(!exists(path));
 }
 END_TEST
@@ -427,7 +490,7 @@ START_TEST(test_lines)
     const char *names[] = {"train", "test", "nothing"};
     char path[300];
     tmp_path(path, sizeof path, "lines.png");
-    ck_assert_int_eq(dt_plot_lines(path, x, y, S, P, names, "Loss", "epoch", "loss"), 0);
+    ck_assert_int_eq(dt_plot_lines(path, x, y, S, P, names, "Loss", "epoch", "loss", NULL), 0);
     rgb_file r = read_png(path);
     ck_assert_int_eq(r.w, DT_PLOT_W);
     ck_assert_int_eq(r.h, DT_PLOT_H);
@@ -441,9 +504,82 @@ START_TEST(test_lines)
     free(r.px);
 
     /* x = NULL means 0..npts-1; default names */
-    ck_assert_int_eq(dt_plot_lines(path, NULL, y, 2, P, NULL, NULL, NULL, NULL), 0);
+    ck_assert_int_eq(dt_plot_lines(path, NULL, y, 2, P, NULL, NULL, NULL, NULL, NULL), 0);
     r = read_png(path);
     ck_assert_int_gt(count_near(&r, 0, 0, r.w, r.h, c0, 2), 300);
+    free(r.px);
+}
+END_TEST
+
+/* The plot area's frame: the first and last rows and columns of the axis box. */
+static void axis_box(const rgb_file *r, int *x0, int *y0, int *x1, int *y1)
+{
+    const uint8_t axis[3] = {70, 70, 70};
+    *y0 = *y1 = -1;
+    for (int y = 0; y < r->h; y++)
+        if (count_near(r, 0, y, r->w, y + 1, axis, 0) > r->w / 2) {
+            if (*y0 < 0) *y0 = y;
+            *y1 = y;
+        }
+    *x0 = *x1 = -1;
+    for (int x = 0; x < r->w; x++)
+        if (count_near(r, x, 0, x + 1, r->h, axis, 0) > r->h / 2) {
+            if (*x0 < 0) *x0 = x;
+            *x1 = x;
+        }
+    ck_assert_msg(*y0 >= 0 && *y1 > *y0 && *x0 >= 0 && *x1 > *x0, "no axis box");
+}
+
+/* Tick marks (axis colour) along row y from x0 to x1, or column x from y0 to y1:
+ * their count and positions. */
+static int ticks_along(const rgb_file *r, int x, int y, int len, int horizontal, int *pos)
+{
+    const uint8_t axis[3] = {70, 70, 70};
+    int n = 0;
+    for (int i = 0; i < len; i++) {
+        int px = horizontal ? x + i : x, py = horizontal ? y : y + i;
+        if (count_near(r, px, py, px + 1, py + 1, axis, 0)) pos[n++] = i;
+    }
+    return n;
+}
+
+START_TEST(test_lines_fixed_y_integer_x)
+{
+    /* two epochs of accuracies near 0: auto-scaled, ticks at half epochs and a y axis of 0.00x */
+    float x[2] = {1, 2}, y[4] = {0.002f, 0.006f, 1.0f, 2.0f};
+    char path[300];
+    tmp_path(path, sizeof path, "lines_fixed.png");
+    const dt_lines_opts fixed = {.ymin = 0, .ymax = 1, .xint = 1};
+    ck_assert_int_eq(dt_plot_lines(path, x, y, 1, 2, NULL, NULL, "epoch", "accuracy", NULL), 0);
+    rgb_file r = read_png(path);
+    int x0, y0, x1, y1, pos[64];
+    axis_box(&r, &x0, &y0, &x1, &y1);
+    ck_assert_int_gt(ticks_along(&r, x0, y1 + 3, x1 - x0, 1, pos), 2);
+    free(r.px);
+
+    /* fixed: x ticks at 1 and 2 only, y ticks 0, 0.2, ..., 1 with 0 and 1 inside the area */
+    ck_assert_int_eq(dt_plot_lines(path, x, y, 1, 2, NULL, NULL, "epoch", "accuracy", &fixed), 0);
+    r = read_png(path);
+    axis_box(&r, &x0, &y0, &x1, &y1);
+    int w = x1 - x0 - 1, h = y1 - y0 - 1; /* plot area inside the box */
+    ck_assert_int_eq(ticks_along(&r, x0, y1 + 3, x1 - x0, 1, pos), 2);
+    ck_assert_int_le(abs((pos[1] - pos[0]) - (int)(w / 1.04)), 1); /* one epoch apart (x padded 2%) */
+    ck_assert_int_eq(ticks_along(&r, x0 - 4, y0, y1 - y0, 0, pos), 6);
+    double pad = 0.03 / 1.06 * h; /* 0 and 1 sit 3% of the span inside the area */
+    ck_assert_int_le(abs(pos[0] - 1 - (int)lround(pad)), 1);
+    ck_assert_int_le(abs((y1 - y0) - pos[5] - 1 - (int)lround(pad)), 1);
+    /* the curve lies in the bottom rows: 0.006 is under 1% of the axis */
+    const uint8_t c0[3] = {31, 119, 180};
+    ck_assert_int_gt(count_near(&r, x0 + 1, y1 - (int)(0.06 * h), x1, y1, c0, 2), 100);
+    ck_assert_int_eq(count_near(&r, x0 + 1, y0 + 60, x1, y1 - (int)(0.06 * h), c0, 2), 0); /* below the legend */
+    free(r.px);
+
+    /* values past the fixed range are clipped to the plot area */
+    ck_assert_int_eq(dt_plot_lines(path, x, y + 2, 1, 2, NULL, NULL, NULL, NULL, &fixed), 0);
+    r = read_png(path);
+    axis_box(&r, &x0, &y0, &x1, &y1);
+    ck_assert_int_gt(count_near(&r, x0 + 1, y0 + 1, x1, y1, c0, 2), 20); /* the dot at 1 */
+    ck_assert_int_eq(count_near(&r, 0, 0, r.w, y0, c0, 2), 0);           /* nothing above */
     free(r.px);
 }
 END_TEST
@@ -452,17 +588,17 @@ START_TEST(test_lines_empty_and_bad)
 {
     char path[300];
     tmp_path(path, sizeof path, "lines_empty.png");
-    ck_assert_int_eq(dt_plot_lines(path, NULL, NULL, 0, 0, NULL, "none", "x", "y"), 0);
+    ck_assert_int_eq(dt_plot_lines(path, NULL, NULL, 0, 0, NULL, "none", "x", "y", NULL), 0);
     rgb_file r = read_png(path);
     ck_assert_int_eq(r.w, DT_PLOT_W);
     ck_assert_int_eq(r.h, DT_PLOT_H);
     free(r.px);
     float nan1[1] = {NAN}, one[1] = {3.0f};
-    ck_assert_int_eq(dt_plot_lines(path, NULL, nan1, 1, 1, NULL, NULL, NULL, NULL), 0);
-    ck_assert_int_eq(dt_plot_lines(path, one, one, 1, 1, NULL, NULL, NULL, NULL), 0);
-    ck_assert_int_eq(dt_plot_lines(path, NULL, NULL, 2, 5, NULL, NULL, NULL, NULL), -1);
+    ck_assert_int_eq(dt_plot_lines(path, NULL, nan1, 1, 1, NULL, NULL, NULL, NULL, NULL), 0);
+    ck_assert_int_eq(dt_plot_lines(path, one, one, 1, 1, NULL, NULL, NULL, NULL, NULL), 0);
+    ck_assert_int_eq(dt_plot_lines(path, NULL, NULL, 2, 5, NULL, NULL, NULL, NULL, NULL), -1);
     ck_assert_ptr_nonnull(strstr(dt_lasterr(), path));
-    ck_assert_int_eq(dt_plot_lines(path, NULL, one, -1, 1, NULL, NULL, NULL, NULL), -1);
+    ck_assert_int_eq(dt_plot_lines(path, NULL, one, -1, 1, NULL, NULL, NULL, NULL, NULL), -1);
 }
 END_TEST
 
@@ -475,11 +611,11 @@ START_TEST(test_unwritable)
 
     const char *proc = "/proc/nonexistent/x.png";
     dt_clearerr();
-    ck_assert_int_eq(dt_png_grid(proc, img, 1, 1, 2, 2, 1, 1, NULL, NULL), -1);
+    ck_assert_int_eq(dt_png_grid(proc, img, 1, 1, 2, 2, 1, 1, NULL, NULL, NULL), -1);
     ck_assert_ptr_nonnull(strstr(dt_lasterr(), proc));
     ck_assert_int_eq(dt_plot_scatter(proc, x, y, NULL, 2, 1, NULL, NULL, NULL, NULL, NULL), -1);
     ck_assert_ptr_nonnull(strstr(dt_lasterr(), proc));
-    ck_assert_int_eq(dt_plot_lines(proc, x, y, 1, 2, NULL, NULL, NULL, NULL), -1);
+    ck_assert_int_eq(dt_plot_lines(proc, x, y, 1, 2, NULL, NULL, NULL, NULL, NULL), -1);
     ck_assert_ptr_nonnull(strstr(dt_lasterr(), proc));
 
     /* a path inside a regular file */
@@ -492,7 +628,7 @@ START_TEST(test_unwritable)
     snprintf(inside, sizeof inside, "%s/x.png", file);
     snprintf(tmp, sizeof tmp, "%s.tmp", inside);
     dt_clearerr();
-    ck_assert_int_eq(dt_png_grid(inside, img, 1, 1, 2, 2, 1, 1, NULL, NULL), -1);
+    ck_assert_int_eq(dt_png_grid(inside, img, 1, 1, 2, 2, 1, 1, NULL, NULL, NULL), -1);
     ck_assert_ptr_nonnull(strstr(dt_lasterr(), inside));
     ck_assert(!exists(tmp));
 
@@ -507,7 +643,7 @@ START_TEST(test_unwritable)
     fclose(f);
     snprintf(tmp, sizeof tmp, "%s.tmp", dir);
     dt_clearerr();
-    ck_assert_int_eq(dt_png_grid(dir, img, 1, 1, 2, 2, 1, 1, NULL, NULL), -1);
+    ck_assert_int_eq(dt_png_grid(dir, img, 1, 1, 2, 2, 1, 1, NULL, NULL, NULL), -1);
     ck_assert_ptr_nonnull(strstr(dt_lasterr(), dir));
     ck_assert(!exists(tmp));
     dt_image *im = dt_image_new(4, 4, NULL);
@@ -535,10 +671,12 @@ static Suite *plot_suite(void)
     tcase_add_test(tc, test_canvas_roundtrip);
     tcase_add_test(tc, test_grid_layout);
     tcase_add_test(tc, test_grid_title_labels);
+    tcase_add_test(tc, test_grid_col_labels);
     tcase_add_test(tc, test_grid_bad_args);
     tcase_add_test(tc, test_scatter);
     tcase_add_test(tc, test_scatter_empty_and_bad);
     tcase_add_test(tc, test_lines);
+    tcase_add_test(tc, test_lines_fixed_y_integer_x);
     tcase_add_test(tc, test_lines_empty_and_bad);
     tcase_add_test(tc, test_unwritable);
     suite_add_tcase(s, tc);
