@@ -43,6 +43,17 @@ expect_error() {
     fi
 }
 
+# wait_for FILE REGEX SECONDS: until a line of FILE matches
+wait_for() {
+    local i
+    for i in $(seq $(($3 * 10))); do
+        grep -q -- "$2" "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
 # agree A.h5 B.h5 WHAT: two checkpoints' parameters within 1e-5 and gradients
 # within 1e-6 (Adam's first moment: after one step it is (1 - beta1) times the
 # gradient; when both runs resumed from one checkpoint it differs by that

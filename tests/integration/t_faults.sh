@@ -14,15 +14,6 @@ mkdir -p "$T"
 vae=(--data "$DATA" --threads 1 --batch 96)
 END=200 # steps of the runs that are stopped and resumed (two epochs and a bit on 9,000 images)
 
-# wait_for FILE REGEX SECONDS: until a line of FILE matches
-wait_for() {
-    local i
-    for i in $(seq $(($3 * 10))); do
-        grep -q -- "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
 # ranks OUT: the dtrain processes (ranks) of the run writing into OUT, in pid order
 ranks() {
     pgrep -f -- "$DTRAIN .*--out $1( |\$)" | while read -r p; do
@@ -34,7 +25,6 @@ launcher() { pgrep -x -f -- "mpirun -np [0-9]+ $DTRAIN .*--out $1( .*)?"; }
 # stop_step LOG: the step of the stop line
 stop_step() { sed -n 's/^dtrain: stopped by SIG[A-Z0-9]* at step \([0-9]*\) .*/\1/p' "$1"; }
 elapsed() { echo "$(($(date +%s%N) / 1000000 - $1))"; }
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
 # stop_by_usr1 MODEL DIR args...: a 2-rank run writing into DIR (log DIR.log);
 # once it trains, SIGUSR1 to its mpirun. Sets rc and step (where it stopped).
 stop_by_usr1() {

@@ -13,16 +13,6 @@ mkdir -p "$T"
 vae=(--data "$DATA" --threads 1 --batch 32)
 LONG=400 # steps of a run that holds its folder for several seconds
 
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
-# wait_for FILE REGEX SECONDS: until a line of FILE matches
-wait_for() {
-    local i
-    for i in $(seq $(($3 * 10))); do
-        grep -q -- "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
 # holder_pid DIR: the pid the lock file of DIR names
 holder_pid() { sed -n 's/^pid //p' "$1/.dtrain.lock"; }
 # attempt NP args...: a run expected to be refused; sets rc, took (ms), msg (its error lines)
