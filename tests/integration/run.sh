@@ -10,7 +10,9 @@ source "$here/lib.sh"
 ensure_data || { echo "integration: cannot prepare test data"; exit 1; }
 total_p=0
 total_f=0
+# DTRAIN_TESTS="t_vae t_cyclegan": only those scripts (default: all)
 for t in "$here"/t_*.sh; do
+    if [ -n "${DTRAIN_TESTS:-}" ] && [[ " $DTRAIN_TESTS " != *" $(basename "$t" .sh) "* ]]; then continue; fi
     echo "== $(basename "$t")"
     log="$WORK/$(basename "$t" .sh).log"
     bash "$t" >"$log" 2>&1

@@ -126,8 +126,7 @@ cp -r "$T/term" "$T/term3"
 step=$(stop_step "$T/term.log")
 run_np 2 vae "${vae[@]}" --max-steps $((step + 1)) --out "$T/term" --resume auto >/dev/null 2>&1
 run_np 3 vae "${vae[@]}" --max-steps $((step + 1)) --out "$T/term3" --resume auto >"$T/term3.log" 2>&1
-check "vae: stopped on 2 ranks, --resume auto on 3 ranks for a step: within 1e-6 of the same resume on 2" \
-    "$DIFF" "$T/term/checkpoint.h5" "$T/term3/checkpoint.h5" 1e-6
+agree "$T/term/checkpoint.h5" "$T/term3/checkpoint.h5" "vae: stopped on 2 ranks, a step resumed on 3 vs on 2"
 # a stop signal before the first step (no step boundary will read it): at once, one line, status 75
 t0=$(now_ms)
 out=$(DTRAIN_RAISE_AT=0 run_np 2 vae "${vae[@]}" --max-steps 5 --out "$T/early" 2>&1)
