@@ -29,6 +29,7 @@
 #include "dtrain/dist.h"
 #include "dtrain/gan.h"
 #include "dtrain/gan_metrics.h"
+#include "dtrain/gan_pairing.h"
 #include "dtrain/guard.h"
 #include "dtrain/plot.h"
 #include "dtrain/report.h"
@@ -43,7 +44,7 @@ typedef struct {
     dt_run_opts run; /* --resume, --stop-signal, --step-timeout */
     int epochs, threads, lr_decay_from;
     size_t batch;
-    float lr, lr_d, beta1, lambda_cyc, lambda_id, d_noise, color_noise, swap_neg, search;
+    float lr, lr_d, beta1, lambda_cyc, lambda_id, d_noise, color_noise, swap_neg, search, pair;
     uint64_t seed;
     long checkpoint_every, max_steps, g_delay;
     dt_settings settings; /* every option's value, for the checkpoints */
@@ -60,10 +61,11 @@ typedef struct {
     float *noisy_x, *noisy_fake; /* what D_X sees with instance noise (--d-noise) */
     float *swapped;              /* real x painted with another real x's color (--swap-neg) */
     float *cand, *d_search;      /* --color-search: a repainted fake_x, and its pull's gradient */
+    float *d_pair;               /* --color-pair: the pull's gradient w.r.t. fake_x */
     double *colors;              /* (gx, 3): the color of each real x of the global batch */
     const float *fake_seen;      /* fake_x as D_X saw it in the generator step (c2.y or noisy_fake) */
     size_t nx, ny, gx, gy; /* local and global counts of x and y */
-    double loss[5];        /* cycle, adversarial (G), D real, D fake, identity: sums per image */
+    double loss[6];        /* cycle, adversarial (G), D real, D fake, identity, pair pull: sums per image */
 } half;
 
 typedef struct {
@@ -75,7 +77,8 @@ typedef struct {
     dt_adam aG[2], aD[2];
     half h[2];
     int maxB;
-    uint8_t mapping[2][10]; /* palette index of digit d in domain A, B */
+    uint8_t mapping[2][10]; /* palette index of digit d in domain A, B (to score only) */
+    dt_pairing pair;        /* the colors of A and B and which goes with which, from the images */
     double msg_s;           /* time spent in the partner exchanges */
     int64_t step, total_steps;
 } gan;
@@ -309,6 +312,30 @@ static void color_search(gan *g, half *h, dt_disc *D, const float *fake)
     l1_loss(h->d_search, fake, h->cand, n * IMG, g->o.search, h->gy);
 }
 
+/* --color-pair W: each fake_x = G_X(y) pulled (L1, weight W, as the cycle term)
+ * toward y's shape painted in the color of X that the pairing gives y's color.
+ * Images whose color is none of Y's get no pull. Writes h->d_pair; returns
+ * the pull's loss. */
+static double color_pair(gan *g, half *h, const float *fake)
+{
+    int Y = 1 - h->X;
+    double s = 0;
+    for (size_t i = 0; i < h->ny; i++) {
+        const float *y = h->y + i * IMG, *f = fake + i * IMG;
+        float *d = h->d_pair + i * IMG, *t = h->cand + i * IMG;
+        double c[3];
+        int k = dt_image_color(c, y) ? dt_pairing_nearest(&g->pair, Y, c) : -1;
+        if (k < 0) {
+            memset(d, 0, sizeof(float) * IMG);
+            continue;
+        }
+        const float *to = g->pair.color[h->X][g->pair.to[Y][k]];
+        paint(t, y, 1, (const double[3]){to[0], to[1], to[2]});
+        s += l1_loss(d, f, t, IMG, g->o.pair, h->gy);
+    }
+    return s;
+}
+
 /* ---- one iteration ----------------------------------------------------------- */
 
 static void iteration(gan *g)
@@ -346,6 +373,7 @@ static void iteration(gan *g)
         dt_disc_backward(D, &h->dc, fake, dl, h->d_adv, (int)h->ny);
         if (g->o.swap_neg > 0 || g->o.search > 0) real_colors(g, h);
         if (g->o.search > 0) color_search(g, h, D, h->c2.y);
+        if (g->o.pair > 0 && g->pair.ok) h->loss[5] += color_pair(g, h, h->c2.y);
         /* the cycle's gradient w.r.t. fake_y, for the partner's generator */
         dt_gen_backward(G, &h->c1, h->d_rec, h->d_fake_y, (int)h->nx);
         if (g->o.lambda_id > 0) { /* identity: G_X should leave a real x alone */
@@ -365,6 +393,8 @@ static void iteration(gan *g)
         for (size_t i = 0; i < n; i++) h->d_fake_x[i] = h->d_adv[i] + h->d_recv[i];
         if (g->o.search > 0)
             for (size_t i = 0; i < n; i++) h->d_fake_x[i] += h->d_search[i];
+        if (g->o.pair > 0 && g->pair.ok)
+            for (size_t i = 0; i < n; i++) h->d_fake_x[i] += h->d_pair[i];
         dt_gen_backward(G, &h->c2, h->d_fake_x, NULL, (int)h->ny);
         dt_watch("generator optimizer step");
         if (g->step >= g->o.g_delay)
@@ -398,6 +428,57 @@ static void iteration(gan *g)
     }
 }
 
+/* ---- the color pairing ------------------------------------------------------------ */
+
+/* "#rrggbb" of a color in [0,1]^3 */
+static void hex_color(char out[8], const float *c)
+{
+    int v[3];
+    for (int k = 0; k < 3; k++) v[k] = (int)lrintf(255.0f * fminf(fmaxf(c[k], 0.0f), 1.0f));
+    snprintf(out, 8, "#%02x%02x%02x", v[0], v[1], v[2]);
+}
+
+/* Collective. Rank 0 groups every training image of both domains by its color
+ * and pairs the groups (no labels are read); every rank gets the pairing. */
+static void build_pairing(gan *g, dt_split *const *train)
+{
+    enum { BLK = 256 };
+    int ok = 1;
+    if (dt_rank() == 0) {
+        dt_pair_groups gr[2];
+        uint8_t *bytes = dt_alloc((size_t)BLK * IMG);
+        float *x = dt_alloc_floats((size_t)BLK * IMG);
+        uint32_t idx[BLK];
+        for (int X = 0; X < 2; X++) dt_pair_groups_init(&gr[X]);
+        for (int X = 0; X < 2 && ok; X++) {
+            size_t n = dt_split_len(train[X]);
+            for (size_t i = 0; i < n && ok; i += BLK) {
+                size_t m = n - i < BLK ? n - i : BLK;
+                for (size_t j = 0; j < m; j++) idx[j] = (uint32_t)(i + j);
+                ok = dt_split_read(train[X], idx, m, bytes, NULL, NULL) == 0;
+                if (!ok) break;
+                dt_bytes_to_float(x, bytes, m * IMG);
+                for (size_t j = 0; j < m; j++) dt_pair_groups_add(&gr[X], x + j * IMG);
+            }
+        }
+        if (ok && dt_pairing_from_groups(&g->pair, &gr[0], &gr[1]) < 0)
+            dt_warn("%s: no color pairing%s", dt_lasterr(), g->o.pair > 0 ? " (--color-pair has no effect)" : "");
+        for (int X = 0; X < 2; X++) dt_pair_groups_free(&gr[X]);
+        dt_free(bytes);
+        dt_free(x);
+    }
+    dt_check_all(ok);
+    dt_bcast(&g->pair, sizeof g->pair, 0);
+    if (dt_rank() != 0 || !g->pair.ok) return;
+    char line[DT_PAIR_MAXC * 20 + 1] = "", a[8], b[8];
+    for (int i = 0; i < g->pair.nc[0]; i++) {
+        hex_color(a, g->pair.color[0][i]);
+        hex_color(b, g->pair.color[1][g->pair.to[0][i]]);
+        snprintf(line + strlen(line), sizeof line - strlen(line), " %s>%s", a, b);
+    }
+    dt_log("dtrain cyclegan: color pairing A>B from the training images' colors and shapes (no labels):%s\n", line);
+}
+
 /* ---- sharing networks between ranks ---------------------------------------------- */
 
 /* world rank holding domain X's networks first: 0 for A, 1 for B (0 alone) */
@@ -425,7 +506,8 @@ static void share_networks(gan *g, int moments)
 /* ---- evaluation ------------------------------------------------------------------ */
 
 typedef struct {
-    double acc[2], shape[2]; /* [0]: A->B, [1]: B->A */
+    double acc[2], shape[2]; /* [0]: A->B, [1]: B->A; with the test labels */
+    double tv[2], agree[2];  /* label-free: color-histogram distance, agreement with the pairing */
 } gan_eval;
 
 /* Translate every test image of domain S into the other domain (the generator
@@ -433,6 +515,8 @@ typedef struct {
 static int evaluate(gan *g, dt_split *const *test, gan_eval *ev)
 {
     double sums[4] = {0, 0, 0, 0}, counts[2] = {0, 0};
+    double tally[2][DT_PAIR_MAXC + 2]; /* per direction: translations per color of T, none of them; agreement */
+    memset(tally, 0, sizeof tally);
     int ok = 1;
     dt_gen_ctx *c = &g->h[0].c1;
     uint8_t *bytes = dt_alloc((size_t)g->maxB * IMG), *digits = dt_alloc((size_t)g->maxB);
@@ -456,6 +540,7 @@ static int evaluate(gan *g, dt_split *const *test, gan_eval *ev)
             sums[2 * S] += dt_color_accuracy(c->y, target, n) * (double)n;
             sums[2 * S + 1] += dt_shape_score(x, c->y, n) * (double)n;
             counts[S] += (double)n;
+            dt_pairing_tally(&g->pair, T, x, c->y, n, tally[S], &tally[S][DT_PAIR_MAXC + 1]);
         }
     }
     dt_free(bytes);
@@ -466,9 +551,12 @@ static int evaluate(gan *g, dt_split *const *test, gan_eval *ev)
     if (!dt_all_ok(ok)) return -1;
     dt_allreduce_sum_d(sums, 4);
     dt_allreduce_sum_d(counts, 2);
+    dt_allreduce_sum_d(&tally[0][0], sizeof tally / sizeof(double));
     for (int S = 0; S < 2; S++) {
         ev->acc[S] = counts[S] > 0 ? sums[2 * S] / counts[S] : 0;
         ev->shape[S] = counts[S] > 0 ? sums[2 * S + 1] / counts[S] : 0;
+        ev->tv[S] = dt_pairing_hist_tv(&g->pair, 1 - S, tally[S]);
+        ev->agree[S] = counts[S] > 0 && g->pair.ok ? tally[S][DT_PAIR_MAXC + 1] / counts[S] : 0;
     }
     return 0;
 }
@@ -512,22 +600,24 @@ static void translation_grid(gan *g, dt_split *const *test, const char *dir)
     dt_free(bytes);
 }
 
+#define HIST 8 /* per epoch: G_AB, G_BA, D_A, D_B, acc_ab, acc_ba, tv_ab, tv_ba */
+
 static void curves(const char *dir, const float *hist, int epochs)
 {
-    /* hist: per epoch [G_AB, G_BA, D_A, D_B, acc_ab, acc_ba] */
-    float *x = dt_alloc_floats((size_t)epochs), *y = dt_alloc_floats((size_t)6 * epochs);
+    float *x = dt_alloc_floats((size_t)epochs), *y = dt_alloc_floats((size_t)HIST * epochs);
     for (int e = 0; e < epochs; e++) {
         x[e] = (float)(e + 1);
-        for (int s = 0; s < 6; s++) y[(size_t)s * epochs + e] = hist[(size_t)e * 6 + s];
+        for (int s = 0; s < HIST; s++) y[(size_t)s * epochs + e] = hist[(size_t)e * HIST + s];
     }
     const char *ln[4] = {"G_AB (adv + cycle)", "G_BA (adv + cycle)", "D_A", "D_B"};
-    const char *an[2] = {"A->B", "B->A"};
+    const char *an[4] = {"A->B accuracy (test labels)", "B->A accuracy (test labels)",
+                         "A->B color-histogram distance (no labels)", "B->A color-histogram distance (no labels)"};
     char *p1 = dt_path_join(dir, "losses.png"), *p2 = dt_path_join(dir, "color_accuracy.png");
     const dt_lines_opts per_epoch = {.xint = 1}, fraction = {.ymin = 0, .ymax = 1, .xint = 1};
     if (dt_plot_lines(p1, x, y, 4, epochs, ln, "training losses per image", "epoch", "loss", &per_epoch) < 0)
         dt_warn("%s", dt_lasterr());
-    if (dt_plot_lines(p2, x, y + (size_t)4 * epochs, 2, epochs, an, "test color accuracy", "epoch", "accuracy",
-                      &fraction) < 0)
+    if (dt_plot_lines(p2, x, y + (size_t)4 * epochs, 4, epochs, an, "test translations: color accuracy and health",
+                      "epoch", "accuracy / distance", &fraction) < 0)
         dt_warn("%s", dt_lasterr());
     dt_free(p1);
     dt_free(p2);
@@ -662,6 +752,11 @@ static void parse(gan_opts *o, int argc, char **argv, dt_resume_info *info)
          "also pull each translation (L1, weight W) toward its source's shape painted in the real color the "
          "discriminator finds most real (0: off)",
          0, 1000},
+        {"color-pair", DT_OPT_FLOAT, &o->pair, "W",
+         "also pull each translation (L1, weight W) toward its source's shape painted in the color paired with "
+         "the source's color: each domain's training images are grouped by color, and the groups of A and B are "
+         "paired by their mean shapes (no labels; 0: off)",
+         0, 1000},
         {"g-delay", DT_OPT_LONG, &o->g_delay, "N",
          "leave the generators as they are for the first N iterations while the discriminators learn", 0, 1e12},
         {"lambda-cyc", DT_OPT_FLOAT, &o->lambda_cyc, "X", "weight of the L1 cycle-consistency loss", 0, 1000},
@@ -738,6 +833,7 @@ int dt_cmd_cyclegan(int argc, char **argv)
         test[X] = dt_split_open(ds, name);
         dt_check_all(test[X] != NULL);
     }
+    build_pairing(g, train);
     size_t per_domain = g->P == 1 ? 1 : (size_t)g->P / 2;
     g->maxB = (int)((g->o.batch + per_domain - 1) / per_domain);
     if (g->maxB < 16) g->maxB = 16; /* evaluation and pictures work in blocks of at least 10 */
@@ -763,7 +859,7 @@ int dt_cmd_cyclegan(int argc, char **argv)
         dt_disc_ctx_create(&h->dc, g->maxB);
         float **bufs[] = {&h->x,     &h->y,     &h->fake_y,  &h->d_fake_y,   &h->d_fake_x,
                           &h->d_adv, &h->d_rec, &h->d_recv,  &h->noisy_x,    &h->noisy_fake, &h->swapped,
-                          &h->cand,  &h->d_search};
+                          &h->cand,  &h->d_search, &h->d_pair};
         for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) *bufs[i] = dt_alloc_floats((size_t)g->maxB * IMG);
         h->colors = dt_alloc(sizeof(double) * 3 * g->o.batch);
     }
@@ -786,16 +882,18 @@ int dt_cmd_cyclegan(int argc, char **argv)
     FILE *csv = NULL;
     if (dt_rank() == 0 && !idle) {
         csv = dt_csv_open(csv_path, "epoch,step,cycle_a,cycle_b,adv_g_ab,adv_g_ba,d_a,d_b,color_acc_ab,color_acc_ba,"
-                                    "shape_ab,shape_ba,images_per_s,epoch_s,wall_s");
+                                    "shape_ab,shape_ba,hist_tv_ab,hist_tv_ba,pair_agree_ab,pair_agree_ba,pair_loss,"
+                                    "images_per_s,epoch_s,wall_s");
         if (!csv) dt_warn("%s", dt_lasterr());
     }
     dt_log("dtrain cyclegan: %zu A / %zu B train images from %s, %d rank(s) (%s), batch %zu, %d epochs, %s generator\n",
            dt_split_len(train[0]), dt_split_len(train[1]), g->o.data, g->P,
            g->P == 1 ? "both domains on one rank" : "A on even ranks, B on odd", g->o.batch, g->o.epochs, g->o.gen_out);
-    size_t nhist = (size_t)(g->o.epochs > 0 ? g->o.epochs : 1) * 6;
+    size_t nhist = (size_t)(g->o.epochs > 0 ? g->o.epochs : 1) * HIST;
     float *hist = dt_alloc_floats(nhist);
     for (size_t i = 0; i < nhist; i++) hist[i] = NAN; /* epochs before a resume are not drawn */
-    gan_eval ev = {{0, 0}, {0, 0}};
+    gan_eval ev;
+    memset(&ev, 0, sizeof ev);
     double train_time = 0, images = 0;
     int stopped = g->o.max_steps > 0 && step >= g->o.max_steps;
     int64_t epoch_at = epoch0; /* the epoch of the last step taken, from 1 */
@@ -861,17 +959,18 @@ int dt_cmd_cyclegan(int argc, char **argv)
             dt_log("dtrain cyclegan: stopped after %lld steps (--max-steps); resume with --resume %s\n", (long long)step, ckpt);
             break;
         }
-        /* losses per image of the epoch: [cycle A, cycle B, adv G_AB, adv G_BA, D_A, D_B] */
+        /* losses per image of the epoch: [cycle A, cycle B, adv G_AB, adv G_BA, D_A, D_B, pair pull] */
         double L[8] = {0};
         for (int k = 0; k < g->nhalves; k++) {
             int X = g->h[k].X;
             L[X] = g->h[k].loss[0];
             L[2 + (1 - X)] = g->h[k].loss[1]; /* G_X's adversarial term: G_BA for X = A */
             L[4 + X] = g->h[k].loss[2] + g->h[k].loss[3];
+            L[6] += g->h[k].loss[5];
         }
-        dt_allreduce_sum_d(L, 6);
+        dt_allreduce_sum_d(L, 7);
         double per = (double)nb * (double)g->o.batch;
-        for (int k = 0; k < 6; k++) L[k] /= per;
+        for (int k = 0; k < 7; k++) L[k] /= per;
         dt_watch_pause("evaluation");
         share_networks(g, 0);
         dt_check_all(evaluate(g, test, &ev) == 0);
@@ -879,21 +978,25 @@ int dt_cmd_cyclegan(int argc, char **argv)
         char el[32], eta[32];
         dt_fmt_duration(el, sizeof el, elapsed);
         dt_fmt_duration(eta, sizeof eta, (elapsed / (double)(epoch - epoch0 + 1)) * (double)(g->o.epochs - epoch - 1));
-        dt_log("epoch %3lld/%d  color acc A->B %.3f B->A %.3f  shape %.3f %.3f  cycle %.3f %.3f  D %.3f %.3f  %.0f img/s  "
-               "elapsed %s  ETA %s\n",
-               (long long)epoch + 1, g->o.epochs, ev.acc[0], ev.acc[1], ev.shape[0], ev.shape[1], L[0], L[1], L[4], L[5],
-               ips, el, eta);
-        float *hrow = hist + (size_t)epoch * 6;
+        dt_log("epoch %3lld/%d  color acc A->B %.3f B->A %.3f  shape %.3f %.3f  color-hist dist %.3f %.3f  cycle %.3f "
+               "%.3f  D %.3f %.3f  %.0f img/s  elapsed %s  ETA %s\n",
+               (long long)epoch + 1, g->o.epochs, ev.acc[0], ev.acc[1], ev.shape[0], ev.shape[1], ev.tv[0], ev.tv[1],
+               L[0], L[1], L[4], L[5], ips, el, eta);
+        float *hrow = hist + (size_t)epoch * HIST;
         hrow[0] = (float)(L[1] + L[2]); /* G_AB: its adversarial term and the cycle it closes on B */
         hrow[1] = (float)(L[0] + L[3]);
         hrow[2] = (float)L[4];
         hrow[3] = (float)L[5];
         hrow[4] = (float)ev.acc[0];
         hrow[5] = (float)ev.acc[1];
+        hrow[6] = (float)ev.tv[0];
+        hrow[7] = (float)ev.tv[1];
         if (csv) {
-            fprintf(csv, "%lld,%lld,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.1f,%.3f,%.3f\n",
+            fprintf(csv,
+                    "%lld,%lld,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.1f,%.3f,%.3f\n",
                     (long long)epoch + 1, (long long)step, L[0], L[1], L[2], L[3], L[4], L[5], ev.acc[0], ev.acc[1],
-                    ev.shape[0], ev.shape[1], ips, dt_now() - te0, elapsed);
+                    ev.shape[0], ev.shape[1], ev.tv[0], ev.tv[1], ev.agree[0], ev.agree[1], L[6], ips, dt_now() - te0,
+                    elapsed);
             fflush(csv);
         }
         save(g, ckpt, step, epoch + 1, 0);
@@ -953,7 +1056,7 @@ finish:
         dt_disc_ctx_free(&h->dc);
         float *bufs[] = {h->x,     h->y,     h->fake_y,  h->d_fake_y,   h->d_fake_x,
                          h->d_adv, h->d_rec, h->d_recv,  h->noisy_x,    h->noisy_fake, h->swapped,
-                         h->cand,  h->d_search};
+                         h->cand,  h->d_search, h->d_pair};
         for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) dt_free(bufs[i]);
         dt_free(h->colors);
     }

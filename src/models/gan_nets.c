@@ -106,7 +106,9 @@ void dt_gen_forward(dt_gen *g, dt_gen_ctx *c, const float *x, int B)
  * outputs start exactly on the clamps for every saturated channel (x = 0 or
  * 1 in the palette colors), and a channel pushed past a clamp would never
  * come back: a green digit's red and blue channels could never rise, and
- * green could never become magenta. */
+ * green could never become magenta. Outside, the inward gradient also skips
+ * the tanh's derivative (straight through to its input): a channel pushed far
+ * past a clamp has a saturated tanh, whose derivative would leave it there. */
 static float clamp_grad(const dt_gen *g, float v, float lo, float hi, float dy)
 {
     if (v > lo && v < hi) return dy;
@@ -129,7 +131,7 @@ void dt_gen_backward(dt_gen *g, dt_gen_ctx *c, const float *dy, float *dx, int B
                     size_t j = i + (size_t)ch * PIX;
                     float t = c->dx1[j], v = c->x[j] + m * t, d = clamp_grad(g, v, 0.0f, m, dy[j]);
                     int inside = v > 0.0f && v < m;
-                    c->dout[j] = d * m * (1.0f - t * t);
+                    c->dout[j] = inside ? d * m * (1.0f - t * t) : d * m;
                     /* y = x + m t inside, m above, 0 below */
                     through_m += inside ? dy[j] * t : v >= m ? dy[j] : 0.0f;
                     c->dx1[j] = d; /* the identity path */
@@ -141,7 +143,7 @@ void dt_gen_backward(dt_gen *g, dt_gen_ctx *c, const float *dy, float *dx, int B
         for (size_t i = 0; i < n; i++) {
             float t = tanhf(c->o[i]), v = c->x[i] + t;
             float d = clamp_grad(g, v, 0.0f, 1.0f, dy[i]);
-            c->dout[i] = d * (1.0f - t * t);
+            c->dout[i] = v > 0.0f && v < 1.0f ? d * (1.0f - t * t) : d;
             c->dx1[i] = d; /* the identity path */
         }
     dt_conv2d_backward(c->dh2, g->c3.dw, g->c3.db, NULL, c->dout, c->h2, g->c3.w, B, 40, S, S, 3, 1, 0);

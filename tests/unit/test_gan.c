@@ -197,6 +197,34 @@ START_TEST(clamps_pass_inward_gradients)
 }
 END_TEST
 
+/* a channel pushed far past its clamp (a saturated tanh) gets the inward
+ * gradient whole: every pixel's -1 reaches the bias undiminished */
+START_TEST(saturated_channels_come_back)
+{
+    dt_gen g;
+    dt_gen_create(&g, "g", _i ? DT_GEN_RECOLOR : DT_GEN_RESIDUAL);
+    dt_gen_init(&g, 5, 1);
+    g.c3.b[0] = -8.0f; /* red far below 0: tanh'(-8) ~ 5e-7 */
+    float *x = dt_alloc_floats((size_t)B * IMG), *dy = dt_alloc_floats((size_t)B * IMG);
+    for (size_t i = 0; i < (size_t)B * IMG; i++) x[i] = (i / 784) % 3 == 1, dy[i] = (i / 784) % 3 == 0 ? -1 : 0;
+    dt_gen_ctx c;
+    dt_gen_ctx_create(&c, B);
+    dt_params_zero_grad(&g.p);
+    dt_gen_forward(&g, &c, x, B);
+    for (int b = 0; b < B; b++) ck_assert_float_eq(c.y[(size_t)b * IMG], 0.0f); /* clamped */
+    dt_gen_backward(&g, &c, dy, NULL, B);
+    ck_assert_float_eq(g.c3.db[0], -(float)(B * 784));
+    g.true_clamp = 1; /* the exact derivative: nothing */
+    dt_params_zero_grad(&g.p);
+    dt_gen_backward(&g, &c, dy, NULL, B);
+    ck_assert_float_eq(g.c3.db[0], 0.0f);
+    dt_gen_ctx_free(&c);
+    dt_free(x);
+    dt_free(dy);
+    dt_gen_free(&g);
+}
+END_TEST
+
 START_TEST(discriminator_gradients)
 {
     dt_disc d;
@@ -297,6 +325,7 @@ int main(void)
     tcase_add_loop_test(tc, generator_gradients, 0, 3);
     tcase_add_loop_test(tc, generator_starts_as_identity, 0, 2);
     tcase_add_loop_test(tc, clamps_pass_inward_gradients, 0, 2);
+    tcase_add_loop_test(tc, saturated_channels_come_back, 0, 2);
     tcase_add_test(tc, discriminator_gradients);
     tcase_add_test(tc, middle_layers_match_naive);
     suite_add_tcase(s, tc);
