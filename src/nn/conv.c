@@ -332,28 +332,17 @@ void dt_relu_maxpool2_forward(float *y, int32_t *argmax, const float *x, int B, 
     }
 }
 
-/* dy, y, argmax (B,C,H/2,W/2) -> dx (B,C,H,W) overwritten, each window once:
- * dx[argmax] = dy where y > 0, 0 elsewhere */
+/* dy, y, argmax (B,C,H/2,W/2) -> dx (B,C,H,W) overwritten, plane by plane
+ * (cleared, then written while in cache): dx[argmax] = dy where y > 0, 0 elsewhere */
 void dt_relu_maxpool2_backward(float *dx, const float *dy, const float *y, const int32_t *argmax, int B, int C, int H,
                                int W)
 {
-    int Ho = H / 2, Wo = W / 2;
-    size_t planes = (size_t)B * C;
+    size_t planes = (size_t)B * C, no = (size_t)(H / 2) * (W / 2), ni = (size_t)H * W;
     for (size_t pl = 0; pl < planes; pl++) {
-        float *dp = dx + pl * H * W;
-        const float *dq = dy + pl * Ho * Wo, *yq = y + pl * Ho * Wo;
-        const int32_t *aq = argmax + pl * Ho * Wo;
-        for (int i = 0; i < Ho; i++) {
-            float *r0 = dp + (size_t)(2 * i) * W, *r1 = r0 + W;
-            for (int j = 0; j < Wo; j++) {
-                int q = i * Wo + j;
-                int32_t at = 2 * i * W + 2 * j, m = aq[q];
-                float g = yq[q] > 0.0f ? dq[q] : 0.0f;
-                r0[2 * j] = m == at ? g : 0.0f;
-                r0[2 * j + 1] = m == at + 1 ? g : 0.0f;
-                r1[2 * j] = m == at + W ? g : 0.0f;
-                r1[2 * j + 1] = m == at + W + 1 ? g : 0.0f;
-            }
-        }
+        float *dp = dx + pl * ni;
+        const float *dq = dy + pl * no, *yq = y + pl * no;
+        const int32_t *aq = argmax + pl * no;
+        memset(dp, 0, ni * sizeof(float));
+        for (size_t q = 0; q < no; q++) dp[aq[q]] = yq[q] > 0.0f ? dq[q] : 0.0f;
     }
 }
