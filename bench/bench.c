@@ -9,8 +9,9 @@
  * node-shared params the step computes the weight gradients itself: that time
  * counts as compute (it is backward's arithmetic), the rest of the step (Adam,
  * its weight stores, waiting for other ranks) as exchange + Adam.
- * With --conv: the CycleGAN's convolution layers (im2col + sgemm, forward and
- * backward) against sgemm alone on the same lowered products.
+ * With --conv: the CycleGAN's step (the four networks' forwards and backwards of
+ * one iteration) in images/s and GFLOP/s against cblas_sgemm on 1024^3 on the
+ * same threads, its parts, and each convolution layer alone.
  * Prints figures; asserts nothing. */
 #include <cblas.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@
 #include "dtrain/conv.h"
 #include "dtrain/core.h"
 #include "dtrain/dist.h"
+#include "dtrain/gan.h"
 #include "dtrain/train.h"
 #include "dtrain/vae.h"
 #include "dtrain/vae_run.h"
@@ -67,86 +69,200 @@ static double sgemm_only(const layer *ls, int nl, int B, int reps, double *flops
     return t;
 }
 
-/* ---- --conv: the CycleGAN's convolution layers against sgemm alone ---------- */
+/* ---- --conv: the CycleGAN step against sgemm on large square matrices --------- */
 
-typedef struct {
-    const char *name;
-    int C, O, k, H; /* square H x H, stride 1, "same" padding */
-} conv_layer;
+/* 1 to time the discriminator's input-only backward as training runs it */
+#ifndef DT_BENCH_FULL_DISC
+#define DT_BENCH_FULL_DISC 0
+#endif
 
-/* the lowered products per image b, on batch-sized buffers as in training:
- * y_b (O,HW) = W (O,K) A_b (K,HW); dW (O,K) += y_b A_bᵀ; A_b = Wᵀ y_b */
-static double conv_sgemm_only(const conv_layer *l, int B, int reps)
+/* cblas_sgemm C (n,n) = A (n,n) B (n,n), seconds per product (median of reps) */
+static double sgemm_square(int n, int reps)
 {
-    size_t K = (size_t)(l->C * l->k * l->k), HW = (size_t)(l->H * l->H), O = (size_t)l->O;
-    float *A = dt_alloc_floats((size_t)B * K * HW), *W = dt_alloc_floats(O * K);
-    float *y = dt_alloc_floats((size_t)B * O * HW), *dW = dt_alloc_floats(O * K);
-    dt_rand_uniform(A, (size_t)B * K * HW, (dt_stream){1, DT_RNG_SAMPLE, 3, 0});
-    dt_rand_uniform(W, O * K, (dt_stream){1, DT_RNG_SAMPLE, 4, 0});
-    int k = (int)K, hw = (int)HW, o = (int)O;
-    double t0 = 0;
-    for (int r = -2; r < reps; r++) {
-        if (r == 0) t0 = dt_now();
-        for (int b = 0; b < B; b++) {
-            float *Ab = A + (size_t)b * K * HW, *yb = y + (size_t)b * O * HW;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, o, hw, k, 1, W, k, Ab, hw, 0, yb, hw);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, o, k, hw, 1, yb, hw, Ab, hw, 1, dW, k);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, hw, o, 1, W, k, yb, hw, 0, Ab, hw);
-        }
+    size_t nn = (size_t)n * n;
+    float *A = dt_alloc_floats(nn), *B = dt_alloc_floats(nn), *C = dt_alloc_floats(nn);
+    dt_rand_uniform(A, nn, (dt_stream){1, DT_RNG_SAMPLE, 3, 0});
+    dt_rand_uniform(B, nn, (dt_stream){1, DT_RNG_SAMPLE, 4, 0});
+    double ts[64];
+    if (reps > 64) reps = 64;
+    for (int r = -1; r < reps; r++) {
+        double t0 = dt_now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, A, n, B, n, 0, C, n);
+        if (r >= 0) ts[r] = dt_now() - t0;
     }
-    double t = (dt_now() - t0) / reps;
-    float *all[] = {A, W, y, dW};
-    for (size_t i = 0; i < 4; i++) dt_free(all[i]);
-    return t;
+    qsort(ts, (size_t)reps, sizeof *ts, cmp_double);
+    dt_free(A), dt_free(B), dt_free(C);
+    return ts[reps / 2];
 }
 
-/* dt_conv2d forward + backward (with the input gradient), as training runs them */
-static double conv_layer_time(const conv_layer *l, int B, int reps)
+/* FLOPs of a convolution's product: 2 B O C k k HW (each of forward, weight
+ * gradient and input gradient costs one) */
+static double conv_flops(int B, int C, int O, int k, int H) { return 2.0 * B * O * C * k * k * H * H; }
+
+typedef struct {
+    dt_gen G;
+    dt_disc D;
+    dt_gen_ctx c1, c2;
+    dt_disc_ctx dc;
+    float *x, *y, *d_rec, *d_fake_y, *d_fake_x, *d_adv, dl[64];
+} gan_half;
+
+/* one iteration's network work on both halves (SPEC model 4; as
+ * src/models/cyclegan.c runs it without the optional terms): per half
+ * G forward on y (fake_x) and on the partner's fake (the cycle), D forward on
+ * fake_x and its input gradient, G backward of both, then D forward and
+ * weight-gradient backward on real x and on fake_x. t accumulates per part:
+ * 0 G forward, 1 G backward, 2 D forward, 3 D backward */
+static void gan_iteration(gan_half *h, int B, double *t)
+{
+    double t0;
+    for (int k = 0; k < 2; k++) {
+        t0 = dt_now();
+        dt_gen_forward(&h[k].G, &h[k].c2, h[k].y, B);
+        t[0] += dt_now() - t0;
+    }
+    for (int k = 0; k < 2; k++) {
+        gan_half *a = &h[k];
+        t0 = dt_now();
+        dt_gen_forward(&a->G, &a->c1, h[1 - k].c2.y, B);
+        double t1 = dt_now();
+        dt_disc_forward(&a->D, &a->dc, a->c2.y, B);
+        double t2 = dt_now();
+#if DT_BENCH_FULL_DISC
+        dt_disc_backward(&a->D, &a->dc, a->c2.y, a->dl, a->d_adv, B);
+#else
+        dt_disc_backward_input(&a->D, &a->dc, a->c2.y, a->dl, a->d_adv, B);
+#endif
+        double t3 = dt_now();
+        dt_gen_backward(&a->G, &a->c1, a->d_rec, a->d_fake_y, B);
+        double t4 = dt_now();
+        t[0] += t1 - t0, t[2] += t2 - t1, t[3] += t3 - t2, t[1] += t4 - t3;
+    }
+    for (int k = 0; k < 2; k++) {
+        gan_half *a = &h[k];
+        t0 = dt_now();
+        dt_gen_backward(&a->G, &a->c2, a->d_fake_x, NULL, B);
+        t[1] += dt_now() - t0;
+        const float *in[2] = {a->x, a->c2.y};
+        for (int j = 0; j < 2; j++) {
+            t0 = dt_now();
+            dt_disc_forward(&a->D, &a->dc, in[j], B);
+            double t1 = dt_now();
+            dt_disc_backward(&a->D, &a->dc, in[j], a->dl, NULL, B);
+            t[2] += t1 - t0, t[3] += dt_now() - t1;
+        }
+    }
+}
+
+/* dt_conv2d forward + backward (with the input gradient) of one layer, seconds (median) */
+static double conv_layer_time(int C, int O, int k, int H, int B, int reps)
 {
     dt_params p;
     dt_conv2d c;
     dt_params_init(&p, "bench");
-    dt_conv2d_declare(&c, &p, "c", l->C, l->O, l->k, l->k == 3 ? 1 : 0);
+    dt_conv2d_declare(&c, &p, "c", C, O, k, k == 3 ? 1 : 0);
     dt_params_alloc(&p);
     dt_conv2d_bind(&c, &p);
     dt_conv2d_init(&c, 1, 0);
-    size_t in = (size_t)B * l->C * l->H * l->H, out = (size_t)B * l->O * l->H * l->H;
+    size_t in = (size_t)B * C * H * H, out = (size_t)B * O * H * H;
     float *x = dt_alloc_floats(in), *dx = dt_alloc_floats(in), *y = dt_alloc_floats(out), *dy = dt_alloc_floats(out);
-    float *cols = l->k == 1 ? NULL : dt_alloc_floats(dt_conv2d_cols_size(B, l->C, l->H, l->H, l->k));
+    float *cols = k == 1 ? NULL : dt_alloc_floats(dt_conv2d_cols_size(B, C, H, H, k));
     dt_rand_uniform(x, in, (dt_stream){1, DT_RNG_SAMPLE, 5, 0});
     dt_rand_uniform(dy, out, (dt_stream){1, DT_RNG_SAMPLE, 6, 0});
-    double t0 = 0;
+    double ts[64];
+    if (reps > 64) reps = 64;
     for (int r = -2; r < reps; r++) {
-        if (r == 0) t0 = dt_now();
-        dt_conv2d_forward(y, cols, x, c.w, c.b, B, l->C, l->H, l->H, l->O, l->k, c.pad);
-        dt_conv2d_backward(dx, c.dw, c.db, cols, dy, x, c.w, B, l->C, l->H, l->H, l->O, l->k, c.pad);
+        double t0 = dt_now();
+        dt_conv2d_forward(y, cols, x, c.w, c.b, B, C, H, H, O, k, c.pad);
+        dt_conv2d_backward(dx, c.dw, c.db, cols, dy, x, c.w, B, C, H, H, O, k, c.pad);
+        if (r >= 0) ts[r] = dt_now() - t0;
     }
-    double t = (dt_now() - t0) / reps;
     float *all[] = {x, dx, y, dy, cols};
     for (size_t i = 0; i < 5; i++) dt_free(all[i]);
     dt_params_free(&p);
-    return t;
+    qsort(ts, (size_t)reps, sizeof *ts, cmp_double);
+    return ts[reps / 2];
 }
 
-static int bench_conv(int B, int reps)
+static int bench_conv(int B, int reps, int threads)
 {
-    static const conv_layer ls[] = {
-        {"generator conv1 3->32 3x3", 3, 32, 3, 28},     {"generator conv2 32->40 3x3", 32, 40, 3, 28},
-        {"generator conv3 40->3 1x1", 40, 3, 1, 28},     {"discriminator conv1 3->32 3x3", 3, 32, 3, 28},
-        {"discriminator conv2 32->64 3x3", 32, 64, 3, 14},
-    };
-    printf("  OpenBLAS                 %s, core %s\n", openblas_get_config(), openblas_get_corename());
-    printf("  batch %d, forward + backward (weights and input gradients), GFLOP/s:\n", B);
-    printf("  %-32s %9s %9s %6s\n", "layer", "dt_conv2d", "sgemm", "ratio");
-    double tc = 0, tg = 0, ftot = 0;
-    for (size_t i = 0; i < sizeof ls / sizeof *ls; i++) {
-        const conv_layer *l = &ls[i];
-        double flops = 3.0 * 2.0 * B * l->O * l->C * l->k * l->k * l->H * l->H;
-        double a = conv_layer_time(l, B, reps), g = conv_sgemm_only(l, B, reps);
-        printf("  %-32s %9.1f %9.1f %5.0f%%\n", l->name, flops / a / 1e9, flops / g / 1e9, 100.0 * g / a);
-        tc += a, tg += g, ftot += flops;
+    enum { IMG = 3 * 28 * 28 };
+    /* the step's useful FLOPs (the products; element-wise work not counted) */
+    double g1 = conv_flops(B, 3, 32, 3, 28), g2 = conv_flops(B, 32, 40, 3, 28), g3 = conv_flops(B, 40, 3, 1, 28);
+    double d1 = conv_flops(B, 3, 32, 3, 28), d2 = conv_flops(B, 32, 64, 3, 14);
+    double d3 = 2.0 * B * 3136 * 128 + 2.0 * B * 128;
+    double Fg = g1 + g2 + g3, Fd = d1 + d2 + d3;
+    /* per half: G 2 forwards, backward with and without dx; D 3 forwards,
+     * 1 input-only backward, 2 weight-gradient backwards (conv1's dx skipped) */
+    double part_f[4] = {2 * 2 * Fg, 2 * (4 * Fg - g1), 2 * 3 * Fd, 2 * (Fd + 2 * (2 * Fd - d1))};
+    double flops = part_f[0] + part_f[1] + part_f[2] + part_f[3];
+
+    gan_half h[2];
+    for (int k = 0; k < 2; k++) {
+        gan_half *a = &h[k];
+        dt_gen_create(&a->G, "g", DT_GEN_RESIDUAL);
+        dt_gen_init(&a->G, 1, (uint64_t)k);
+        dt_disc_create(&a->D, "d");
+        dt_disc_init(&a->D, 1, 2 + (uint64_t)k);
+        dt_gen_ctx_create(&a->c1, B);
+        dt_gen_ctx_create(&a->c2, B);
+        dt_disc_ctx_create(&a->dc, B);
+        float **bufs[] = {&a->x, &a->y, &a->d_rec, &a->d_fake_y, &a->d_fake_x, &a->d_adv};
+        for (int j = 0; j < 6; j++) {
+            *bufs[j] = dt_alloc_floats((size_t)B * IMG);
+            dt_rand_uniform(*bufs[j], (size_t)B * IMG, (dt_stream){1, DT_RNG_SAMPLE, (uint64_t)(10 * k + j), 0});
+        }
+        for (int j = 0; j < B; j++) a->dl[j] = 0.01f * (float)(j % 7) - 0.03f;
     }
-    printf("  %-32s %9.1f %9.1f %5.0f%%\n", "all five (time-weighted)", ftot / tc / 1e9, ftot / tg / 1e9, 100.0 * tg / tc);
+    double ts[64], parts[64][4];
+    if (reps > 64) reps = 64;
+    for (int r = -2; r < reps; r++) {
+        double t[4] = {0}, t0 = dt_now();
+        gan_iteration(h, B, t);
+        if (r >= 0) ts[r] = dt_now() - t0, memcpy(parts[r], t, sizeof t);
+    }
+    double sorted[64];
+    memcpy(sorted, ts, sizeof ts);
+    qsort(sorted, (size_t)reps, sizeof *sorted, cmp_double);
+    double step = sorted[reps / 2];
+    int med = 0; /* the iteration with the median time, for its parts */
+    for (int r = 0; r < reps; r++)
+        if (ts[r] == step) med = r;
+    double sq = sgemm_square(1024, reps), sq_rate = 2.0 * 1024 * 1024 * 1024 / sq / 1e9;
+
+    printf("  OpenBLAS                 %s, core %s, %d thread(s)\n", openblas_get_config(), openblas_get_corename(),
+           threads);
+    printf("  CycleGAN step            2 x %d images (one iteration: 4 generator forwards+backwards, 6 discriminator"
+           " forwards+backwards), median of %d\n",
+           B, reps);
+    printf("  step                     %.2f ms, %.0f images/s, %.1f GFLOP/s\n", step * 1e3, 2.0 * B / step,
+           flops / step / 1e9);
+    printf("  cblas_sgemm 1024^3       %.1f GFLOP/s -> the step at %.0f%% of it\n", sq_rate,
+           100.0 * flops / step / 1e9 / sq_rate);
+    static const char *pn[4] = {"generator forward", "generator backward", "discriminator forward",
+                                "discriminator backward"};
+    for (int i = 0; i < 4; i++)
+        printf("  %-24s %7.2f ms %6.1f GFLOP/s\n", pn[i], parts[med][i] * 1e3, part_f[i] / parts[med][i] / 1e9);
+    static const struct {
+        const char *name;
+        int C, O, k, H;
+    } ls[] = {
+        {"generator conv1 3->32 3x3", 3, 32, 3, 28},     {"generator conv2 32->40 3x3", 32, 40, 3, 28},
+        {"generator conv3 40->3 1x1", 40, 3, 1, 28},     {"discriminator conv2 32->64 3x3", 32, 64, 3, 14},
+    };
+    printf("  per layer, batch %d, dt_conv2d forward + backward (weight and input gradients):\n", B);
+    for (size_t i = 0; i < sizeof ls / sizeof *ls; i++) {
+        double f = 3 * conv_flops(B, ls[i].C, ls[i].O, ls[i].k, ls[i].H);
+        double t = conv_layer_time(ls[i].C, ls[i].O, ls[i].k, ls[i].H, B, reps);
+        printf("  %-32s %7.2f ms %6.1f GFLOP/s\n", ls[i].name, t * 1e3, f / t / 1e9);
+    }
+    for (int k = 0; k < 2; k++) {
+        gan_half *a = &h[k];
+        float *bufs[] = {a->x, a->y, a->d_rec, a->d_fake_y, a->d_fake_x, a->d_adv};
+        for (int j = 0; j < 6; j++) dt_free(bufs[j]);
+        dt_gen_ctx_free(&a->c1), dt_gen_ctx_free(&a->c2), dt_disc_ctx_free(&a->dc);
+        dt_gen_free(&a->G), dt_disc_free(&a->D);
+    }
     return 0;
 }
 
@@ -170,7 +286,7 @@ int main(int argc, char **argv)
     }
     threads = dt_threads_setup(threads);
     if (conv) {
-        int rc = dt_rank() == 0 ? bench_conv(64, steps / 4 > 2 ? steps / 4 : 2) : 0;
+        int rc = dt_rank() == 0 ? bench_conv(64, steps / 4 > 3 ? steps / 4 : 3, threads) : 0;
         dt_dist_finalize();
         return rc;
     }

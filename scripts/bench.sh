@@ -2,7 +2,8 @@
 # make bench: performance figures of dtrain on this machine (nothing asserted).
 #  1. the VAE step without I/O: compute FLOP rate against sgemm alone on the
 #     same shapes, communication + Adam share, at 1 rank x 2 threads and 2 x 1;
-#  2. real training (I/O included) on a 60,000-image set: images/s, peak RSS.
+#  2. real training (I/O included) on a 60,000-image set: images/s, peak RSS;
+#  3. the CycleGAN step's networks against sgemm 1024^3, then CycleGAN training.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export DTRAIN_NO_PROGRESS=1
@@ -52,8 +53,10 @@ PY
 done
 
 echo
-echo "== CycleGAN convolution layers (im2col + sgemm) against sgemm alone on the same products, 1 thread"
-$MPI -np 1 build/dtrain-bench --conv --threads 1 --steps 40
+for t in 1 2; do
+    echo "== CycleGAN step (networks only, random images) against cblas_sgemm 1024^3, $t thread(s)"
+    $MPI -np 1 build/dtrain-bench --conv --threads $t --steps 40
+done
 
 echo
 echo "== dtrain cyclegan, 40 iterations of batch 64 per domain (MNIST-sized test data)"

@@ -1,7 +1,8 @@
 /* conv: 2-D convolution (stride 1, "same" padding) and 2x2 max pooling.
  *
  * Conventions as in nn.h: outputs first, then inputs, then sizes; backward
- * *accumulates* (+=) into dW and db and *overwrites* dx (NULL: skip).
+ * *accumulates* (+=) into dW and db (dW NULL: skip both) and *overwrites* dx
+ * (NULL: skip).
  * Activations are NCHW, batch-major: x (B,C,H,W). Weights are (O,C,k,k) as
  * in PyTorch. Only stride 1 with k = 3, pad = 1 or k = 1, pad = 0 is
  * supported (the output has the input's H and W).
@@ -10,7 +11,10 @@
  * matrix and multiplies by W viewed as (O, C*k*k), one sgemm per image
  * (measured faster here than one sgemm over the whole batch followed by a
  * transpose into NCHW). For k = 1 the image itself is the column matrix and
- * no columns are built. */
+ * no columns are built. The bias (and a following ReLU, in the _relu
+ * variants) is applied per image while its output is still in cache, and
+ * the backward of a ReLU that produced a layer's input is applied to dx
+ * the same way, so no separate pass over the activations is needed. */
 #ifndef DTRAIN_CONV_H
 #define DTRAIN_CONV_H
 
@@ -44,13 +48,22 @@ size_t dt_conv2d_cols_size(int B, int C, int H, int W, int k);
  * cols (B, C*k*k, H*Wd) <- im2col(x), kept for the backward. */
 void dt_conv2d_forward(float *y, float *cols, const float *x, const float *W, const float *b, int B, int C,
                        int H, int Wd, int O, int k, int pad);
-/* dy (B,O,H,Wd) x (B,C,H,Wd) W (O,C,k,k) -> dW (O,C,k,k) +=, db (O) +=,
- * dx (B,C,H,Wd) overwritten (NULL: skip).
+/* The same with y = max(conv, 0): bit for bit dt_conv2d_forward then dt_relu_forward. */
+void dt_conv2d_forward_relu(float *y, float *cols, const float *x, const float *W, const float *b, int B, int C,
+                            int H, int Wd, int O, int k, int pad);
+/* dy (B,O,H,Wd) x (B,C,H,Wd) W (O,C,k,k) -> dW (O,C,k,k) +=, db (O) +=
+ * (dW NULL: neither; the input gradient alone), dx (B,C,H,Wd) overwritten
+ * (NULL: skip).
  * cols must still hold what dt_conv2d_forward wrote for this x (the columns
  * are reused, not rebuilt; x is read only for k = 1). They are clobbered:
  * each image's columns are overwritten with its column gradient. */
 void dt_conv2d_backward(float *dx, float *dW, float *db, float *cols, const float *dy, const float *x,
                         const float *W, int B, int C, int H, int Wd, int O, int k, int pad);
+/* The same for an input x = max(z, 0) made by a ReLU: dx is the gradient
+ * w.r.t. z, dx * (x > 0); bit for bit dt_conv2d_backward then
+ * dt_relu_backward(dx, dx, x). x is read for the mask whatever k. */
+void dt_conv2d_backward_relu(float *dx, float *dW, float *db, float *cols, const float *dy, const float *x,
+                             const float *W, int B, int C, int H, int Wd, int O, int k, int pad);
 
 /* Direct-loop twins (double accumulation), for tests; no cache. */
 void dt_conv2d_forward_naive(float *y, const float *x, const float *W, const float *b, int B, int C, int H,
@@ -69,5 +82,13 @@ void dt_maxpool2_forward(float *y, int32_t *argmax, const float *x, int B, int C
 /* dy (B,C,H/2,W/2) argmax -> dx (B,C,H,W) overwritten: zero except
  * dx[argmax] = dy for each window. */
 void dt_maxpool2_backward(float *dx, const float *dy, const int32_t *argmax, int B, int C, int H, int W);
+/* ReLU then pooling in one pass: x (B,C,H,W) -> y, argmax of max(x, 0), bit
+ * for bit dt_relu_forward then dt_maxpool2_forward (x itself is left as is). */
+void dt_relu_maxpool2_forward(float *y, int32_t *argmax, const float *x, int B, int C, int H, int W);
+/* Its backward: dy, y, argmax (B,C,H/2,W/2) -> dx (B,C,H,W) overwritten with
+ * the gradient w.r.t. x: dx[argmax] = dy where y > 0, 0 elsewhere (bit for
+ * bit dt_maxpool2_backward then dt_relu_backward). */
+void dt_relu_maxpool2_backward(float *dx, const float *dy, const float *y, const int32_t *argmax, int B, int C, int H,
+                               int W);
 
 #endif

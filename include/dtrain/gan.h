@@ -70,5 +70,9 @@ void dt_disc_ctx_free(dt_disc_ctx *c);
 void dt_disc_forward(dt_disc *d, dt_disc_ctx *c, const float *x, int B);
 /* dlogit (B) -> parameter gradients +=, dx overwritten (NULL: skip); x as in the forward */
 void dt_disc_backward(dt_disc *d, dt_disc_ctx *c, const float *x, const float *dlogit, float *dx, int B);
+/* The input gradient alone: dx the same bits as dt_disc_backward's, d->p.g
+ * untouched and no weight gradient computed (the generator step needs only
+ * the gradient into the fake images). */
+void dt_disc_backward_input(dt_disc *d, dt_disc_ctx *c, const float *x, const float *dlogit, float *dx, int B);
 
 #endif

@@ -74,10 +74,8 @@ void dt_gen_forward(dt_gen *g, dt_gen_ctx *c, const float *x, int B)
 {
     size_t n = (size_t)B * IMG;
     c->x = x;
-    dt_conv2d_forward(c->h1, c->cols1, x, g->c1.w, g->c1.b, B, 3, S, S, 32, 3, 1);
-    dt_relu_forward(c->h1, c->h1, (size_t)B * 32 * PIX);
-    dt_conv2d_forward(c->h2, c->cols2, c->h1, g->c2.w, g->c2.b, B, 32, S, S, 40, 3, 1);
-    dt_relu_forward(c->h2, c->h2, (size_t)B * 40 * PIX);
+    dt_conv2d_forward_relu(c->h1, c->cols1, x, g->c1.w, g->c1.b, B, 3, S, S, 32, 3, 1);
+    dt_conv2d_forward_relu(c->h2, c->cols2, c->h1, g->c2.w, g->c2.b, B, 32, S, S, 40, 3, 1);
     dt_conv2d_forward(c->o, NULL, c->h2, g->c3.w, g->c3.b, B, 40, S, S, 3, 1, 0);
     if (g->out == DT_GEN_SIGMOID)
         dt_sigmoid_forward(c->y, c->o, n);
@@ -146,10 +144,8 @@ void dt_gen_backward(dt_gen *g, dt_gen_ctx *c, const float *dy, float *dx, int B
             c->dout[i] = v > 0.0f && v < 1.0f ? d * (1.0f - t * t) : d;
             c->dx1[i] = d; /* the identity path */
         }
-    dt_conv2d_backward(c->dh2, g->c3.dw, g->c3.db, NULL, c->dout, c->h2, g->c3.w, B, 40, S, S, 3, 1, 0);
-    dt_relu_backward(c->dh2, c->dh2, c->h2, (size_t)B * 40 * PIX);
-    dt_conv2d_backward(c->dh1, g->c2.dw, g->c2.db, c->cols2, c->dh2, c->h1, g->c2.w, B, 32, S, S, 40, 3, 1);
-    dt_relu_backward(c->dh1, c->dh1, c->h1, (size_t)B * 32 * PIX);
+    dt_conv2d_backward_relu(c->dh2, g->c3.dw, g->c3.db, NULL, c->dout, c->h2, g->c3.w, B, 40, S, S, 3, 1, 0);
+    dt_conv2d_backward_relu(c->dh1, g->c2.dw, g->c2.db, c->cols2, c->dh2, c->h1, g->c2.w, B, 32, S, S, 40, 3, 1);
     dt_conv2d_backward(dx, g->c1.dw, g->c1.db, c->cols1, c->dh1, c->x, g->c1.w, B, 3, S, S, 32, 3, 1);
     if (dx && g->out != DT_GEN_SIGMOID)
         for (size_t i = 0; i < n; i++) dx[i] += c->dx1[i];
@@ -209,28 +205,46 @@ void dt_disc_ctx_free(dt_disc_ctx *c)
     for (size_t i = 0; i < sizeof b / sizeof *b; i++) dt_free(b[i]);
 }
 
+/* a1 and a2 keep the convolutions' outputs before the ReLU, which is fused
+ * into the pooling (and its backward into the pooling's backward) */
 void dt_disc_forward(dt_disc *d, dt_disc_ctx *c, const float *x, int B)
 {
     dt_conv2d_forward(c->a1, c->cols1, x, d->c1.w, d->c1.b, B, 3, S, S, 32, 3, 1);
-    dt_relu_forward(c->a1, c->a1, (size_t)B * 32 * PIX);
-    dt_maxpool2_forward(c->p1, c->i1, c->a1, B, 32, S, S);
+    dt_relu_maxpool2_forward(c->p1, c->i1, c->a1, B, 32, S, S);
     dt_conv2d_forward(c->a2, c->cols2, c->p1, d->c2.w, d->c2.b, B, 32, 14, 14, 64, 3, 1);
-    dt_relu_forward(c->a2, c->a2, (size_t)B * 64 * 196);
-    dt_maxpool2_forward(c->p2, c->i2, c->a2, B, 64, 14, 14);
+    dt_relu_maxpool2_forward(c->p2, c->i2, c->a2, B, 64, 14, 14);
     dt_linear_forward(c->f1, c->p2, d->f1.w, d->f1.b, B, 3136, 128);
     dt_relu_forward(c->f1, c->f1, (size_t)B * 128);
     dt_linear_forward(c->logit, c->f1, d->f2.w, d->f2.b, B, 128, 1);
 }
 
+/* weights 1: the parameter gradients (+=); 0: none (d->p.g untouched) */
+static void disc_backward(dt_disc *d, dt_disc_ctx *c, const float *x, const float *dlogit, float *dx, int B,
+                          int weights)
+{
+    if (weights) {
+        dt_linear_backward(c->df1, d->f2.dw, d->f2.db, dlogit, c->f1, d->f2.w, B, 128, 1);
+        dt_relu_backward(c->df1, c->df1, c->f1, (size_t)B * 128);
+        dt_linear_backward(c->dp2, d->f1.dw, d->f1.db, c->df1, c->p2, d->f1.w, B, 3136, 128);
+    } else {
+        dt_linear_backward_input(c->df1, dlogit, d->f2.w, B, 128, 1);
+        dt_relu_backward(c->df1, c->df1, c->f1, (size_t)B * 128);
+        dt_linear_backward_input(c->dp2, c->df1, d->f1.w, B, 3136, 128);
+    }
+    dt_relu_maxpool2_backward(c->da2, c->dp2, c->p2, c->i2, B, 64, 14, 14);
+    dt_conv2d_backward(c->dp1, weights ? d->c2.dw : NULL, d->c2.db, c->cols2, c->da2, c->p1, d->c2.w, B, 32, 14, 14,
+                       64, 3, 1);
+    if (!weights && !dx) return;
+    dt_relu_maxpool2_backward(c->da1, c->dp1, c->p1, c->i1, B, 32, S, S);
+    dt_conv2d_backward(dx, weights ? d->c1.dw : NULL, d->c1.db, c->cols1, c->da1, x, d->c1.w, B, 3, S, S, 32, 3, 1);
+}
+
 void dt_disc_backward(dt_disc *d, dt_disc_ctx *c, const float *x, const float *dlogit, float *dx, int B)
 {
-    dt_linear_backward(c->df1, d->f2.dw, d->f2.db, dlogit, c->f1, d->f2.w, B, 128, 1);
-    dt_relu_backward(c->df1, c->df1, c->f1, (size_t)B * 128);
-    dt_linear_backward(c->dp2, d->f1.dw, d->f1.db, c->df1, c->p2, d->f1.w, B, 3136, 128);
-    dt_maxpool2_backward(c->da2, c->dp2, c->i2, B, 64, 14, 14);
-    dt_relu_backward(c->da2, c->da2, c->a2, (size_t)B * 64 * 196);
-    dt_conv2d_backward(c->dp1, d->c2.dw, d->c2.db, c->cols2, c->da2, c->p1, d->c2.w, B, 32, 14, 14, 64, 3, 1);
-    dt_maxpool2_backward(c->da1, c->dp1, c->i1, B, 32, S, S);
-    dt_relu_backward(c->da1, c->da1, c->a1, (size_t)B * 32 * PIX);
-    dt_conv2d_backward(dx, d->c1.dw, d->c1.db, c->cols1, c->da1, x, d->c1.w, B, 3, S, S, 32, 3, 1);
+    disc_backward(d, c, x, dlogit, dx, B, 1);
+}
+
+void dt_disc_backward_input(dt_disc *d, dt_disc_ctx *c, const float *x, const float *dlogit, float *dx, int B)
+{
+    disc_backward(d, c, x, dlogit, dx, B, 0);
 }

@@ -104,9 +104,10 @@ static void col2im(float *x, const float *cols, int C, int H, int W, int k, int 
 }
 
 /* x (B,C,H,Wd) W (O,C,k,k) b (O) -> y (B,O,H,Wd); cols (B,C*k*k,H*Wd) <- im2col(x)
- * Per image: y_b (O,HW) = b 1ᵀ + W (O,CKK) · cols_b (CKK,HW). */
-void dt_conv2d_forward(float *y, float *cols, const float *x, const float *W, const float *b, int B, int C,
-                       int H, int Wd, int O, int k, int pad)
+ * Per image: y_b (O,HW) = W (O,CKK) · cols_b (CKK,HW) (beta 0), then the bias
+ * (and the ReLU when relu) added in one pass while y_b is in cache. */
+static void conv_forward(float *y, float *cols, const float *x, const float *W, const float *b, int B, int C, int H,
+                         int Wd, int O, int k, int pad, int relu)
 {
     check_geometry(k, pad);
     int HW = H * Wd, K = C * k * k;
@@ -119,12 +120,30 @@ void dt_conv2d_forward(float *y, float *cols, const float *x, const float *W, co
             im2col(cb, xb, C, H, Wd, k, pad);
             A = cb;
         }
+        dt_sgemm(0, 0, O, HW, K, 1.0f, W, K, A, HW, 0.0f, yb, HW);
         for (int o = 0; o < O; o++) {
             float *r = yb + (size_t)o * HW, v = b[o];
-            for (int p = 0; p < HW; p++) r[p] = v;
+            if (relu)
+                for (int p = 0; p < HW; p++) {
+                    float t = r[p] + v;
+                    r[p] = t > 0.0f ? t : 0.0f;
+                }
+            else
+                for (int p = 0; p < HW; p++) r[p] += v;
         }
-        dt_sgemm(0, 0, O, HW, K, 1.0f, W, K, A, HW, 1.0f, yb, HW);
     }
+}
+
+void dt_conv2d_forward(float *y, float *cols, const float *x, const float *W, const float *b, int B, int C,
+                       int H, int Wd, int O, int k, int pad)
+{
+    conv_forward(y, cols, x, W, b, B, C, H, Wd, O, k, pad, 0);
+}
+
+void dt_conv2d_forward_relu(float *y, float *cols, const float *x, const float *W, const float *b, int B, int C,
+                            int H, int Wd, int O, int k, int pad)
+{
+    conv_forward(y, cols, x, W, b, B, C, H, Wd, O, k, pad, 1);
 }
 
 /* sum of r[0..n): eight partial sums, so the loop vectorizes without -ffast-math */
@@ -140,19 +159,22 @@ static float sum8(const float *r, int n)
 }
 
 /* dy (B,O,H,Wd) cols (B,CKK,HW) from the forward, W (O,CKK) ->
- *   dW += sum_b dy_b · cols_bᵀ,  db += sum_{b,p} dy_b,  dx_b = col2im(Wᵀ · dy_b).
+ *   dW += sum_b dy_b · cols_bᵀ,  db += sum_{b,p} dy_b  (dW NULL: skip both),
+ *   dx_b = col2im(Wᵀ · dy_b), times (x_b > 0) when relu_x.
  * cols_b is reused as the scratch for Wᵀ · dy_b once dW has read it. */
-void dt_conv2d_backward(float *dx, float *dW, float *db, float *cols, const float *dy, const float *x,
-                        const float *W, int B, int C, int H, int Wd, int O, int k, int pad)
+static void conv_backward(float *dx, float *dW, float *db, float *cols, const float *dy, const float *x,
+                          const float *W, int B, int C, int H, int Wd, int O, int k, int pad, int relu_x)
 {
     check_geometry(k, pad);
     int HW = H * Wd, K = C * k * k;
     for (int i = 0; i < B; i++) {
         const float *dyb = dy + (size_t)i * O * HW;
         float *cb = k == 1 ? NULL : cols + (size_t)i * K * HW;
-        const float *A = k == 1 ? x + (size_t)i * C * HW : cb;
-        for (int o = 0; o < O; o++) db[o] += sum8(dyb + (size_t)o * HW, HW);
-        dt_sgemm(0, 1, O, K, HW, 1.0f, dyb, HW, A, HW, 1.0f, dW, K);
+        const float *xb = x + (size_t)i * C * HW;
+        if (dW) {
+            for (int o = 0; o < O; o++) db[o] += sum8(dyb + (size_t)o * HW, HW);
+            dt_sgemm(0, 1, O, K, HW, 1.0f, dyb, HW, k == 1 ? xb : cb, HW, 1.0f, dW, K);
+        }
         if (!dx) continue;
         float *dxb = dx + (size_t)i * C * HW;
         if (k == 1) {
@@ -161,7 +183,21 @@ void dt_conv2d_backward(float *dx, float *dW, float *db, float *cols, const floa
             dt_sgemm(1, 0, K, HW, O, 1.0f, W, K, dyb, HW, 0.0f, cb, HW);
             col2im(dxb, cb, C, H, Wd, k, pad);
         }
+        if (relu_x)
+            for (size_t p = 0; p < (size_t)C * HW; p++) dxb[p] = xb[p] > 0.0f ? dxb[p] : 0.0f;
     }
+}
+
+void dt_conv2d_backward(float *dx, float *dW, float *db, float *cols, const float *dy, const float *x,
+                        const float *W, int B, int C, int H, int Wd, int O, int k, int pad)
+{
+    conv_backward(dx, dW, db, cols, dy, x, W, B, C, H, Wd, O, k, pad, 0);
+}
+
+void dt_conv2d_backward_relu(float *dx, float *dW, float *db, float *cols, const float *dy, const float *x,
+                             const float *W, int B, int C, int H, int Wd, int O, int k, int pad)
+{
+    conv_backward(dx, dW, db, cols, dy, x, W, B, C, H, Wd, O, k, pad, 1);
 }
 
 /* x (B,C,H,Wd) W (O,C,k,k) b (O) -> y (B,O,H,Wd), seven plain loops */
@@ -263,5 +299,50 @@ void dt_maxpool2_backward(float *dx, const float *dy, const int32_t *argmax, int
     for (size_t pl = 0; pl < planes; pl++) {
         float *dp = dx + pl * H * W;
         for (size_t q = 0; q < no; q++) dp[argmax[pl * no + q]] = dy[pl * no + q];
+    }
+}
+
+/* x (B,C,H,W) -> y, argmax (B,C,H/2,W/2) of relu(x), bit for bit what
+ * dt_relu_forward then dt_maxpool2_forward give (the ReLU maps NaN to 0, so
+ * no NaN reaches the pool): branch-free selects, one pass over x */
+void dt_relu_maxpool2_forward(float *y, int32_t *argmax, const float *x, int B, int C, int H, int W)
+{
+    DT_ASSERT(H % 2 == 0 && W % 2 == 0);
+    int Ho = H / 2, Wo = W / 2;
+    size_t planes = (size_t)B * C;
+    for (size_t pl = 0; pl < planes; pl++) {
+        const float *xp = x + pl * H * W;
+        float *yp = y + pl * Ho * Wo;
+        int32_t *ap = argmax + pl * Ho * Wo;
+        for (int i = 0; i < Ho; i++) {
+            const float *r0 = xp + (size_t)(2 * i) * W, *r1 = r0 + W;
+            for (int j = 0; j < Wo; j++) {
+                float a = r0[2 * j], b = r0[2 * j + 1], c = r1[2 * j], d = r1[2 * j + 1];
+                a = a > 0.0f ? a : 0.0f, b = b > 0.0f ? b : 0.0f;
+                c = c > 0.0f ? c : 0.0f, d = d > 0.0f ? d : 0.0f;
+                int32_t at = 2 * i * W + 2 * j, best = at;
+                float bv = a;
+                best = b > bv ? at + 1 : best, bv = b > bv ? b : bv;
+                best = c > bv ? at + W : best, bv = c > bv ? c : bv;
+                best = d > bv ? at + W + 1 : best, bv = d > bv ? d : bv;
+                yp[i * Wo + j] = bv;
+                ap[i * Wo + j] = best;
+            }
+        }
+    }
+}
+
+/* dy, y, argmax (B,C,H/2,W/2) -> dx (B,C,H,W) overwritten, plane by plane
+ * (cleared, then written while in cache): dx[argmax] = dy where y > 0, 0 elsewhere */
+void dt_relu_maxpool2_backward(float *dx, const float *dy, const float *y, const int32_t *argmax, int B, int C, int H,
+                               int W)
+{
+    size_t planes = (size_t)B * C, no = (size_t)(H / 2) * (W / 2), ni = (size_t)H * W;
+    for (size_t pl = 0; pl < planes; pl++) {
+        float *dp = dx + pl * ni;
+        const float *dq = dy + pl * no, *yq = y + pl * no;
+        const int32_t *aq = argmax + pl * no;
+        memset(dp, 0, ni * sizeof(float));
+        for (size_t q = 0; q < no; q++) dp[aq[q]] = yq[q] > 0.0f ? dq[q] : 0.0f;
     }
 }

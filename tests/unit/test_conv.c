@@ -117,6 +117,93 @@ START_TEST(conv_backward_matches_naive)
 }
 END_TEST
 
+/* ---- fused variants: the same bits as the separate passes ---------------------- */
+
+static int same_bits(const void *a, const void *b, size_t nfloats) { return !memcmp(a, b, nfloats * sizeof(float)); }
+
+/* forward_relu = forward then dt_relu_forward; backward_relu = backward then
+ * dt_relu_backward against its input's mask; dW NULL leaves the weight
+ * gradients alone and gives the same dx; all near the naive twins */
+START_TEST(conv_fused_relu_and_input_only)
+{
+    shape s = shapes[_i];
+    bufs u = make(s, 900 + 10 * (uint64_t)_i);
+    float *yr = dt_alloc_floats(u.ny), *dx = dt_alloc_floats(u.nx), *dxr = dt_alloc_floats(u.nx);
+    float *dxi = dt_alloc_floats(u.nx), *dxn = dt_alloc_floats(u.nx);
+    float *dW = dt_alloc_floats(u.nw), *dWr = dt_alloc_floats(u.nw), *dWn = dt_alloc_floats(u.nw);
+    float *db = dt_alloc_floats(s.O), *dbr = dt_alloc_floats(s.O), *dbn = dt_alloc_floats(s.O);
+    dt_conv2d_forward(u.y, u.cols, u.x, u.W, u.b, s.B, s.C, s.H, s.W, s.O, s.k, s.pad);
+    dt_relu_forward(u.y, u.y, u.ny);
+    dt_conv2d_forward_relu(yr, u.cols, u.x, u.W, u.b, s.B, s.C, s.H, s.W, s.O, s.k, s.pad);
+    ck_assert(same_bits(yr, u.y, u.ny));
+    dt_conv2d_forward_naive(u.yn, u.x, u.W, u.b, s.B, s.C, s.H, s.W, s.O, s.k, s.pad);
+    dt_relu_forward(u.yn, u.yn, u.ny);
+    ck_assert_double_le(max_rel(yr, u.yn, u.ny), 1e-5);
+    size_t pos = 0;
+    for (size_t i = 0; i < u.ny; i++) pos += yr[i] > 0;
+    if (u.ny > 8) ck_assert(pos > 0 && pos < u.ny); /* the ReLU clips some, not all */
+
+    /* x as the output of a ReLU (its zeros mask dx) */
+    dt_relu_forward(u.x, u.x, u.nx);
+    dt_conv2d_forward(u.y, u.cols, u.x, u.W, u.b, s.B, s.C, s.H, s.W, s.O, s.k, s.pad);
+    dt_conv2d_backward(dx, dW, db, u.cols, u.dy, u.x, u.W, s.B, s.C, s.H, s.W, s.O, s.k, s.pad);
+    dt_relu_backward(dx, dx, u.x, u.nx);
+    dt_conv2d_forward(u.y, u.cols, u.x, u.W, u.b, s.B, s.C, s.H, s.W, s.O, s.k, s.pad);
+    dt_conv2d_backward_relu(dxr, dWr, dbr, u.cols, u.dy, u.x, u.W, s.B, s.C, s.H, s.W, s.O, s.k, s.pad);
+    ck_assert(same_bits(dxr, dx, u.nx));
+    ck_assert(same_bits(dWr, dW, u.nw));
+    ck_assert(same_bits(dbr, db, (size_t)s.O));
+    dt_conv2d_backward_naive(dxn, dWn, dbn, u.dy, u.x, u.W, s.B, s.C, s.H, s.W, s.O, s.k, s.pad);
+    dt_relu_backward(dxn, dxn, u.x, u.nx);
+    ck_assert_double_le(max_rel(dxr, dxn, u.nx), 1e-5);
+    ck_assert_double_le(max_rel(dWr, dWn, u.nw), 1e-5);
+
+    /* the input gradient alone: same dx bits, dW and db untouched */
+    for (size_t i = 0; i < u.nw; i++) dWr[i] = 7.0f;
+    for (int i = 0; i < s.O; i++) dbr[i] = 7.0f;
+    dt_conv2d_forward(u.y, u.cols, u.x, u.W, u.b, s.B, s.C, s.H, s.W, s.O, s.k, s.pad);
+    dt_conv2d_backward(dx, dW, db, u.cols, u.dy, u.x, u.W, s.B, s.C, s.H, s.W, s.O, s.k, s.pad);
+    dt_conv2d_forward(u.y, u.cols, u.x, u.W, u.b, s.B, s.C, s.H, s.W, s.O, s.k, s.pad);
+    dt_conv2d_backward(dxi, NULL, dbr, u.cols, u.dy, u.x, u.W, s.B, s.C, s.H, s.W, s.O, s.k, s.pad);
+    ck_assert(same_bits(dxi, dx, u.nx));
+    for (size_t i = 0; i < u.nw; i++) ck_assert(dWr[i] == 7.0f);
+    for (int i = 0; i < s.O; i++) ck_assert(dbr[i] == 7.0f);
+    float *all[] = {yr, dx, dxr, dxi, dxn, dW, dWr, dWn, db, dbr, dbn};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) dt_free(all[i]);
+    unmake(&u);
+}
+END_TEST
+
+/* ReLU + pooling in one pass = dt_relu_forward then dt_maxpool2_forward, and
+ * its backward = dt_maxpool2_backward then dt_relu_backward, bit for bit:
+ * negative windows, ties, NaN and -0 included */
+START_TEST(relu_maxpool_matches_separate_passes)
+{
+    enum { B = 2, C = 3, H = 6, W = 8, N = B * C * H * W, M = N / 4 };
+    float x[N], r[N], y0[M], y1[M], dy[M], dx0[N], dx1[N];
+    int32_t a0[M], a1[M];
+    fill(x, N, 77, -1, 1);
+    fill(dy, M, 78, -1, 1);
+    for (int i = 0; i < 12; i++) x[i] = 0.25f;        /* ties */
+    for (int i = 16; i < 20; i++) x[i] = -0.5f;       /* a window all negative */
+    x[40] = NAN, x[41] = -0.0f, x[56] = 0.0f, x[57] = -0.0f, dy[3] = -0.0f;
+    memcpy(r, x, sizeof r);
+    dt_relu_forward(r, r, N);
+    dt_maxpool2_forward(y0, a0, r, B, C, H, W);
+    dt_maxpool2_backward(dx0, dy, a0, B, C, H, W);
+    dt_relu_backward(dx0, dx0, r, N);
+    dt_relu_maxpool2_forward(y1, a1, x, B, C, H, W);
+    for (int i = 0; i < N; i++) dx1[i] = 123.0f; /* every element is written */
+    dt_relu_maxpool2_backward(dx1, dy, y1, a1, B, C, H, W);
+    ck_assert(same_bits(y1, y0, M));
+    ck_assert(!memcmp(a1, a0, sizeof a0));
+    ck_assert(same_bits(dx1, dx0, N));
+    size_t nz = 0;
+    for (int i = 0; i < N; i++) nz += dx1[i] != 0.0f;
+    ck_assert(nz > M / 2); /* most windows pass a gradient */
+}
+END_TEST
+
 /* ---- finite differences ------------------------------------------------------- */
 
 /* L = sum(r ⊙ conv(x)), in double from the float output */
@@ -374,6 +461,8 @@ int main(void)
     tcase_add_loop_test(tc, conv_forward_matches_naive, 0, NSHAPES);
     tcase_add_loop_test(tc, conv_backward_matches_naive, 0, NSHAPES);
     tcase_add_loop_test(tc, conv_finite_differences, 0, (int)(sizeof fd_shapes / sizeof fd_shapes[0]));
+    tcase_add_loop_test(tc, conv_fused_relu_and_input_only, 0, NSHAPES);
+    tcase_add_test(tc, relu_maxpool_matches_separate_passes);
     tcase_add_test(tc, conv_backward_accumulates_and_overwrites);
     tcase_add_test(tc, conv_shift_kernel_by_hand);
     tcase_add_test(tc, maxpool_forward_by_hand);

@@ -246,6 +246,36 @@ START_TEST(discriminator_gradients)
 }
 END_TEST
 
+/* the input-only backward: dx the same bits as the full backward's, the
+ * parameter gradients untouched */
+START_TEST(discriminator_input_gradient_alone)
+{
+    dt_disc d;
+    dt_disc_create(&d, "disc");
+    dt_disc_init(&d, 9, 0);
+    float *x = dt_alloc_floats((size_t)B * IMG), *dx = dt_alloc_floats((size_t)B * IMG), r[B] = {0.9f, -0.4f};
+    float *dxi = dt_alloc_floats((size_t)B * IMG), *g = dt_alloc_floats(d.p.n);
+    fill(x, (size_t)B * IMG, 21, 0, 1);
+    dt_disc_ctx c;
+    dt_disc_ctx_create(&c, B);
+    dt_params_zero_grad(&d.p);
+    dt_disc_forward(&d, &c, x, B);
+    dt_disc_backward(&d, &c, x, r, dx, B);
+    for (size_t i = 0; i < d.p.n; i++) d.p.g[i] = (float)(i % 13) - 6.0f;
+    memcpy(g, d.p.g, d.p.n * sizeof(float));
+    dt_disc_forward(&d, &c, x, B);
+    dt_disc_backward_input(&d, &c, x, r, dxi, B);
+    ck_assert(!memcmp(dxi, dx, (size_t)B * IMG * sizeof(float)));
+    ck_assert(!memcmp(d.p.g, g, d.p.n * sizeof(float)));
+    double n = 0;
+    for (size_t i = 0; i < (size_t)B * IMG; i++) n += fabs(dxi[i]);
+    ck_assert_double_gt(n, 1e-3);
+    dt_disc_ctx_free(&c);
+    dt_free(x), dt_free(dx), dt_free(dxi), dt_free(g);
+    dt_disc_free(&d);
+}
+END_TEST
+
 static double max_diff(const float *a, const float *b, size_t n)
 {
     double m = 0;
@@ -327,6 +357,7 @@ int main(void)
     tcase_add_loop_test(tc, clamps_pass_inward_gradients, 0, 2);
     tcase_add_loop_test(tc, saturated_channels_come_back, 0, 2);
     tcase_add_test(tc, discriminator_gradients);
+    tcase_add_test(tc, discriminator_input_gradient_alone);
     tcase_add_test(tc, middle_layers_match_naive);
     suite_add_tcase(s, tc);
     int failed = dt_check_run(s);
