@@ -12,11 +12,13 @@
  *   fake_x = G_X(y)                                    (context 2)
  *   exchange 2: send fake_x, receive fake_y = G_Y(x)
  *   rec_x = G_X(fake_y)                                (context 1)
- *   L_G = lambda_cyc * mean|rec_x - x| + BCE(D_X(fake_x), 1)
+ *   D_X(fake_x) once: D_X's fake term BCE(., 0) into its weight gradients
+ *   (D_X is unchanged until its step), and L_G's adversarial term
+ *   L_G = lambda_cyc * mean|rec_x - x| + BCE(D_X(fake_x), 1) [+ --color-pair]
  *   backward of the cycle term through context 1 -> d fake_y
  *   exchange 3: send d fake_y, receive d fake_x (partner's cycle term)
  *   backward of d fake_x (adversarial + cycle) through context 2
- *   Adam on G_X; then D_X on real x (label 1) and fake_x (label 0), Adam on D_X. */
+ *   Adam on G_X; then D_X's real term BCE(D_X(x), 1), Adam on D_X. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,7 +65,6 @@ typedef struct {
     float *cand, *d_search;      /* --color-search: a repainted fake_x, and its pull's gradient */
     float *d_pair;               /* --color-pair: the pull's gradient w.r.t. fake_x */
     double *colors;              /* (gx, 3): the color of each real x of the global batch */
-    const float *fake_seen;      /* fake_x as D_X saw it in the generator step (c2.y or noisy_fake) */
     size_t nx, ny, gx, gy; /* local and global counts of x and y */
     double loss[6];        /* cycle, adversarial (G), D real, D fake, identity, pair pull: sums per image */
 } half;
@@ -363,14 +364,18 @@ static void iteration(gan *g)
         /* cycle: rec_x = G_X(fake_y), mean absolute error over the global batch's elements */
         dt_gen_forward(G, &h->c1, h->fake_y, (int)h->nx);
         h->loss[0] += l1_loss(h->d_rec, h->c1.y, h->x, n, g->o.lambda_cyc, h->gx);
-        /* adversarial: D_X should call fake_x real; only its input gradient is kept
-         * (the noise is added, so it is also the gradient w.r.t. fake_x) */
+        /* D_X sees fake_x once, for two uses: its own step's fake term (fake_x
+         * -> 0, weight gradients; D_X does not change before its step) and the
+         * adversarial term (D_X should call fake_x real; only the input
+         * gradient, which with the noise added is also the one w.r.t. fake_x) */
         const float *fake = d_view(g, h->X, 1, h->noisy_fake, h->c2.y, batch_offset(g, h->gy), h->ny);
-        h->fake_seen = fake;
         dt_disc_forward(D, &h->dc, fake, (int)h->ny);
         float dl[g->maxB];
+        dt_params_zero_grad(&D->p);
+        h->loss[3] += bce_label(dl, h->dc.logit, h->ny, 0.0f, 1.0f / (float)h->gy);
+        dt_disc_backward(D, &h->dc, fake, dl, NULL, (int)h->ny);
         h->loss[1] += bce_label(dl, h->dc.logit, h->ny, 1.0f, 1.0f / (float)h->gy);
-        dt_disc_backward(D, &h->dc, fake, dl, h->d_adv, (int)h->ny);
+        dt_disc_backward_input(D, &h->dc, fake, dl, h->d_adv, (int)h->ny);
         if (g->o.swap_neg > 0 || g->o.search > 0) real_colors(g, h);
         if (g->o.search > 0) color_search(g, h, D, h->c2.y);
         if (g->o.pair > 0 && g->pair.ok) h->loss[5] += color_pair(g, h, h->c2.y);
@@ -402,17 +407,13 @@ static void iteration(gan *g)
         else /* --g-delay: the discriminators learn first */
             dt_params_zero_grad(&G->p);
         dt_watch("discriminator forward/backward");
-        /* the discriminator: real x -> 1, fake_x (made above, no gradient to G) -> 0 */
-        dt_params_zero_grad(&D->p); /* drop what the generator step left */
+        /* the discriminator: real x -> 1; its fake term (fake_x -> 0, no
+         * gradient to G) was added in the generator step */
         float dl[g->maxB];
         const float *real = d_view(g, h->X, 0, h->noisy_x, h->x, batch_offset(g, h->gx), h->nx);
         dt_disc_forward(D, &h->dc, real, (int)h->nx);
         h->loss[2] += bce_label(dl, h->dc.logit, h->nx, 1.0f, 1.0f / (float)h->gx);
         dt_disc_backward(D, &h->dc, real, dl, NULL, (int)h->nx);
-        const float *fake = h->fake_seen; /* as the generator step saw it */
-        dt_disc_forward(D, &h->dc, fake, (int)h->ny);
-        h->loss[3] += bce_label(dl, h->dc.logit, h->ny, 0.0f, 1.0f / (float)h->gy);
-        dt_disc_backward(D, &h->dc, fake, dl, NULL, (int)h->ny);
         if (g->o.swap_neg > 0) { /* real shapes in the wrong real colors -> 0 */
             float w[g->maxB];
             swapped_negatives(g, h, w);
