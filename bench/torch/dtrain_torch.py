@@ -16,6 +16,7 @@ block) and trains on images preloaded as float tensors.
       loss falls and the CycleGAN's parameter counts are those of dtrain's networks.
 """
 import argparse
+import ctypes
 import json
 import math
 import sys
@@ -235,9 +236,19 @@ def build(model, path, batch, seed):
     return VAEStep(model, {"vae": load_images(path, "vae/train/images")}, batch or 128, gen)
 
 
+def set_threads(n):
+    torch.set_num_threads(n)
+    # Debian's PyTorch does its matrix products in OpenBLAS, whose own thread pool
+    # (one thread per core) set_num_threads leaves alone: give it the same count
+    try:
+        ctypes.CDLL("libopenblas.so.0").openblas_set_num_threads(n)
+    except (OSError, AttributeError):
+        pass
+
+
 def train(model, path, threads, steps, batch, seed):
     """WARMUP untimed steps, then `steps` timed ones; returns the result as a dict."""
-    torch.set_num_threads(threads)
+    set_threads(threads)
     step = build(model, path, batch, seed)
     hist = []
     for _ in range(WARMUP):
