@@ -184,7 +184,7 @@ class CycleGANStep:
     10 x L1 cycle with the discriminators frozen, then D_A on real A vs the detached
     fake A, then D_B likewise; four Adams (lr 2e-4, beta1 0.5)."""
 
-    def __init__(self, model, data, batch, gen, lambda_cyc=10.0):
+    def __init__(self, data, batch, gen, lambda_cyc=10.0):
         self.G_AB, self.G_BA = generator(), generator()
         self.D_A, self.D_B = discriminator(), discriminator()
         adam = lambda net: torch.optim.Adam(net.parameters(), lr=2e-4, betas=(0.5, 0.999))
@@ -232,7 +232,7 @@ def build(model, path, batch, seed):
     gen = torch.Generator().manual_seed(seed)
     if model == "cyclegan":
         data = {X: load_images(path, f"cyclegan/{X}/train/images") for X in "AB"}
-        return CycleGANStep(model, data, batch or 64, gen)
+        return CycleGANStep(data, batch or 64, gen)
     return VAEStep(model, {"vae": load_images(path, "vae/train/images")}, batch or 128, gen)
 
 
