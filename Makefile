@@ -63,7 +63,7 @@ TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 MPI_SRC := $(wildcard tests/mpi/*.c)
 MPI_BIN := $(MPI_SRC:tests/mpi/%.c=$(BUILD)/tests/mpi/%)
 
-.PHONY: all check check-memory check-fuzz check-slurm unit integration test-bins bench deps data demo clean
+.PHONY: all check check-memory check-fuzz check-slurm unit integration test-bins bench bench-torch deps data demo clean
 all: dtrain
 
 dtrain: $(BUILD)/src/cli/main.o $(BUILD)/libdtrain.a
@@ -158,6 +158,9 @@ demo:
 
 bench: dtrain $(BUILD)/dtrain-bench
 	@bash scripts/bench.sh
+
+bench-torch: dtrain
+	@bash scripts/bench-torch.sh
 
 $(BUILD)/dtrain-bench: $(BUILD)/bench/bench.o $(BUILD)/libdtrain.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
