@@ -166,7 +166,7 @@ static double conv_layer_time(int C, int O, int k, int H, int B, int reps)
     dt_conv2d_init(&c, 1, 0);
     size_t in = (size_t)B * C * H * H, out = (size_t)B * O * H * H;
     float *x = dt_alloc_floats(in), *dx = dt_alloc_floats(in), *y = dt_alloc_floats(out), *dy = dt_alloc_floats(out);
-    float *cols = k == 1 ? NULL : dt_alloc_floats(dt_conv2d_cols_size(B, C, H, H, k));
+    float *cols = k == 1 ? NULL : dt_alloc_floats(dt_conv2d_cols_size(B, C, O, H, H, k));
     dt_rand_uniform(x, in, (dt_stream){1, DT_RNG_SAMPLE, 5, 0});
     dt_rand_uniform(dy, out, (dt_stream){1, DT_RNG_SAMPLE, 6, 0});
     double ts[64];
