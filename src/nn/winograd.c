@@ -42,126 +42,131 @@ int dt_conv2d_winograd_fits(int C, int O, int H, int W, int k, int pad)
     return k == 3 && pad == 1 && H % 2 == 0 && W % 2 == 0 && C >= 16 && O >= 16;
 }
 
-size_t dt_conv2d_winograd_size(int B, int C, int O, int H, int W)
-{
-    size_t T = (size_t)B * (size_t)(H / 2) * (size_t)(W / 2);
-    return 16 * ((size_t)C + (size_t)O) * T + 16 * (size_t)O * (size_t)C;
-}
-
 /* x (B,C,H,W) -> V (16,C,T): V[p][c][t] = (Bᵀ d B)[p] with d the 4x4 tile of
- * channel c at rows 2ty-1.., columns 2tx-1.. (0 outside the image). Each row
- * is first copied with a zero on both sides, then transformed along the row
- * (d B) for the whole tile row, then down the columns (Bᵀ ·). */
+ * channel c at rows 2ty-1.., columns 2tx-1.. (0 outside the image).
+ * Per plane: each row once along the row (d B, from its even and odd
+ * columns), kept by row parity so that each of the 16 outputs is then one
+ * contiguous loop over the plane's tiles down the columns (Bᵀ ·). */
 static void input_tiles(float *V, const float *x, int B, int C, int H, int W)
 {
-    int TH = H / 2, TW = W / 2;
-    size_t T = (size_t)B * TH * TW, HW = (size_t)H * W;
-    float pr[W + 2], h[4][4][TW];
+    int TH = H / 2, TW = W / 2, n = TH * TW;
+    size_t T = (size_t)B * n, HW = (size_t)H * W;
+    /* h[j][R % 2][R / 2][tx] for the padded rows R = 0..H+1 (x's rows -1..H) */
+    float h[4][2][TH + 1][TW], ev[TW + 1], ov[TW + 1];
+    memset(h, 0, sizeof h); /* rows -1 and H stay 0 */
+    ev[TW] = 0.0f, ov[0] = 0.0f;
     for (int i = 0; i < B; i++)
         for (int c = 0; c < C; c++) {
             const float *xc = x + ((size_t)i * C + c) * HW;
-            for (int ty = 0; ty < TH; ty++) {
-                for (int q = 0; q < 4; q++) {
-                    int r = 2 * ty - 1 + q;
-                    memset(pr, 0, sizeof pr);
-                    if (r >= 0 && r < H) memcpy(pr + 1, xc + (size_t)r * W, (size_t)W * sizeof(float));
-                    for (int tx = 0; tx < TW; tx++) {
-                        const float *d = pr + 2 * tx;
-                        h[q][0][tx] = d[0] - d[2];
-                        h[q][1][tx] = d[1] + d[2];
-                        h[q][2][tx] = d[2] - d[1];
-                        h[q][3][tx] = d[1] - d[3];
-                    }
+            for (int r = 0; r < H; r++) {
+                const float *row = xc + (size_t)r * W;
+                int R = r + 1;
+                for (int tx = 0; tx < TW; tx++) ev[tx] = row[2 * tx], ov[tx + 1] = row[2 * tx + 1];
+                float *h0 = h[0][R & 1][R >> 1], *h1 = h[1][R & 1][R >> 1];
+                float *h2 = h[2][R & 1][R >> 1], *h3 = h[3][R & 1][R >> 1];
+                for (int tx = 0; tx < TW; tx++) { /* d = (ov[tx], ev[tx], ov[tx+1], ev[tx+1]) */
+                    h0[tx] = ov[tx] - ov[tx + 1];
+                    h1[tx] = ev[tx] + ov[tx + 1];
+                    h2[tx] = ov[tx + 1] - ev[tx];
+                    h3[tx] = ev[tx] - ev[tx + 1];
                 }
-                size_t t0 = ((size_t)i * TH + ty) * TW;
-                for (int j = 0; j < 4; j++) {
-                    float *v0 = V + ((size_t)(0 + j) * C + c) * T + t0, *v1 = V + ((size_t)(4 + j) * C + c) * T + t0;
-                    float *v2 = V + ((size_t)(8 + j) * C + c) * T + t0, *v3 = V + ((size_t)(12 + j) * C + c) * T + t0;
-                    for (int tx = 0; tx < TW; tx++) {
-                        v0[tx] = h[0][j][tx] - h[2][j][tx];
-                        v1[tx] = h[1][j][tx] + h[2][j][tx];
-                        v2[tx] = h[2][j][tx] - h[1][j][tx];
-                        v3[tx] = h[1][j][tx] - h[3][j][tx];
-                    }
+            }
+            size_t t0 = (size_t)i * n;
+            for (int j = 0; j < 4; j++) {
+                /* tile row ty reads the padded rows 2ty .. 2ty+3 */
+                const float *q0 = h[j][0][0], *q1 = h[j][1][0], *q2 = h[j][0][1], *q3 = h[j][1][1];
+                float *v0 = V + ((size_t)(0 + j) * C + c) * T + t0, *v1 = V + ((size_t)(4 + j) * C + c) * T + t0;
+                float *v2 = V + ((size_t)(8 + j) * C + c) * T + t0, *v3 = V + ((size_t)(12 + j) * C + c) * T + t0;
+                for (int t = 0; t < n; t++) {
+                    v0[t] = q0[t] - q2[t];
+                    v1[t] = q1[t] + q2[t];
+                    v2[t] = q2[t] - q1[t];
+                    v3[t] = q1[t] - q3[t];
                 }
             }
         }
 }
 
 /* M (16,O,T) -> y (B,O,H,W): the 2x2 tile Aᵀ m A, plus b[o] (b not NULL),
- * max(., 0) (relu), or kept only where mask > 0 (mask (B,O,H,W), not NULL) */
+ * max(., 0) (relu), or kept only where mask > 0 (mask (B,O,H,W), not NULL).
+ * Per plane: down the columns over all its tiles, then along the rows into
+ * the image, then the bias and the activation over the plane. */
 static void output_tiles(float *y, const float *M, const float *b, int relu, const float *mask, int B, int O, int H,
                          int W)
 {
-    int TH = H / 2, TW = W / 2;
-    size_t T = (size_t)B * TH * TW, HW = (size_t)H * W;
-    float s[2][4][TW];
+    int TH = H / 2, TW = W / 2, n = TH * TW, HW = H * W;
+    size_t T = (size_t)B * n;
+    float s[2][4][n], l[n], rt[n];
     for (int i = 0; i < B; i++)
         for (int o = 0; o < O; o++) {
-            float *yo = y + ((size_t)i * O + o) * HW, bias = b ? b[o] : 0.0f;
-            const float *mo = mask ? mask + ((size_t)i * O + o) * HW : NULL;
-            for (int ty = 0; ty < TH; ty++) {
-                size_t t0 = ((size_t)i * TH + ty) * TW;
-                for (int j = 0; j < 4; j++) {
-                    const float *m0 = M + ((size_t)(0 + j) * O + o) * T + t0;
-                    const float *m1 = M + ((size_t)(4 + j) * O + o) * T + t0;
-                    const float *m2 = M + ((size_t)(8 + j) * O + o) * T + t0;
-                    const float *m3 = M + ((size_t)(12 + j) * O + o) * T + t0;
-                    for (int tx = 0; tx < TW; tx++) {
-                        s[0][j][tx] = m0[tx] + m1[tx] + m2[tx];
-                        s[1][j][tx] = m1[tx] - m2[tx] - m3[tx];
-                    }
+            float *yo = y + ((size_t)i * O + o) * HW;
+            size_t t0 = (size_t)i * n;
+            for (int j = 0; j < 4; j++) {
+                const float *m0 = M + ((size_t)(0 + j) * O + o) * T + t0;
+                const float *m1 = M + ((size_t)(4 + j) * O + o) * T + t0;
+                const float *m2 = M + ((size_t)(8 + j) * O + o) * T + t0;
+                const float *m3 = M + ((size_t)(12 + j) * O + o) * T + t0;
+                for (int t = 0; t < n; t++) {
+                    s[0][j][t] = m0[t] + m1[t] + m2[t];
+                    s[1][j][t] = m1[t] - m2[t] - m3[t];
                 }
-                for (int r = 0; r < 2; r++) {
+            }
+            for (int r = 0; r < 2; r++) {
+                for (int t = 0; t < n; t++) {
+                    l[t] = s[r][0][t] + s[r][1][t] + s[r][2][t];
+                    rt[t] = s[r][1][t] - s[r][2][t] - s[r][3][t];
+                }
+                for (int ty = 0; ty < TH; ty++) {
                     float *row = yo + (size_t)(2 * ty + r) * W;
-                    for (int tx = 0; tx < TW; tx++) {
-                        float a = s[r][0][tx] + s[r][1][tx] + s[r][2][tx];
-                        float c = s[r][1][tx] - s[r][2][tx] - s[r][3][tx];
-                        if (b) a += bias, c += bias;
-                        if (relu) a = a > 0.0f ? a : 0.0f, c = c > 0.0f ? c : 0.0f;
-                        row[2 * tx] = a;
-                        row[2 * tx + 1] = c;
-                    }
-                    if (mo) {
-                        const float *mr = mo + (size_t)(2 * ty + r) * W;
-                        for (int w = 0; w < W; w++) row[w] = mr[w] > 0.0f ? row[w] : 0.0f;
-                    }
+                    for (int tx = 0; tx < TW; tx++) row[2 * tx] = l[ty * TW + tx], row[2 * tx + 1] = rt[ty * TW + tx];
                 }
+            }
+            if (b) {
+                float v = b[o];
+                if (relu)
+                    for (int p = 0; p < HW; p++) {
+                        float t = yo[p] + v;
+                        yo[p] = t > 0.0f ? t : 0.0f;
+                    }
+                else
+                    for (int p = 0; p < HW; p++) yo[p] += v;
+            } else if (relu) {
+                for (int p = 0; p < HW; p++) yo[p] = yo[p] > 0.0f ? yo[p] : 0.0f;
+            }
+            if (mask) {
+                const float *mo = mask + ((size_t)i * O + o) * HW;
+                for (int p = 0; p < HW; p++) yo[p] = mo[p] > 0.0f ? yo[p] : 0.0f;
             }
         }
 }
 
 /* dy (B,O,H,W) -> E (16,O,T): E[p][o][t] = (A e Aᵀ)[p] with e the 2x2 tile of
- * dy at rows 2ty, columns 2tx */
+ * dy at rows 2ty, columns 2tx; along the rows first, kept by row parity */
 static void gradient_tiles(float *E, const float *dy, int B, int O, int H, int W)
 {
-    int TH = H / 2, TW = W / 2;
-    size_t T = (size_t)B * TH * TW, HW = (size_t)H * W;
-    float a[2][4][TW];
+    int TH = H / 2, TW = W / 2, n = TH * TW;
+    size_t T = (size_t)B * n, HW = (size_t)H * W;
+    float a[4][2][TH][TW];
     for (int i = 0; i < B; i++)
-        for (int o = 0; o < O; o++)
-            for (int ty = 0; ty < TH; ty++) {
-                const float *dyo = dy + ((size_t)i * O + o) * HW + (size_t)(2 * ty) * W;
-                for (int r = 0; r < 2; r++)
-                    for (int tx = 0; tx < TW; tx++) {
-                        float p = dyo[(size_t)r * W + 2 * tx], q = dyo[(size_t)r * W + 2 * tx + 1];
-                        a[r][0][tx] = p;
-                        a[r][1][tx] = p + q;
-                        a[r][2][tx] = p - q;
-                        a[r][3][tx] = -q;
-                    }
-                size_t t0 = ((size_t)i * TH + ty) * TW;
-                for (int j = 0; j < 4; j++) {
-                    float *e0 = E + ((size_t)(0 + j) * O + o) * T + t0, *e1 = E + ((size_t)(4 + j) * O + o) * T + t0;
-                    float *e2 = E + ((size_t)(8 + j) * O + o) * T + t0, *e3 = E + ((size_t)(12 + j) * O + o) * T + t0;
-                    for (int tx = 0; tx < TW; tx++) {
-                        e0[tx] = a[0][j][tx];
-                        e1[tx] = a[0][j][tx] + a[1][j][tx];
-                        e2[tx] = a[0][j][tx] - a[1][j][tx];
-                        e3[tx] = -a[1][j][tx];
-                    }
+        for (int o = 0; o < O; o++) {
+            const float *dyo = dy + ((size_t)i * O + o) * HW;
+            for (int r = 0; r < H; r++) {
+                const float *row = dyo + (size_t)r * W;
+                float *a0 = a[0][r & 1][r >> 1], *a1 = a[1][r & 1][r >> 1];
+                float *a2 = a[2][r & 1][r >> 1], *a3 = a[3][r & 1][r >> 1];
+                for (int tx = 0; tx < TW; tx++) {
+                    float p = row[2 * tx], q = row[2 * tx + 1];
+                    a0[tx] = p, a1[tx] = p + q, a2[tx] = p - q, a3[tx] = -q;
                 }
             }
+            size_t t0 = (size_t)i * n;
+            for (int j = 0; j < 4; j++) {
+                const float *u = a[j][0][0], *w = a[j][1][0];
+                float *e0 = E + ((size_t)(0 + j) * O + o) * T + t0, *e1 = E + ((size_t)(4 + j) * O + o) * T + t0;
+                float *e2 = E + ((size_t)(8 + j) * O + o) * T + t0, *e3 = E + ((size_t)(12 + j) * O + o) * T + t0;
+                for (int t = 0; t < n; t++) e0[t] = u[t], e1[t] = u[t] + w[t], e2[t] = u[t] - w[t], e3[t] = -w[t];
+            }
+        }
 }
 
 /* W (O,C,3,3) -> U (16,O,C) = G g Gᵀ of each filter; rot: U (16,C,O) of
@@ -219,34 +224,65 @@ static void products(float *out, const float *U, const float *V, int R, int K, s
                  out + (size_t)p * R * T, (int)T);
 }
 
+/* Images per chunk: the tiles of a chunk (input and product, 16 (C+O)
+ * floats per tile) stay within about WINO_CHUNK floats, so each is
+ * transformed, multiplied and transformed back while in cache. */
+#ifndef WINO_CHUNK
+#define WINO_CHUNK (256 * 1024)
+#endif
+static int chunk_images(int B, int C, int O, int H, int W)
+{
+    size_t per = 16 * ((size_t)C + (size_t)O) * (size_t)(H / 2) * (size_t)(W / 2);
+    size_t n = WINO_CHUNK / per;
+    return n < 1 ? 1 : n > (size_t)B ? B : (int)n;
+}
+
+size_t dt_conv2d_winograd_size(int B, int C, int O, int H, int W)
+{
+    size_t T = (size_t)chunk_images(B, C, O, H, W) * (size_t)(H / 2) * (size_t)(W / 2);
+    return 16 * ((size_t)C + (size_t)O) * T + 32 * (size_t)O * (size_t)C;
+}
+
 void dt_conv2d_winograd_forward(float *y, float *ws, const float *x, const float *W, const float *b, int B, int C,
                                 int H, int Wd, int O, int relu)
 {
     DT_ASSERT(H % 2 == 0 && Wd % 2 == 0);
-    size_t T = (size_t)B * (H / 2) * (Wd / 2);
-    float *V = ws, *M = ws + 16 * (size_t)C * T, *U = M + 16 * (size_t)O * T;
+    int n = chunk_images(B, C, O, H, Wd);
+    size_t HW = (size_t)H * Wd, tiles = HW / 4;
+    float *V = ws, *M = ws + 16 * (size_t)C * n * tiles, *U = M + 16 * (size_t)O * n * tiles;
     filter_tiles(U, W, C, O, 0);
-    input_tiles(V, x, B, C, H, Wd);
-    products(M, U, V, O, C, T);
-    output_tiles(y, M, b, relu, NULL, B, O, H, Wd);
+    for (int i = 0; i < B; i += n) {
+        int m = B - i < n ? B - i : n;
+        input_tiles(V, x + (size_t)i * C * HW, m, C, H, Wd);
+        products(M, U, V, O, C, (size_t)m * tiles);
+        output_tiles(y + (size_t)i * O * HW, M, b, relu, NULL, m, O, H, Wd);
+    }
 }
 
 void dt_conv2d_winograd_backward(float *dx, float *dW, float *ws, const float *dy, const float *x, const float *W,
                                  int B, int C, int H, int Wd, int O, int relu_x)
 {
     DT_ASSERT(H % 2 == 0 && Wd % 2 == 0);
-    size_t T = (size_t)B * (H / 2) * (Wd / 2);
-    float *V = ws, *E = ws + 16 * (size_t)C * T, *U = E + 16 * (size_t)O * T;
-    if (dW) {
-        gradient_tiles(E, dy, B, O, H, Wd);
-        for (int p = 0; p < 16; p++) /* dU[p] (O,C) = E[p] (O,T) · V[p]ᵀ (T,C) */
-            dt_sgemm(0, 1, O, C, (int)T, 1.0f, E + (size_t)p * O * T, (int)T, V + (size_t)p * C * T, (int)T, 0.0f,
-                     U + (size_t)p * O * C, C);
-        filter_gradient(dW, U, C, O);
+    int n = chunk_images(B, C, O, H, Wd);
+    size_t HW = (size_t)H * Wd, tiles = HW / 4;
+    float *V = ws, *E = ws + 16 * (size_t)C * n * tiles, *dU = E + 16 * (size_t)O * n * tiles;
+    float *U = dU + 16 * (size_t)O * C;
+    if (dx) filter_tiles(U, W, C, O, 1);
+    for (int i = 0; i < B; i += n) {
+        int m = B - i < n ? B - i : n;
+        int T = m * (int)tiles;
+        const float *dyi = dy + (size_t)i * O * HW;
+        if (dW) {
+            input_tiles(V, x + (size_t)i * C * HW, m, C, H, Wd);
+            gradient_tiles(E, dyi, m, O, H, Wd);
+            for (int p = 0; p < 16; p++) /* dU[p] (O,C) += E[p] (O,T) · V[p]ᵀ (T,C) */
+                dt_sgemm(0, 1, O, C, T, 1.0f, E + (size_t)p * O * T, T, V + (size_t)p * C * T, T, i ? 1.0f : 0.0f,
+                         dU + (size_t)p * O * C, C);
+        }
+        if (!dx) continue;
+        input_tiles(E, dyi, m, O, H, Wd);
+        products(V, U, E, C, O, (size_t)T);
+        output_tiles(dx + (size_t)i * C * HW, V, NULL, 0, relu_x ? x + (size_t)i * C * HW : NULL, m, C, H, Wd);
     }
-    if (!dx) return;
-    filter_tiles(U, W, C, O, 1);
-    input_tiles(E, dy, B, O, H, Wd);
-    products(V, U, E, C, O, T);
-    output_tiles(dx, V, NULL, 0, relu_x ? x : NULL, B, C, H, Wd);
+    if (dW) filter_gradient(dW, dU, C, O);
 }
