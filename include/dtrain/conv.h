@@ -42,14 +42,14 @@ void dt_conv2d_bind(dt_conv2d *l, dt_params *p);
 void dt_conv2d_init(dt_conv2d *l, uint64_t seed, uint64_t key);
 
 /* Floats of the forward's cache ("cols") for a batch of B (the forward fills
- * it, the backward reads and then clobbers it): for the Winograd layers
- * dt_conv2d_winograd_size, otherwise the columns, C*k*k*H*W per image;
+ * it, the backward reads and then clobbers it): the columns, C*k*k*H*W per
+ * image; for the Winograd layers dt_conv2d_winograd_size (no columns);
  * 0 for k = 1, where no columns are built and cols may be NULL. */
 size_t dt_conv2d_cols_size(int B, int C, int O, int H, int W, int k);
 
 /* x (B,C,H,Wd) W (O,C,k,k) b (O) -> y (B,O,H,Wd);
- * cols (B, C*k*k, H*Wd) <- im2col(x) (Winograd: the transformed input
- * tiles), kept for the backward. */
+ * cols (B, C*k*k, H*Wd) <- im2col(x), kept for the backward (Winograd:
+ * scratch, the backward needs nothing from it). */
 void dt_conv2d_forward(float *y, float *cols, const float *x, const float *W, const float *b, int B, int C,
                        int H, int Wd, int O, int k, int pad);
 /* The same with y = max(conv, 0): bit for bit dt_conv2d_forward then dt_relu_forward. */
@@ -80,15 +80,17 @@ void dt_conv2d_backward_naive(float *dx, float *dW, float *db, const float *dy, 
 /* 1 where dt_conv2d_forward/backward take the Winograd path: k = 3, pad = 1,
  * H and W even, C >= 16 and O >= 16. */
 int dt_conv2d_winograd_fits(int C, int O, int H, int W, int k, int pad);
-/* Floats of the workspace for B images: 16 (C+O) T + 16 O C, T = B H W / 4. */
+/* Floats of the workspace (images go one at a time): 16 (C+O) H W / 4 + 32 O C
+ * (0 for B = 0). */
 size_t dt_conv2d_winograd_size(int B, int C, int O, int H, int W);
 /* 3x3, pad 1, H and Wd even (any C, O): y (B,O,H,Wd) = conv(x) + b, then
- * max(., 0) when relu; ws keeps x's transformed tiles for the backward. */
+ * max(., 0) when relu; ws is scratch. Each image's numbers are the same
+ * whatever the other images in the call. */
 void dt_conv2d_winograd_forward(float *y, float *ws, const float *x, const float *W, const float *b, int B, int C,
                                 int H, int Wd, int O, int relu);
-/* dW += (NULL: skip; ws must hold the forward's tiles of this x), dx
- * overwritten (NULL: skip), times (x > 0) when relu_x. No bias gradient.
- * ws is clobbered. */
+/* dW += (NULL: skip), dx overwritten (NULL: skip), times (x > 0) when
+ * relu_x; ws is scratch (nothing of the forward's is needed). No bias
+ * gradient (dt_conv2d_backward adds it). */
 void dt_conv2d_winograd_backward(float *dx, float *dW, float *ws, const float *dy, const float *x, const float *W,
                                  int B, int C, int H, int Wd, int O, int relu_x);
 
