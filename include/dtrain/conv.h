@@ -7,7 +7,7 @@
  * in PyTorch. Only stride 1 with k = 3, pad = 1 or k = 1, pad = 0 is
  * supported (the output has the input's H and W).
  *
- * 3x3 layers with even H and W and at least 16 channels in and out (the
+ * 3x3 layers with even H and W and at least 8 channels in and out (the
  * CycleGAN's second convolutions) run Winograd F(2x2,3x3), see below; the
  * others lower each image with im2col into a (C*k*k, H*W) column matrix and
  * multiply by W viewed as (O, C*k*k), one sgemm per image (measured faster
@@ -78,7 +78,7 @@ void dt_conv2d_backward_naive(float *dx, float *dW, float *db, const float *dy, 
 /* ---- Winograd F(2x2,3x3) (src/nn/winograd.c) -------------------------------- */
 
 /* 1 where dt_conv2d_forward/backward take the Winograd path: k = 3, pad = 1,
- * H and W even, C >= 16 and O >= 16. */
+ * H and W even, C >= 8 and O >= 8. */
 int dt_conv2d_winograd_fits(int C, int O, int H, int W, int k, int pad);
 /* Floats of the workspace (images go one at a time): 16 (C+O) H W / 4 + 32 O C
  * (0 for B = 0). */

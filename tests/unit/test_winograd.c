@@ -176,7 +176,9 @@ START_TEST(winograd_chosen_by_size_rule)
     ck_assert(!dt_conv2d_winograd_fits(3, 32, 28, 28, 3, 1));  /* first layers: im2col */
     ck_assert(!dt_conv2d_winograd_fits(40, 3, 28, 28, 1, 0));  /* 1x1 */
     ck_assert(!dt_conv2d_winograd_fits(32, 40, 7, 7, 3, 1));   /* odd planes */
-    ck_assert(!dt_conv2d_winograd_fits(32, 8, 28, 28, 3, 1));  /* thin output */
+    ck_assert(dt_conv2d_winograd_fits(8, 8, 28, 28, 3, 1));
+    ck_assert(!dt_conv2d_winograd_fits(32, 4, 28, 28, 3, 1));  /* thin output */
+    ck_assert(!dt_conv2d_winograd_fits(4, 32, 28, 28, 3, 1));  /* thin input */
     ck_assert_uint_eq(dt_conv2d_cols_size(64, 32, 40, 28, 28, 3), dt_conv2d_winograd_size(64, 32, 40, 28, 28));
     ck_assert_uint_eq(dt_conv2d_cols_size(64, 3, 32, 28, 28, 3), (size_t)64 * 27 * 784);
 
