@@ -96,7 +96,8 @@ static double sgemm_square(int n, int reps)
 }
 
 /* FLOPs of a convolution's product: 2 B O C k k HW (each of forward, weight
- * gradient and input gradient costs one) */
+ * gradient and input gradient costs one), the literal count whatever the
+ * algorithm (Winograd does fewer multiplications, so its rate reads higher) */
 static double conv_flops(int B, int C, int O, int k, int H) { return 2.0 * B * O * C * k * k * H * H; }
 
 typedef struct {
@@ -166,7 +167,7 @@ static double conv_layer_time(int C, int O, int k, int H, int B, int reps)
     dt_conv2d_init(&c, 1, 0);
     size_t in = (size_t)B * C * H * H, out = (size_t)B * O * H * H;
     float *x = dt_alloc_floats(in), *dx = dt_alloc_floats(in), *y = dt_alloc_floats(out), *dy = dt_alloc_floats(out);
-    float *cols = k == 1 ? NULL : dt_alloc_floats(dt_conv2d_cols_size(B, C, H, H, k));
+    float *cols = k == 1 ? NULL : dt_alloc_floats(dt_conv2d_cols_size(B, C, O, H, H, k));
     dt_rand_uniform(x, in, (dt_stream){1, DT_RNG_SAMPLE, 5, 0});
     dt_rand_uniform(dy, out, (dt_stream){1, DT_RNG_SAMPLE, 6, 0});
     double ts[64];
@@ -254,7 +255,10 @@ static int bench_conv(int B, int reps, int threads)
     for (size_t i = 0; i < sizeof ls / sizeof *ls; i++) {
         double f = 3 * conv_flops(B, ls[i].C, ls[i].O, ls[i].k, ls[i].H);
         double t = conv_layer_time(ls[i].C, ls[i].O, ls[i].k, ls[i].H, B, reps);
-        printf("  %-32s %7.2f ms %6.1f GFLOP/s\n", ls[i].name, t * 1e3, f / t / 1e9);
+        const char *path = dt_conv2d_winograd_fits(ls[i].C, ls[i].O, ls[i].H, ls[i].H, ls[i].k, ls[i].k == 3)
+                               ? "winograd"
+                               : "im2col";
+        printf("  %-32s %7.2f ms %6.1f GFLOP/s  %s\n", ls[i].name, t * 1e3, f / t / 1e9, path);
     }
     for (int k = 0; k < 2; k++) {
         gan_half *a = &h[k];

@@ -7,11 +7,13 @@
  * in PyTorch. Only stride 1 with k = 3, pad = 1 or k = 1, pad = 0 is
  * supported (the output has the input's H and W).
  *
- * The BLAS path lowers each image with im2col into a (C*k*k, H*W) column
- * matrix and multiplies by W viewed as (O, C*k*k), one sgemm per image
- * (measured faster here than one sgemm over the whole batch followed by a
- * transpose into NCHW). For k = 1 the image itself is the column matrix and
- * no columns are built. The bias (and a following ReLU, in the _relu
+ * 3x3 layers with even H and W and at least 8 channels in and out (the
+ * CycleGAN's second convolutions) run Winograd F(2x2,3x3), see below; the
+ * others lower each image with im2col into a (C*k*k, H*W) column matrix and
+ * multiply by W viewed as (O, C*k*k), one sgemm per image (measured faster
+ * here than one sgemm over the whole batch followed by a transpose into
+ * NCHW). For k = 1 the image itself is the column matrix and no columns are
+ * built. The bias (and a following ReLU, in the _relu
  * variants) is applied per image while its output is still in cache, and
  * the backward of a ReLU that produced a layer's input is applied to dx
  * the same way, so no separate pass over the activations is needed. */
@@ -39,13 +41,15 @@ void dt_conv2d_bind(dt_conv2d *l, dt_params *p);
  * (seed, DT_RNG_INIT, a = view key, b = 0 for W, 1 for b). */
 void dt_conv2d_init(dt_conv2d *l, uint64_t seed, uint64_t key);
 
-/* Floats of the column cache for a batch of B: C*k*k*H*W per image, B images
- * (the forward fills it, the backward reads and then clobbers it).
+/* Floats of the forward's cache ("cols") for a batch of B (the forward fills
+ * it, the backward reads and then clobbers it): the columns, C*k*k*H*W per
+ * image; for the Winograd layers dt_conv2d_winograd_size (no columns);
  * 0 for k = 1, where no columns are built and cols may be NULL. */
-size_t dt_conv2d_cols_size(int B, int C, int H, int W, int k);
+size_t dt_conv2d_cols_size(int B, int C, int O, int H, int W, int k);
 
 /* x (B,C,H,Wd) W (O,C,k,k) b (O) -> y (B,O,H,Wd);
- * cols (B, C*k*k, H*Wd) <- im2col(x), kept for the backward. */
+ * cols (B, C*k*k, H*Wd) <- im2col(x), kept for the backward (Winograd:
+ * scratch, the backward needs nothing from it). */
 void dt_conv2d_forward(float *y, float *cols, const float *x, const float *W, const float *b, int B, int C,
                        int H, int Wd, int O, int k, int pad);
 /* The same with y = max(conv, 0): bit for bit dt_conv2d_forward then dt_relu_forward. */
@@ -70,6 +74,25 @@ void dt_conv2d_forward_naive(float *y, const float *x, const float *W, const flo
                              int Wd, int O, int k, int pad);
 void dt_conv2d_backward_naive(float *dx, float *dW, float *db, const float *dy, const float *x,
                               const float *W, int B, int C, int H, int Wd, int O, int k, int pad);
+
+/* ---- Winograd F(2x2,3x3) (src/nn/winograd.c) -------------------------------- */
+
+/* 1 where dt_conv2d_forward/backward take the Winograd path: k = 3, pad = 1,
+ * H and W even, C >= 8 and O >= 8. */
+int dt_conv2d_winograd_fits(int C, int O, int H, int W, int k, int pad);
+/* Floats of the workspace (images go one at a time): 16 (C+O) H W / 4 + 32 O C
+ * (0 for B = 0). */
+size_t dt_conv2d_winograd_size(int B, int C, int O, int H, int W);
+/* 3x3, pad 1, H and Wd even (any C, O): y (B,O,H,Wd) = conv(x) + b, then
+ * max(., 0) when relu; ws is scratch. Each image's numbers are the same
+ * whatever the other images in the call. */
+void dt_conv2d_winograd_forward(float *y, float *ws, const float *x, const float *W, const float *b, int B, int C,
+                                int H, int Wd, int O, int relu);
+/* dW += (NULL: skip), dx overwritten (NULL: skip), times (x > 0) when
+ * relu_x; ws is scratch (nothing of the forward's is needed). No bias
+ * gradient (dt_conv2d_backward adds it). */
+void dt_conv2d_winograd_backward(float *dx, float *dW, float *ws, const float *dy, const float *x, const float *W,
+                                 int B, int C, int H, int Wd, int O, int relu_x);
 
 /* ---- 2x2 max pooling, stride 2 ----------------------------------------------- */
 

@@ -41,8 +41,8 @@ void dt_gen_free(dt_gen *g) { dt_params_free(&g->p); }
 void dt_gen_ctx_create(dt_gen_ctx *c, int maxB)
 {
     size_t B = (size_t)maxB;
-    c->cols1 = dt_alloc_floats(dt_conv2d_cols_size(maxB, 3, S, S, 3));
-    c->cols2 = dt_alloc_floats(dt_conv2d_cols_size(maxB, 32, S, S, 3));
+    c->cols1 = dt_alloc_floats(dt_conv2d_cols_size(maxB, 3, 32, S, S, 3));
+    c->cols2 = dt_alloc_floats(dt_conv2d_cols_size(maxB, 32, 40, S, S, 3));
     c->h1 = dt_alloc_floats(B * 32 * PIX);
     c->h2 = dt_alloc_floats(B * 40 * PIX);
     c->o = dt_alloc_floats(B * IMG);
@@ -180,8 +180,8 @@ void dt_disc_free(dt_disc *d) { dt_params_free(&d->p); }
 void dt_disc_ctx_create(dt_disc_ctx *c, int maxB)
 {
     size_t B = (size_t)maxB;
-    c->cols1 = dt_alloc_floats(dt_conv2d_cols_size(maxB, 3, S, S, 3));
-    c->cols2 = dt_alloc_floats(dt_conv2d_cols_size(maxB, 32, 14, 14, 3));
+    c->cols1 = dt_alloc_floats(dt_conv2d_cols_size(maxB, 3, 32, S, S, 3));
+    c->cols2 = dt_alloc_floats(dt_conv2d_cols_size(maxB, 32, 64, 14, 14, 3));
     c->a1 = dt_alloc_floats(B * 32 * PIX);
     c->p1 = dt_alloc_floats(B * 32 * 196);
     c->a2 = dt_alloc_floats(B * 64 * 196);

@@ -1,4 +1,5 @@
-/* 2-D convolution on im2col + sgemm (dt_sgemm, one per image), its
+/* 2-D convolution on im2col + sgemm (dt_sgemm, one per image) or Winograd
+ * (src/nn/winograd.c, for the layers dt_conv2d_winograd_fits picks), its
  * direct-loop twin, and 2x2 max pooling. Stride 1, output size = input size. */
 #include <math.h>
 #include <string.h>
@@ -47,8 +48,9 @@ void dt_conv2d_init(dt_conv2d *l, uint64_t seed, uint64_t key)
     for (int i = 0; i < l->O; i++) l->b[i] = (2.0f * l->b[i] - 1.0f) * bound;
 }
 
-size_t dt_conv2d_cols_size(int B, int C, int H, int W, int k)
+size_t dt_conv2d_cols_size(int B, int C, int O, int H, int W, int k)
 {
+    if (dt_conv2d_winograd_fits(C, O, H, W, k, k == 3 ? 1 : 0)) return dt_conv2d_winograd_size(B, C, O, H, W);
     if (k == 1) return 0;
     return (size_t)B * (size_t)C * (size_t)k * (size_t)k * (size_t)H * (size_t)W;
 }
@@ -110,6 +112,10 @@ static void conv_forward(float *y, float *cols, const float *x, const float *W, 
                          int Wd, int O, int k, int pad, int relu)
 {
     check_geometry(k, pad);
+    if (dt_conv2d_winograd_fits(C, O, H, Wd, k, pad)) {
+        dt_conv2d_winograd_forward(y, cols, x, W, b, B, C, H, Wd, O, relu);
+        return;
+    }
     int HW = H * Wd, K = C * k * k;
     for (int i = 0; i < B; i++) {
         const float *xb = x + (size_t)i * C * HW;
@@ -167,6 +173,13 @@ static void conv_backward(float *dx, float *dW, float *db, float *cols, const fl
 {
     check_geometry(k, pad);
     int HW = H * Wd, K = C * k * k;
+    if (dt_conv2d_winograd_fits(C, O, H, Wd, k, pad)) {
+        if (dW)
+            for (int i = 0; i < B; i++)
+                for (int o = 0; o < O; o++) db[o] += sum8(dy + ((size_t)i * O + o) * HW, HW);
+        dt_conv2d_winograd_backward(dx, dW, cols, dy, x, W, B, C, H, Wd, O, relu_x);
+        return;
+    }
     for (int i = 0; i < B; i++) {
         const float *dyb = dy + (size_t)i * O * HW;
         float *cb = k == 1 ? NULL : cols + (size_t)i * K * HW;

@@ -58,7 +58,7 @@ static bufs make(shape s, uint64_t key)
     u.nx = (size_t)s.B * s.C * HW;
     u.ny = (size_t)s.B * s.O * HW;
     u.nw = (size_t)s.O * s.C * s.k * s.k;
-    u.ncols = dt_conv2d_cols_size(s.B, s.C, s.H, s.W, s.k);
+    u.ncols = dt_conv2d_cols_size(s.B, s.C, s.O, s.H, s.W, s.k);
     u.x = dt_alloc_floats(u.nx);
     u.y = dt_alloc_floats(u.ny);
     u.yn = dt_alloc_floats(u.ny);
@@ -295,7 +295,7 @@ START_TEST(conv_shift_kernel_by_hand)
 {
     enum { H = 3, Wd = 4 };
     float x[H * Wd], y[H * Wd], W[9] = {0}, b[1] = {0.5f};
-    float *cols = dt_alloc_floats(dt_conv2d_cols_size(1, 1, H, Wd, 3));
+    float *cols = dt_alloc_floats(dt_conv2d_cols_size(1, 1, 1, H, Wd, 3));
     for (int i = 0; i < H * Wd; i++) x[i] = (float)(i + 1);
     W[0 * 3 + 2] = 1.0f; /* ki = 0, kj = 2: y[h][w] = x[h-1][w+1] + b */
     dt_conv2d_forward(y, cols, x, W, b, 1, 1, H, Wd, 1, 3, 1);
@@ -438,8 +438,8 @@ START_TEST(conv_layer_views_and_init)
     dt_rand_uniform(u, 1, (dt_stream){9, DT_RNG_INIT, 0, 0});
     ck_assert_float_eq(a.w[0], (2.0f * u[0] - 1.0f) * ba);
 
-    ck_assert_uint_eq(dt_conv2d_cols_size(64, 32, 28, 28, 3), (size_t)64 * 288 * 784);
-    ck_assert_uint_eq(dt_conv2d_cols_size(64, 40, 28, 28, 1), 0);
+    ck_assert_uint_eq(dt_conv2d_cols_size(64, 3, 32, 28, 28, 3), (size_t)64 * 27 * 784);
+    ck_assert_uint_eq(dt_conv2d_cols_size(64, 40, 3, 28, 28, 1), 0);
     dt_params_free(&p);
 }
 END_TEST
