@@ -6,6 +6,7 @@
 #   make check-slurm  the jobs/ batch scripts on a one-node SLURM cluster started here
 #   make check-fuzz the libFuzzer harnesses of the file readers, ~3 minutes (clang)
 #   make bench      performance figures (nothing asserted)
+#   make bench-torch  dtrain against PyTorch on the same data, runs alternated (python3-torch)
 #   make deps       install the Debian packages dtrain needs (root)
 #   make data       fetch the four MNIST files into data/mnist (checks SHA-256)
 #   make DEBUG=1    -O0 -g;   make SANITIZE=1   AddressSanitizer + UBSan

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.." || exit 1
 
 # dtrain options that reduce the CycleGAN to the literal recipe's work (its default
 # recipe adds terms the report does not have; see README "dtrain cyclegan")
-LITERAL_GAN="--color-search 0 --swap-neg 0 --gen-out sigmoid"
+LITERAL_GAN="--color-pair 0 --gen-out sigmoid"
 
 ROUNDS=${ROUNDS:-3}
 GAN_STEPS=${GAN_STEPS:-20}

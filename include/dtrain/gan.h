@@ -53,6 +53,9 @@ typedef struct {
 
 void dt_gen_create(dt_gen *g, const char *name, int out);
 void dt_gen_init(dt_gen *g, uint64_t seed, uint64_t key);
+/* conv1's and conv2's weights times gain (their biases and conv3 as they are):
+ * after dt_gen_init, a larger start than PyTorch's default bound 1/sqrt(fan_in) */
+void dt_gen_init_gain(dt_gen *g, float gain);
 void dt_gen_free(dt_gen *g);
 void dt_gen_ctx_create(dt_gen_ctx *c, int maxB);
 void dt_gen_ctx_free(dt_gen_ctx *c);

@@ -59,16 +59,21 @@ int dt_pairing_from_groups(dt_pairing *p, const dt_pair_groups *a, const dt_pair
  * is row i's column. Hungarian method, O(n^3); ties go to the lower index. */
 void dt_assign_min_cost(const double *cost, int n, int *to);
 
-/* Label-free health of translations into domain T (n images (3,28,28) of
- * sources src in domain 1 - T): adds to hist[0..nc[T]] the count of
- * translations per color of T (the last slot: none of T's colors) and to
- * *agree the count whose color is the pairing's partner of the source's color. */
-void dt_pairing_tally(const dt_pairing *p, int T, const float *src, const float *out, size_t n, double *hist,
-                      double *agree);
+/* Label-free health of translations into domain T, summed over images (all
+ * doubles, so ranks can add them up as one array). */
+typedef struct {
+    double hist[DT_PAIR_MAXC + 1];  /* translations per color of T; the last slot: none of them */
+    double n, agree;                /* translations, and those in the pairing's partner of their source's color */
+    double from_n[DT_PAIR_MAXC];    /* per color of the source domain: translations */
+    double from_agree[DT_PAIR_MAXC]; /* and those in its partner color */
+} dt_pair_tally;
 
-/* The total-variation distance between a tally (nc[T] + 1 counts) and the
- * shares of T's colors among its real training images: 0 when the translations
- * use T's colors in the real proportions, 1 when they never do. */
-double dt_pairing_hist_tv(const dt_pairing *p, int T, const double *hist);
+/* Adds n translations out (3,28,28) of sources src (domain 1 - T) into t. */
+void dt_pairing_tally(const dt_pairing *p, int T, const float *src, const float *out, size_t n, dt_pair_tally *t);
+
+/* The total-variation distance between a tally's colors and the shares of T's
+ * colors among its real training images: near 0 when the translations use T's
+ * colors in the real proportions, 1 when they never do. */
+double dt_pairing_hist_tv(const dt_pairing *p, int T, const dt_pair_tally *t);
 
 #endif

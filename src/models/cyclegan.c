@@ -46,7 +46,7 @@ typedef struct {
     dt_run_opts run; /* --resume, --stop-signal, --step-timeout */
     int epochs, threads, lr_decay_from;
     size_t batch;
-    float lr, lr_d, beta1, lambda_cyc, lambda_id, d_noise, color_noise, swap_neg, search, pair;
+    float lr, lr_d, beta1, lambda_cyc, lambda_id, d_noise, color_noise, swap_neg, search, pair, adv_ramp, g_gain, pair_focus;
     uint64_t seed;
     long checkpoint_every, max_steps, g_delay;
     dt_settings settings; /* every option's value, for the checkpoints */
@@ -313,13 +313,20 @@ static void color_search(gan *g, half *h, dt_disc *D, const float *fake)
     l1_loss(h->d_search, fake, h->cand, n * IMG, g->o.search, h->gy);
 }
 
-/* --color-pair W: each fake_x = G_X(y) pulled (L1, weight W, as the cycle term)
- * toward y's shape painted in the color of X that the pairing gives y's color.
- * Images whose color is none of Y's get no pull. Writes h->d_pair; returns
- * the pull's loss. */
+/* --color-pair W: each fake_x = G_X(y) pulled (mean squared error over the
+ * global batch's elements, weight W) toward y's shape painted in the color of
+ * X that the pairing gives y's color. Squared, not absolute: the classes still
+ * in a wrong color then outweigh the many pixels already close to their
+ * target, whose L1 signs would be as loud. A fake whose color is not yet
+ * nearest its target color gets 1 + --color-pair-focus times the pull (per
+ * image, so no rank needs another's images), which pulls a class that sits in
+ * a wrong color, or that the adversarial term knocked out of its own, back
+ * sooner. Images whose color is none of Y's get no pull. Writes h->d_pair;
+ * returns the pull's loss. */
 static double color_pair(gan *g, half *h, const float *fake)
 {
     int Y = 1 - h->X;
+    float sc = 2.0f * g->o.pair / (float)(h->gy * IMG);
     double s = 0;
     for (size_t i = 0; i < h->ny; i++) {
         const float *y = h->y + i * IMG, *f = fake + i * IMG;
@@ -330,11 +337,31 @@ static double color_pair(gan *g, half *h, const float *fake)
             memset(d, 0, sizeof(float) * IMG);
             continue;
         }
-        const float *to = g->pair.color[h->X][g->pair.to[Y][k]];
+        int want = g->pair.to[Y][k];
+        const float *to = g->pair.color[h->X][want];
         paint(t, y, 1, (const double[3]){to[0], to[1], to[2]});
-        s += l1_loss(d, f, t, IMG, g->o.pair, h->gy);
+        double fc[3];
+        int off = !(dt_image_color(fc, f) && dt_pairing_nearest(&g->pair, h->X, fc) == want);
+        float w = off ? 1.0f + g->o.pair_focus : 1.0f;
+        double e2 = 0;
+        for (size_t j = 0; j < IMG; j++) {
+            float e = f[j] - t[j];
+            e2 += (double)e * e;
+            d[j] = w * sc * e;
+        }
+        s += w * g->o.pair * e2 / IMG;
     }
     return s;
+}
+
+/* The adversarial term's weight in the generators' loss: with --adv-ramp E,
+ * rising linearly from 0 at the first step to 1 after E epochs (the
+ * discriminators learn from the start); 1 otherwise. */
+static float adv_weight(const gan *g)
+{
+    double ramp = (double)g->o.adv_ramp * (double)g->o.epoch_steps;
+    if (!(ramp > 0) || (double)g->step >= ramp) return 1.0f;
+    return (float)((double)g->step / ramp);
 }
 
 /* ---- one iteration ----------------------------------------------------------- */
@@ -374,7 +401,7 @@ static void iteration(gan *g)
         dt_params_zero_grad(&D->p);
         h->loss[3] += bce_label(dl, h->dc.logit, h->ny, 0.0f, 1.0f / (float)h->gy);
         dt_disc_backward(D, &h->dc, fake, dl, NULL, (int)h->ny);
-        h->loss[1] += bce_label(dl, h->dc.logit, h->ny, 1.0f, 1.0f / (float)h->gy);
+        h->loss[1] += bce_label(dl, h->dc.logit, h->ny, 1.0f, adv_weight(g) / (float)h->gy);
         dt_disc_backward_input(D, &h->dc, fake, dl, h->d_adv, (int)h->ny);
         if (g->o.swap_neg > 0 || g->o.search > 0) real_colors(g, h);
         if (g->o.search > 0) color_search(g, h, D, h->c2.y);
@@ -509,6 +536,7 @@ static void share_networks(gan *g, int moments)
 typedef struct {
     double acc[2], shape[2]; /* [0]: A->B, [1]: B->A; with the test labels */
     double tv[2], agree[2];  /* label-free: color-histogram distance, agreement with the pairing */
+    dt_pair_tally tally[2];
 } gan_eval;
 
 /* Translate every test image of domain S into the other domain (the generator
@@ -516,8 +544,8 @@ typedef struct {
 static int evaluate(gan *g, dt_split *const *test, gan_eval *ev)
 {
     double sums[4] = {0, 0, 0, 0}, counts[2] = {0, 0};
-    double tally[2][DT_PAIR_MAXC + 2]; /* per direction: translations per color of T, none of them; agreement */
-    memset(tally, 0, sizeof tally);
+    dt_pair_tally *tally = ev->tally;
+    memset(tally, 0, sizeof ev->tally);
     int ok = 1;
     dt_gen_ctx *c = &g->h[0].c1;
     uint8_t *bytes = dt_alloc((size_t)g->maxB * IMG), *digits = dt_alloc((size_t)g->maxB);
@@ -541,7 +569,7 @@ static int evaluate(gan *g, dt_split *const *test, gan_eval *ev)
             sums[2 * S] += dt_color_accuracy(c->y, target, n) * (double)n;
             sums[2 * S + 1] += dt_shape_score(x, c->y, n) * (double)n;
             counts[S] += (double)n;
-            dt_pairing_tally(&g->pair, T, x, c->y, n, tally[S], &tally[S][DT_PAIR_MAXC + 1]);
+            dt_pairing_tally(&g->pair, T, x, c->y, n, &tally[S]);
         }
     }
     dt_free(bytes);
@@ -552,14 +580,31 @@ static int evaluate(gan *g, dt_split *const *test, gan_eval *ev)
     if (!dt_all_ok(ok)) return -1;
     dt_allreduce_sum_d(sums, 4);
     dt_allreduce_sum_d(counts, 2);
-    dt_allreduce_sum_d(&tally[0][0], sizeof tally / sizeof(double));
+    dt_allreduce_sum_d((double *)tally, 2 * (sizeof(dt_pair_tally) / sizeof(double)));
     for (int S = 0; S < 2; S++) {
         ev->acc[S] = counts[S] > 0 ? sums[2 * S] / counts[S] : 0;
         ev->shape[S] = counts[S] > 0 ? sums[2 * S + 1] / counts[S] : 0;
-        ev->tv[S] = dt_pairing_hist_tv(&g->pair, 1 - S, tally[S]);
-        ev->agree[S] = counts[S] > 0 && g->pair.ok ? tally[S][DT_PAIR_MAXC + 1] / counts[S] : 0;
+        ev->tv[S] = dt_pairing_hist_tv(&g->pair, 1 - S, &tally[S]);
+        ev->agree[S] = tally[S].n > 0 ? tally[S].agree / tally[S].n : 0;
     }
     return 0;
+}
+
+/* Rank 0: the source colors whose translations mostly miss their paired color
+ * (label-free), e.g. "A>B #00ff00 12%": what a stuck class looks like. */
+static void log_off_pairs(const gan *g, const gan_eval *ev)
+{
+    if (!g->pair.ok) return;
+    char line[DT_PAIR_MAXC * 2 * 24 + 1] = "", c[8];
+    for (int S = 0; S < 2; S++)
+        for (int i = 0; i < g->pair.nc[S]; i++) {
+            const dt_pair_tally *t = &ev->tally[S];
+            if (t->from_n[i] == 0 || t->from_agree[i] >= 0.9 * t->from_n[i]) continue;
+            hex_color(c, g->pair.color[S][i]);
+            snprintf(line + strlen(line), sizeof line - strlen(line), " %s %s %.0f%%", S ? "B>A" : "A>B", c,
+                     100.0 * t->from_agree[i] / t->from_n[i]);
+        }
+    if (line[0]) dt_log("           test images of a color that under 90%% reach its paired color:%s\n", line);
 }
 
 /* ---- pictures (rank 0) ------------------------------------------------------------- */
@@ -611,13 +656,12 @@ static void curves(const char *dir, const float *hist, int epochs)
         for (int s = 0; s < HIST; s++) y[(size_t)s * epochs + e] = hist[(size_t)e * HIST + s];
     }
     const char *ln[4] = {"G_AB (adv + cycle)", "G_BA (adv + cycle)", "D_A", "D_B"};
-    const char *an[4] = {"A->B accuracy (test labels)", "B->A accuracy (test labels)",
-                         "A->B color-histogram distance (no labels)", "B->A color-histogram distance (no labels)"};
+    const char *an[4] = {"A->B accuracy", "B->A accuracy", "A->B color-hist. dist.", "B->A color-hist. dist."};
     char *p1 = dt_path_join(dir, "losses.png"), *p2 = dt_path_join(dir, "color_accuracy.png");
     const dt_lines_opts per_epoch = {.xint = 1}, fraction = {.ymin = 0, .ymax = 1, .xint = 1};
     if (dt_plot_lines(p1, x, y, 4, epochs, ln, "training losses per image", "epoch", "loss", &per_epoch) < 0)
         dt_warn("%s", dt_lasterr());
-    if (dt_plot_lines(p2, x, y + (size_t)4 * epochs, 4, epochs, an, "test translations: color accuracy and health",
+    if (dt_plot_lines(p2, x, y + (size_t)4 * epochs, 4, epochs, an, "test translations: accuracy (labels), color-histogram distance (none)",
                       "epoch", "accuracy / distance", &fraction) < 0)
         dt_warn("%s", dt_lasterr());
     dt_free(p1);
@@ -720,13 +764,14 @@ static void parse(gan_opts *o, int argc, char **argv, dt_resume_info *info)
     *o = (gan_opts){.data = DT_DATA_DEFAULT_PATH,
                     .out = "results/cyclegan",
                     .gen_out = "residual",
-                    .epochs = 30,
-                    .lr_decay_from = 20,
+                    .epochs = 10,
+                    .lr_decay_from = 4,
                     .batch = 64,
-                    .lr = 2e-4f,
+                    .lr = 3e-3f,
                     .beta1 = 0.5f,
-                    .swap_neg = 5,
-                    .search = 5,
+                    .pair = 50,
+                    .pair_focus = 4,
+                    .g_gain = 3,
                     .lambda_cyc = 10.0f,
                     .seed = 1};
     dt_run_opts_default(&o->run);
@@ -754,14 +799,22 @@ static void parse(gan_opts *o, int argc, char **argv, dt_resume_info *info)
          "discriminator finds most real (0: off)",
          0, 1000},
         {"color-pair", DT_OPT_FLOAT, &o->pair, "W",
-         "also pull each translation (L1, weight W) toward its source's shape painted in the color paired with "
+         "also pull each translation (squared error, weight W) toward its source's shape painted in the color paired with "
          "the source's color: each domain's training images are grouped by color, and the groups of A and B are "
          "paired by their mean shapes (no labels; 0: off)",
          0, 1000},
+        {"adv-ramp", DT_OPT_FLOAT, &o->adv_ramp, "E",
+         "raise the adversarial term's weight in the generators' loss linearly from 0 to 1 over the first E "
+         "epochs (0: full weight from the start)",
+         0, 100000},
         {"g-delay", DT_OPT_LONG, &o->g_delay, "N",
          "leave the generators as they are for the first N iterations while the discriminators learn", 0, 1e12},
         {"lambda-cyc", DT_OPT_FLOAT, &o->lambda_cyc, "X", "weight of the L1 cycle-consistency loss", 0, 1000},
         {"lambda-id", DT_OPT_FLOAT, &o->lambda_id, "X", "weight of the identity loss (0: off)", 0, 1000},
+        {"color-pair-focus", DT_OPT_FLOAT, &o->pair_focus, "K",
+         "a translation not yet nearest its paired color gets 1 + K times the pull", 0, 1000},
+        {"gen-init-gain", DT_OPT_FLOAT, &o->g_gain, "X",
+         "the generators' first two convolutions start with X times PyTorch's default initial weights", 0, 100},
         {"gen-out", DT_OPT_STR, &o->gen_out, "KIND",
          "generator output: residual (x + tanh, starts as the identity), recolor (the source's intensity times a "
          "color per pixel) or sigmoid (the report's)",
@@ -843,6 +896,7 @@ int dt_cmd_cyclegan(int argc, char **argv)
     for (int X = 0; X < 2; X++) {
         dt_gen_create(&g->G[X], gname[X], out);
         dt_gen_init(&g->G[X], g->o.seed, (uint64_t)X);
+        dt_gen_init_gain(&g->G[X], g->o.g_gain);
         dt_disc_create(&g->D[X], dname[X]);
         dt_disc_init(&g->D[X], g->o.seed, 2 + (uint64_t)X);
         dt_adam_default(&g->aG[X], g->o.lr);
@@ -983,6 +1037,7 @@ int dt_cmd_cyclegan(int argc, char **argv)
                "%.3f  D %.3f %.3f  %.0f img/s  elapsed %s  ETA %s\n",
                (long long)epoch + 1, g->o.epochs, ev.acc[0], ev.acc[1], ev.shape[0], ev.shape[1], ev.tv[0], ev.tv[1],
                L[0], L[1], L[4], L[5], ips, el, eta);
+        log_off_pairs(g, &ev);
         float *hrow = hist + (size_t)epoch * HIST;
         hrow[0] = (float)(L[1] + L[2]); /* G_AB: its adversarial term and the cycle it closes on B */
         hrow[1] = (float)(L[0] + L[3]);

@@ -36,6 +36,12 @@ void dt_gen_init(dt_gen *g, uint64_t seed, uint64_t key)
     }
 }
 
+void dt_gen_init_gain(dt_gen *g, float gain)
+{
+    for (size_t i = 0; i < (size_t)32 * 27; i++) g->c1.w[i] *= gain;
+    for (size_t i = 0; i < (size_t)40 * 288; i++) g->c2.w[i] *= gain;
+}
+
 void dt_gen_free(dt_gen *g) { dt_params_free(&g->p); }
 
 void dt_gen_ctx_create(dt_gen_ctx *c, int maxB)

@@ -166,25 +166,27 @@ void dt_assign_min_cost(const double *cost, int n, int *to)
     for (int j = 1; j <= n; j++) to[p[j] - 1] = j - 1;
 }
 
-void dt_pairing_tally(const dt_pairing *p, int T, const float *src, const float *out, size_t n, double *hist,
-                      double *agree)
+void dt_pairing_tally(const dt_pairing *p, int T, const float *src, const float *out, size_t n, dt_pair_tally *t)
 {
     for (size_t i = 0; i < n; i++) {
         double c[3], s[3];
         int k = dt_image_color(c, out + i * 3 * PLANE) ? dt_pairing_nearest(p, T, c) : -1;
-        hist[k < 0 ? p->nc[T] : k] += 1;
         int from = dt_image_color(s, src + i * 3 * PLANE) ? dt_pairing_nearest(p, 1 - T, s) : -1;
-        if (k >= 0 && from >= 0 && p->to[1 - T][from] == k) *agree += 1;
+        int right = k >= 0 && from >= 0 && p->ok && p->to[1 - T][from] == k;
+        t->hist[k < 0 ? p->nc[T] : k] += 1;
+        t->n += 1;
+        t->agree += right;
+        if (from >= 0) t->from_n[from] += 1, t->from_agree[from] += right;
     }
 }
 
-double dt_pairing_hist_tv(const dt_pairing *p, int T, const double *hist)
+double dt_pairing_hist_tv(const dt_pairing *p, int T, const dt_pair_tally *t)
 {
     int nc = p->nc[T];
     double total = 0, tv = 0;
-    for (int k = 0; k <= nc; k++) total += hist[k];
+    for (int k = 0; k <= nc; k++) total += t->hist[k];
     if (total <= 0) return 1.0;
-    for (int k = 0; k < nc; k++) tv += fabs(hist[k] / total - p->share[T][k]);
-    tv += hist[nc] / total; /* real images all have one of T's colors */
+    for (int k = 0; k < nc; k++) tv += fabs(t->hist[k] / total - p->share[T][k]);
+    tv += t->hist[nc] / total; /* real images all have one of T's colors */
     return 0.5 * tv;
 }

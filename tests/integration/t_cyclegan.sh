@@ -34,7 +34,7 @@ agree "$T/s13-2/checkpoint.h5" "$T/s13-4/checkpoint.h5" "saved on 2 ranks, step 
 # negatives keyed by position in the global batch, a late generator start,
 # rates that change with the epoch (the color search apart, below)
 knobs=(--d-noise 0.2 --color-noise 0.3 --swap-neg 1 --color-search 0 --g-delay 3 --lr-d 4e-4 --lr-decay-from 1
-    --epochs 3)
+    --color-pair 30 --adv-ramp 0.1 --epochs 3)
 for np in 1 2; do
     run_np $np cyclegan "${common[@]}" "${knobs[@]}" --max-steps $N --out "$T/k$np" >"$T/k$np.log" 2>&1 \
         || fail "$N steps with the recipe's knobs on $np rank(s) ran (see $T/k$np.log)"
@@ -43,7 +43,7 @@ check "with the recipe's knobs: 1 and 2 ranks bit-identical" \
     "$DIFF" "$T/k1/checkpoint.h5" "$T/k2/checkpoint.h5" 0
 for np in 2 4; do one_more_step "$T/k2/checkpoint.h5" $np "$T/k13-$np" cyclegan "${common[@]}" "${knobs[@]}"; done
 agree "$T/k13-2/checkpoint.h5" "$T/k13-4/checkpoint.h5" "with the recipe's knobs: step 13 on 4 vs on 2 ranks"
-for knob in d-noise color-noise g-delay; do
+for knob in d-noise color-noise g-delay color-pair color-pair-focus adv-ramp gen-init-gain; do
     run_np 2 cyclegan "${common[@]}" "${knobs[@]}" --$knob 0 --max-steps $N --out "$T/k2-$knob" >/dev/null 2>&1
     check "--$knob changes the training (it is not a no-op)" \
         bash -c "! '$DIFF' '$T/k2/checkpoint.h5' '$T/k2-$knob/checkpoint.h5' 1e-4 >/dev/null"
@@ -66,6 +66,23 @@ check "color search: 1 and 2 ranks bit-identical" "$DIFF" "$T/cs1/checkpoint.h5"
 check "--color-search changes the training (it is not a no-op)" \
     bash -c "! '$DIFF' '$T/k2/checkpoint.h5' '$T/cs2/checkpoint.h5' 1e-4 >/dev/null"
 run_np 2 cyclegan "${common[@]}" --epochs 1 --out "$T/epoch" >"$T/epoch.log" 2>&1 || fail "one epoch on 2 ranks"
+# the pairing found without labels is the data's: A's palette[d] goes to B's palette[(d + 3) mod 10]
+check "the color pairing found from the images is the data set's mapping" python3 - "$T/epoch.log" <<'PY'
+import re, sys
+pal = ["ff0000", "00ff00", "0000ff", "ffff00", "ff00ff", "00ffff", "ff8000", "8000ff", "80ff00", "ffffff"]
+line = next(l for l in open(sys.argv[1]) if "color pairing A>B" in l)
+pairs = re.findall(r"#([0-9a-f]{6})>#([0-9a-f]{6})", line)
+assert len(pairs) == 10, line
+for a, b in pairs:
+    assert pal[(pal.index(a) + 3) % 10] == b, (a, b)
+PY
+check "metrics.csv has the label-free health columns, in range" python3 - "$T/epoch/metrics.csv" <<'PY'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+assert len(rows) == 1
+for k in "hist_tv_ab hist_tv_ba pair_agree_ab pair_agree_ba".split():
+    assert 0 <= float(rows[0][k]) <= 1, k
+PY
 for f in metrics.csv summary.json checkpoint.h5 translations.png losses.png color_accuracy.png; do
     check "cyclegan leaves $f" test -s "$T/epoch/$f"
 done

@@ -165,12 +165,17 @@ START_TEST(health_figures)
             const float *c = mode == 1 ? PAL[d] : mode == 2 && d == 1 ? (const float[3]){.2f, .6f, 1} : PAL[perm[d]];
             make_image(out + (size_t)i * IMG, d, c, 1, 0);
         }
-        double hist[DT_PAIR_MAXC + 1] = {0}, agree = 0;
-        dt_pairing_tally(&p, 1, src, out, N, hist, &agree);
-        double tv = dt_pairing_hist_tv(&p, 1, hist);
+        dt_pair_tally t;
+        memset(&t, 0, sizeof t);
+        dt_pairing_tally(&p, 1, src, out, N, &t);
+        double tv = dt_pairing_hist_tv(&p, 1, &t);
         const double want_tv[3] = {0, 0, 0.1}, want_agree[3] = {N, 0, N - N / 10};
         ck_assert_double_eq_tol(tv, want_tv[mode], 1e-12);
-        ck_assert_double_eq(agree, want_agree[mode]);
+        ck_assert_double_eq(t.n, N);
+        ck_assert_double_eq(t.agree, want_agree[mode]);
+        int green = dt_pairing_nearest(&p, 0, (const double[3]){0, 1, 0}); /* digit 1's color in A */
+        ck_assert_double_eq(t.from_n[green], N / 10);
+        ck_assert_double_eq(t.from_agree[green], mode == 0 ? N / 10 : 0);
     }
     dt_free(src);
     dt_free(out);
