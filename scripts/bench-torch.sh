@@ -5,7 +5,7 @@
 # PyTorch 2 threads). dtrain and PyTorch runs alternate, ROUNDS times each; the table
 # gives the medians and their ratio. Nothing is asserted but the PyTorch models' own
 # check (each loss falls; the CycleGAN has dtrain's parameter counts).
-# Environment: ROUNDS (3), GAN_STEPS (20), VAE_STEPS (100).
+# Environment: ROUNDS (3), GAN_STEPS (20), VAE_STEPS (100), MODELS ("cyclegan vae dvae jvae").
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
@@ -98,7 +98,7 @@ record() { # model cores row value
 
 echo
 echo "== runs (images/s; the CycleGAN counts A and B images, 2 x batch per iteration)"
-for model in cyclegan vae dvae jvae; do
+for model in ${MODELS:-cyclegan vae dvae jvae}; do
     if [ "$model" = cyclegan ]; then batch=64 steps=$GAN_STEPS; else batch=128 steps=$VAE_STEPS; fi
     for np in 1 2; do
         for r in $(seq "$ROUNDS"); do
@@ -127,6 +127,8 @@ label = {"dtrain": "dtrain", "literal": "dtrain, literal recipe: " + sys.argv[2]
 w = max(len(label["literal"]), 26)
 print(f"{'model':9} {'cores':>5}  {'dtrain run':{w}} {'dtrain img/s':>12} {'PyTorch img/s':>13} {'dtrain/PyTorch':>14}")
 for model in ("cyclegan", "vae", "dvae", "jvae"):
+    if not any(k[0] == model for k in rows):
+        continue  # not among MODELS
     for cores in (1, 2):
         pt = rows.get((model, cores, "pytorch"))
         pmed = statistics.median(pt) if pt else None

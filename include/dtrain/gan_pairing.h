@@ -36,6 +36,12 @@ size_t dt_image_color(double c[3], const float *img);
 /* The index of domain X's color nearest to c within DT_PAIR_MATCH2, or -1. */
 int dt_pairing_nearest(const dt_pairing *p, int X, const double c[3]);
 
+/* The index of domain X's color nearest (Euclidean) to the mean RGB of the
+ * image's foreground, as the color accuracy judges a translation but among
+ * the colors the pairing found; -1 without foreground. Unlike the chroma it
+ * sees a translation too dim or too pale to pass for its color. */
+int dt_pairing_nearest_rgb(const dt_pairing *p, int X, const float *img);
+
 /* Accumulates one domain's images into groups: call dt_pair_groups_add for
  * every training image (floats, (3,28,28)), then dt_pairing_from_groups. */
 typedef struct {
@@ -63,7 +69,8 @@ void dt_assign_min_cost(const double *cost, int n, int *to);
  * doubles, so ranks can add them up as one array). */
 typedef struct {
     double hist[DT_PAIR_MAXC + 1];  /* translations per color of T; the last slot: none of them */
-    double n, agree;                /* translations, and those in the pairing's partner of their source's color */
+    double n, agree;                /* translations, and those whose mean RGB is nearest the partner of their
+                                       source's color (dt_pairing_nearest_rgb) */
     double from_n[DT_PAIR_MAXC];    /* per color of the source domain: translations */
     double from_agree[DT_PAIR_MAXC]; /* and those in its partner color */
 } dt_pair_tally;

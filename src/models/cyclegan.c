@@ -317,12 +317,13 @@ static void color_search(gan *g, half *h, dt_disc *D, const float *fake)
  * global batch's elements, weight W) toward y's shape painted in the color of
  * X that the pairing gives y's color. Squared, not absolute: the classes still
  * in a wrong color then outweigh the many pixels already close to their
- * target, whose L1 signs would be as loud. A fake whose color is not yet
- * nearest its target color gets 1 + --color-pair-focus times the pull (per
- * image, so no rank needs another's images), which pulls a class that sits in
- * a wrong color, or that the adversarial term knocked out of its own, back
- * sooner. Images whose color is none of Y's get no pull. Writes h->d_pair;
- * returns the pull's loss. */
+ * target, whose L1 signs would be as loud. A fake whose mean color is not
+ * yet nearest its target color (dt_pairing_nearest_rgb) gets 1 + --color-pair-focus
+ * times the pull (per image, so no rank needs another's images), which pulls
+ * a class that sits in a wrong color, or that the adversarial term knocked out
+ * of its own, back sooner, and finishes the translations still too pale.
+ * Images whose color is none of Y's get no pull. Writes h->d_pair; returns
+ * the pull's loss. */
 static double color_pair(gan *g, half *h, const float *fake)
 {
     int Y = 1 - h->X;
@@ -340,9 +341,7 @@ static double color_pair(gan *g, half *h, const float *fake)
         int want = g->pair.to[Y][k];
         const float *to = g->pair.color[h->X][want];
         paint(t, y, 1, (const double[3]){to[0], to[1], to[2]});
-        double fc[3];
-        int off = !(dt_image_color(fc, f) && dt_pairing_nearest(&g->pair, h->X, fc) == want);
-        float w = off ? 1.0f + g->o.pair_focus : 1.0f;
+        float w = dt_pairing_nearest_rgb(&g->pair, h->X, f) == want ? 1.0f : 1.0f + g->o.pair_focus;
         double e2 = 0;
         for (size_t j = 0; j < IMG; j++) {
             float e = f[j] - t[j];
@@ -661,8 +660,9 @@ static void curves(const char *dir, const float *hist, int epochs)
     const dt_lines_opts per_epoch = {.xint = 1}, fraction = {.ymin = 0, .ymax = 1, .xint = 1};
     if (dt_plot_lines(p1, x, y, 4, epochs, ln, "training losses per image", "epoch", "loss", &per_epoch) < 0)
         dt_warn("%s", dt_lasterr());
-    if (dt_plot_lines(p2, x, y + (size_t)4 * epochs, 4, epochs, an, "test translations: accuracy (labels), color-histogram distance (none)",
-                      "epoch", "accuracy / distance", &fraction) < 0)
+    if (dt_plot_lines(p2, x, y + (size_t)4 * epochs, 4, epochs, an,
+                      "test translations: accuracy (labels), color-histogram distance (none)", "epoch",
+                      "accuracy / distance", &fraction) < 0)
         dt_warn("%s", dt_lasterr());
     dt_free(p1);
     dt_free(p2);

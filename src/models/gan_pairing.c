@@ -41,6 +41,25 @@ int dt_pairing_nearest(const dt_pairing *p, int X, const double c[3])
     return best;
 }
 
+int dt_pairing_nearest_rgb(const dt_pairing *p, int X, const float *img)
+{
+    double s[3] = {0, 0, 0}, n = 0;
+    for (size_t q = 0; q < PLANE; q++) {
+        float r = img[q], g = img[q + PLANE], b = img[q + 2 * PLANE];
+        if (fmaxf(r, fmaxf(g, b)) <= 0.3f) continue;
+        s[0] += r, s[1] += g, s[2] += b, n += 1;
+    }
+    if (n == 0) return -1;
+    for (int k = 0; k < 3; k++) s[k] /= n;
+    int best = -1;
+    double bd = INFINITY;
+    for (int i = 0; i < p->nc[X]; i++) {
+        double d = dist2(s, p->color[X][i]);
+        if (d < bd) bd = d, best = i;
+    }
+    return best;
+}
+
 void dt_pair_groups_init(dt_pair_groups *gr)
 {
     memset(gr, 0, sizeof *gr);
@@ -92,7 +111,8 @@ static int keep_groups(dt_pairing *p, int X, const dt_pair_groups *gr, double *s
         if (gr->count[k] < DT_PAIR_MIN_SHARE * gr->images) continue;
         for (int j = 0; j < 3; j++) p->color[X][n][j] = (float)(gr->color_sum[k][j] / gr->count[k]);
         p->share[X][n] = gr->count[k] / kept;
-        for (size_t q = 0; q < PLANE; q++) shapes[(size_t)n * PLANE + q] = gr->shape_sum[(size_t)k * PLANE + q] / gr->count[k];
+        for (size_t q = 0; q < PLANE; q++)
+            shapes[(size_t)n * PLANE + q] = gr->shape_sum[(size_t)k * PLANE + q] / gr->count[k];
         n++;
     }
     p->nc[X] = n;
@@ -172,7 +192,7 @@ void dt_pairing_tally(const dt_pairing *p, int T, const float *src, const float 
         double c[3], s[3];
         int k = dt_image_color(c, out + i * 3 * PLANE) ? dt_pairing_nearest(p, T, c) : -1;
         int from = dt_image_color(s, src + i * 3 * PLANE) ? dt_pairing_nearest(p, 1 - T, s) : -1;
-        int right = k >= 0 && from >= 0 && p->ok && p->to[1 - T][from] == k;
+        int right = from >= 0 && p->ok && p->to[1 - T][from] == dt_pairing_nearest_rgb(p, T, out + i * 3 * PLANE);
         t->hist[k < 0 ? p->nc[T] : k] += 1;
         t->n += 1;
         t->agree += right;

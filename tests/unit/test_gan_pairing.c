@@ -177,6 +177,16 @@ START_TEST(health_figures)
         ck_assert_double_eq(t.from_n[green], N / 10);
         ck_assert_double_eq(t.from_agree[green], mode == 0 ? N / 10 : 0);
     }
+    /* a dim violet short of red: its chroma is still violet's, its mean RGB is nearer blue */
+    make_image(out, 7, (const float[3]){.33f, 0, 1}, 0.6f, 0);
+    double c[3];
+    dt_image_color(c, out);
+    int violet = dt_pairing_nearest(&p, 0, (const double[3]){.5, 0, 1});
+    int blue = dt_pairing_nearest(&p, 0, (const double[3]){0, 0, 1});
+    ck_assert_int_eq(dt_pairing_nearest(&p, 0, c), violet);
+    ck_assert_int_eq(dt_pairing_nearest_rgb(&p, 0, out), blue);
+    memset(out, 0, sizeof(float) * IMG);
+    ck_assert_int_eq(dt_pairing_nearest_rgb(&p, 0, out), -1);
     dt_free(src);
     dt_free(out);
     dt_pair_groups_free(&a);
