@@ -46,7 +46,7 @@ typedef struct {
     dt_run_opts run; /* --resume, --stop-signal, --step-timeout */
     int epochs, threads, lr_decay_from;
     size_t batch;
-    float lr, lr_d, beta1, lambda_cyc, lambda_id, d_noise, color_noise, swap_neg, search, pair, adv_ramp, g_gain, pair_focus;
+    float lr, lr_d, beta1, lambda_cyc, lambda_id, d_noise, color_noise, swap_neg, search, pair, adv_ramp, g_gain, pair_focus, ema;
     uint64_t seed;
     long checkpoint_every, max_steps, g_delay;
     dt_settings settings; /* every option's value, for the checkpoints */
@@ -74,6 +74,7 @@ typedef struct {
     int P, nhalves;
     dt_comm *group;        /* the ranks of this rank's domain (NULL with one rank) */
     dt_gen G[2];           /* G[X] makes X images; every rank has all four networks */
+    dt_gen E[2];           /* the moving average of G[X]'s weights (--gen-ema): what is evaluated and saved */
     dt_disc D[2];
     dt_adam aG[2], aD[2];
     half h[2];
@@ -363,6 +364,14 @@ static float adv_weight(const gan *g)
     return (float)((double)g->step / ramp);
 }
 
+/* E = d E + (1 - d) w after each step of G: what the run evaluates, draws and
+ * keeps is this average, so a step that knocks one class out of its color for
+ * a few dozen iterations does not show in an epoch's figures */
+static void ema_update(dt_gen *E, const dt_gen *G, float d)
+{
+    for (size_t i = 0; i < G->p.n; i++) E->p.w[i] = d * E->p.w[i] + (1.0f - d) * G->p.w[i];
+}
+
 /* ---- one iteration ----------------------------------------------------------- */
 
 static void iteration(gan *g)
@@ -432,6 +441,7 @@ static void iteration(gan *g)
             dt_train_step_in(g->group, &g->aG[h->X], &G->p);
         else /* --g-delay: the discriminators learn first */
             dt_params_zero_grad(&G->p);
+        ema_update(&g->E[h->X], G, g->o.ema);
         dt_watch("discriminator forward/backward");
         /* the discriminator: real x -> 1; its fake term (fake_x -> 0, no
          * gradient to G) was added in the generator step */
@@ -511,9 +521,11 @@ static void build_pairing(gan *g, dt_split *const *train)
 /* world rank holding domain X's networks first: 0 for A, 1 for B (0 alone) */
 static int leader(const gan *g, int X) { return g->P == 1 ? 0 : X; }
 
-/* every rank gets the weights (and, with moments, Adam's state) of all four networks */
+/* every rank gets the weights (and, with moments, Adam's state) of all four
+ * networks, and the averaged generators' weights */
 static void share_networks(gan *g, int moments)
 {
+    for (int X = 0; X < 2 && g->P > 1; X++) dt_bcast(g->E[X].p.w, g->E[X].p.n * sizeof(float), leader(g, X));
     for (int X = 0; X < 2; X++) {
         dt_params *ps[2] = {&g->G[X].p, &g->D[X].p};
         dt_adam *as[2] = {&g->aG[X], &g->aD[X]};
@@ -563,7 +575,7 @@ static int evaluate(gan *g, dt_split *const *test, gan_eval *ev)
                 break;
             }
             dt_bytes_to_float(x, bytes, n * IMG);
-            dt_gen_forward(&g->G[T], c, x, (int)n);
+            dt_gen_forward(&g->E[T], c, x, (int)n);
             for (size_t j = 0; j < n; j++) target[j] = g->mapping[T][digits[j] % 10];
             sums[2 * S] += dt_color_accuracy(c->y, target, n) * (double)n;
             sums[2 * S + 1] += dt_shape_score(x, c->y, n) * (double)n;
@@ -627,10 +639,10 @@ static void translation_grid(gan *g, dt_split *const *test, const char *dir)
         dt_bytes_to_float(x, bytes, (size_t)10 * IMG);
         float *rows = grid + (size_t)S * 30 * IMG;
         memcpy(rows, x, sizeof(float) * 10 * IMG);
-        dt_gen_forward(&g->G[1 - S], c, x, 10);
+        dt_gen_forward(&g->E[1 - S], c, x, 10);
         memcpy(rows + (size_t)10 * IMG, c->y, sizeof(float) * 10 * IMG);
         memcpy(x, c->y, sizeof(float) * 10 * IMG);
-        dt_gen_forward(&g->G[S], c, x, 10);
+        dt_gen_forward(&g->E[S], c, x, 10);
         memcpy(rows + (size_t)20 * IMG, c->y, sizeof(float) * 10 * IMG);
     }
     const char *labels[6] = {"real A", "A->B", "A->B->A", "real B", "B->A", "B->A->B"};
@@ -674,7 +686,7 @@ static void curves(const char *dir, const float *hist, int epochs)
 
 static void arch_of(const gan *g, char *buf, size_t len)
 {
-    snprintf(buf, len, "cyclegan gen=%s batch=%zu", g->o.gen_out, g->o.batch);
+    snprintf(buf, len, "cyclegan gen=%s batch=%zu ema", g->o.gen_out, g->o.batch);
 }
 
 static int write_checkpoint(gan *g, const char *path, int64_t step, int64_t epoch, int64_t batch)
@@ -693,9 +705,9 @@ static int write_checkpoint(gan *g, const char *path, int64_t step, int64_t epoc
     meta.settings = g->o.settings;
     meta.ranks = g->P;
     meta.threads = g->o.threads;
-    dt_params *nets[4] = {&g->G[0].p, &g->G[1].p, &g->D[0].p, &g->D[1].p};
-    dt_adam opts[4] = {g->aG[0], g->aG[1], g->aD[0], g->aD[1]};
-    if (dt_ckpt_save(path, &meta, nets, opts, 4) == 0) return 0;
+    dt_params *nets[6] = {&g->G[0].p, &g->G[1].p, &g->D[0].p, &g->D[1].p, &g->E[0].p, &g->E[1].p};
+    dt_adam opts[6] = {g->aG[0], g->aG[1], g->aD[0], g->aD[1], g->aG[0], g->aG[1]}; /* E has no optimizer */
+    if (dt_ckpt_save(path, &meta, nets, opts, 6) == 0) return 0;
     dt_run_checkpoint_failed(path, step);
     return -1;
 }
@@ -715,9 +727,9 @@ static int load_nets(gan *g, const char *path, dt_ckpt_meta *meta)
 {
     char arch[128];
     arch_of(g, arch, sizeof arch);
-    dt_params *nets[4] = {&g->G[0].p, &g->G[1].p, &g->D[0].p, &g->D[1].p};
-    dt_adam opts[4];
-    int rc = dt_ckpt_load(path, "cyclegan", arch, g->o.epoch_steps, meta, nets, opts, 4);
+    dt_params *nets[6] = {&g->G[0].p, &g->G[1].p, &g->D[0].p, &g->D[1].p, &g->E[0].p, &g->E[1].p};
+    dt_adam opts[6];
+    int rc = dt_ckpt_load(path, "cyclegan", arch, g->o.epoch_steps, meta, nets, opts, 6);
     if (rc == 0) g->aG[0] = opts[0], g->aG[1] = opts[1], g->aD[0] = opts[2], g->aD[1] = opts[3];
     return rc;
 }
@@ -725,10 +737,10 @@ static int load_nets(gan *g, const char *path, dt_ckpt_meta *meta)
 /* what rank 0 loaded, to every rank */
 static void share_loaded(gan *g)
 {
-    dt_params *nets[4] = {&g->G[0].p, &g->G[1].p, &g->D[0].p, &g->D[1].p};
+    dt_params *nets[6] = {&g->G[0].p, &g->G[1].p, &g->D[0].p, &g->D[1].p, &g->E[0].p, &g->E[1].p};
     dt_bcast(g->aG, sizeof g->aG, 0);
     dt_bcast(g->aD, sizeof g->aD, 0);
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < 6; k++) {
         dt_bcast(nets[k]->w, nets[k]->n * sizeof(float), 0);
         dt_bcast(nets[k]->m, nets[k]->n * sizeof(float), 0);
         dt_bcast(nets[k]->v, nets[k]->n * sizeof(float), 0);
@@ -772,6 +784,7 @@ static void parse(gan_opts *o, int argc, char **argv, dt_resume_info *info)
                     .pair = 50,
                     .pair_focus = 4,
                     .g_gain = 3,
+                    .ema = 0.99f,
                     .lambda_cyc = 10.0f,
                     .seed = 1};
     dt_run_opts_default(&o->run);
@@ -813,6 +826,10 @@ static void parse(gan_opts *o, int argc, char **argv, dt_resume_info *info)
         {"lambda-id", DT_OPT_FLOAT, &o->lambda_id, "X", "weight of the identity loss (0: off)", 0, 1000},
         {"color-pair-focus", DT_OPT_FLOAT, &o->pair_focus, "K",
          "a translation not yet nearest its paired color gets 1 + K times the pull", 0, 1000},
+        {"gen-ema", DT_OPT_FLOAT, &o->ema, "D",
+         "evaluate, draw and keep the generators' weights averaged over the steps, E = D E + (1 - D) w after each "
+         "step (0: the last weights)",
+         0, 0.9999},
         {"gen-init-gain", DT_OPT_FLOAT, &o->g_gain, "X",
          "the generators' first two convolutions start with X times PyTorch's default initial weights", 0, 100},
         {"gen-out", DT_OPT_STR, &o->gen_out, "KIND",
@@ -897,6 +914,10 @@ int dt_cmd_cyclegan(int argc, char **argv)
         dt_gen_create(&g->G[X], gname[X], out);
         dt_gen_init(&g->G[X], g->o.seed, (uint64_t)X);
         dt_gen_init_gain(&g->G[X], g->o.g_gain);
+        char ename[16];
+        snprintf(ename, sizeof ename, "%s_avg", gname[X]);
+        dt_gen_create(&g->E[X], ename, out);
+        memcpy(g->E[X].p.w, g->G[X].p.w, sizeof(float) * g->G[X].p.n);
         dt_disc_create(&g->D[X], dname[X]);
         dt_disc_init(&g->D[X], g->o.seed, 2 + (uint64_t)X);
         dt_adam_default(&g->aG[X], g->o.lr);
@@ -1118,6 +1139,7 @@ finish:
     }
     for (int X = 0; X < 2; X++) {
         dt_gen_free(&g->G[X]);
+        dt_gen_free(&g->E[X]);
         dt_disc_free(&g->D[X]);
         dt_split_close(train[X]);
         dt_split_close(test[X]);
