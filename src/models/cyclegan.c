@@ -1100,6 +1100,10 @@ int dt_cmd_cyclegan(int argc, char **argv)
             dt_json_num(&j, "color_acc_ba", ev.acc[1]);
             dt_json_num(&j, "shape_ab", ev.shape[0]);
             dt_json_num(&j, "shape_ba", ev.shape[1]);
+            dt_json_num(&j, "hist_tv_ab", ev.tv[0]);
+            dt_json_num(&j, "hist_tv_ba", ev.tv[1]);
+            dt_json_num(&j, "pair_agree_ab", ev.agree[0]);
+            dt_json_num(&j, "pair_agree_ba", ev.agree[1]);
             dt_json_num(&j, "images_per_s", train_time > 0 ? images / train_time : 0);
             /* rank 0's time in the partner exchanges (waiting for the partner included) */
             dt_json_num(&j, "message_share", train_time > 0 ? g->msg_s / train_time : 0);

@@ -43,7 +43,7 @@ check "with the recipe's knobs: 1 and 2 ranks bit-identical" \
     "$DIFF" "$T/k1/checkpoint.h5" "$T/k2/checkpoint.h5" 0
 for np in 2 4; do one_more_step "$T/k2/checkpoint.h5" $np "$T/k13-$np" cyclegan "${common[@]}" "${knobs[@]}"; done
 agree "$T/k13-2/checkpoint.h5" "$T/k13-4/checkpoint.h5" "with the recipe's knobs: step 13 on 4 vs on 2 ranks"
-for knob in d-noise color-noise g-delay color-pair color-pair-focus adv-ramp gen-init-gain; do
+for knob in d-noise color-noise g-delay color-pair color-pair-focus adv-ramp gen-init-gain gen-ema; do
     run_np 2 cyclegan "${common[@]}" "${knobs[@]}" --$knob 0 --max-steps $N --out "$T/k2-$knob" >/dev/null 2>&1
     check "--$knob changes the training (it is not a no-op)" \
         bash -c "! '$DIFF' '$T/k2/checkpoint.h5' '$T/k2-$knob/checkpoint.h5' 1e-4 >/dev/null"
@@ -89,7 +89,8 @@ done
 check "summary.json has every key" python3 - "$T/epoch/summary.json" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
-for k in "color_acc_ab color_acc_ba shape_ab shape_ba images_per_s wall_s ranks epochs seed version".split():
+for k in ("color_acc_ab color_acc_ba shape_ab shape_ba hist_tv_ab hist_tv_ba pair_agree_ab pair_agree_ba "
+          "images_per_s wall_s ranks epochs seed version").split():
     assert k in s, k
 assert s["ranks"] == 2 and 0 <= s["color_acc_ab"] <= 1 and -1 <= s["shape_ab"] <= 1
 PY
