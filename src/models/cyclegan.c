@@ -784,7 +784,7 @@ static void parse(gan_opts *o, int argc, char **argv, dt_resume_info *info)
                     .pair = 50,
                     .pair_focus = 4,
                     .g_gain = 3,
-                    .ema = 0.99f,
+                    .ema = 0.97f,
                     .lambda_cyc = 10.0f,
                     .seed = 1};
     dt_run_opts_default(&o->run);
