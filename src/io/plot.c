@@ -553,11 +553,14 @@ int dt_plot_lines(const char *path, const float *x, const float *y, int nseries,
         int shown = nseries, maxrows = (f.py1 - f.py0 - 40) / row;
         if (shown > maxrows) shown = maxrows;
         int lw = 44 + namew + 12, lh = shown * row + 10;
-        /* corners: top-right, bottom-right, top-left, bottom-left */
-        int cxs[4] = {f.px1 - 12 - lw, f.px1 - 12 - lw, f.px0 + 12, f.px0 + 12};
-        int cys[4] = {f.py0 + 12, f.py1 - 12 - lh, f.py0 + 12, f.py1 - 12 - lh};
+        /* corners: top-right, bottom-right, top-left, bottom-left; then the
+         * middles of the right and left sides (curves that hug both the top and
+         * the bottom, as accuracies and distances do, leave those empty) */
+        int ymid = (f.py0 + f.py1 - lh) / 2;
+        int cxs[6] = {f.px1 - 12 - lw, f.px1 - 12 - lw, f.px0 + 12, f.px0 + 12, f.px1 - 12 - lw, f.px0 + 12};
+        int cys[6] = {f.py0 + 12, f.py1 - 12 - lh, f.py0 + 12, f.py1 - 12 - lh, ymid, ymid};
         int best = 0, besth = -1;
-        for (int k = 0; k < 4; k++) {
+        for (int k = 0; k < 6; k++) {
             int hits = ink_in_rect(&f, x, y, nseries, npts, cxs[k], cys[k], lw, lh);
             if (besth < 0 || hits < besth) best = k, besth = hits;
         }

@@ -584,6 +584,32 @@ START_TEST(test_lines_fixed_y_integer_x)
 }
 END_TEST
 
+START_TEST(test_lines_legend_between_top_and_bottom)
+{
+    /* curves along the top and the bottom of a fixed 0-1 axis: the legend goes to the
+     * middle of a side, where it hides none of them */
+    float x[10], y[40];
+    for (int i = 0; i < 10; i++) {
+        x[i] = (float)(i + 1);
+        y[i] = 0.99f, y[10 + i] = 0.98f, y[20 + i] = 0.05f, y[30 + i] = 0.04f;
+    }
+    const char *names[4] = {"a accuracy", "b accuracy", "a distance", "b distance"};
+    char path[300];
+    tmp_path(path, sizeof path, "lines_legend_mid.png");
+    const dt_lines_opts fixed = {.ymin = 0, .ymax = 1, .xint = 1};
+    ck_assert_int_eq(dt_plot_lines(path, x, y, 4, 10, names, NULL, "epoch", NULL, &fixed), 0);
+    rgb_file r = read_png(path);
+    int x0, y0, x1, y1;
+    axis_box(&r, &x0, &y0, &x1, &y1);
+    int h = y1 - y0;
+    const uint8_t c0[3] = {31, 119, 180}; /* the first series' colour: its legend swatch */
+    ck_assert_int_gt(count_near(&r, x0 + 1, y0 + (int)(0.3 * h), x1, y0 + (int)(0.7 * h), c0, 2), 20);
+    /* and all four curves are whole: the first one's row is not covered */
+    ck_assert_int_gt(count_near(&r, x0 + 1, y0 + 1, x1, y0 + (int)(0.1 * h), c0, 2), 400);
+    free(r.px);
+}
+END_TEST
+
 START_TEST(test_lines_empty_and_bad)
 {
     char path[300];
@@ -677,6 +703,7 @@ static Suite *plot_suite(void)
     tcase_add_test(tc, test_scatter_empty_and_bad);
     tcase_add_test(tc, test_lines);
     tcase_add_test(tc, test_lines_fixed_y_integer_x);
+    tcase_add_test(tc, test_lines_legend_between_top_and_bottom);
     tcase_add_test(tc, test_lines_empty_and_bad);
     tcase_add_test(tc, test_unwritable);
     suite_add_tcase(s, tc);
