@@ -46,7 +46,8 @@ typedef struct {
     dt_run_opts run; /* --resume, --stop-signal, --step-timeout */
     int epochs, threads, lr_decay_from;
     size_t batch;
-    float lr, lr_d, beta1, lambda_cyc, lambda_id, d_noise, color_noise, swap_neg, search, pair, adv_ramp, g_gain, pair_focus, ema;
+    float lr, lr_d, beta1, lambda_cyc, lambda_id, d_noise, color_noise, swap_neg, search;
+    float pair, pair_focus, adv_ramp, g_gain, ema;
     uint64_t seed;
     long checkpoint_every, max_steps, g_delay;
     dt_settings settings; /* every option's value, for the checkpoints */
@@ -219,27 +220,13 @@ static size_t batch_offset(const gan *g, size_t gn)
 
 /* ---- color-swapped negatives (--swap-neg) ------------------------------------------ */
 
-/* The color of an image: the mean over its foreground (largest channel above
- * 0.3) of each pixel divided by its largest channel; zeros without foreground. */
-static void image_color(double *c, const float *img)
-{
-    double s[3] = {0, 0, 0};
-    size_t n = 0;
-    for (size_t q = 0; q < IMG / 3; q++) {
-        float r = img[q], gr = img[q + IMG / 3], b = img[q + 2 * IMG / 3], m = pixel_intensity(img, q);
-        if (m <= 0.3f) continue;
-        s[0] += r / m, s[1] += gr / m, s[2] += b / m, n++;
-    }
-    for (int k = 0; k < 3; k++) c[k] = n ? s[k] / (double)n : 0.0;
-}
-
-/* h->colors: the color of every real x of the global batch (collective over
- * the domain's ranks) */
+/* h->colors: the color of every real x of the global batch (dt_image_color;
+ * collective over the domain's ranks) */
 static void real_colors(gan *g, half *h)
 {
     size_t lo = batch_offset(g, h->gx);
     memset(h->colors, 0, sizeof(double) * 3 * h->gx);
-    for (size_t i = 0; i < h->nx; i++) image_color(h->colors + 3 * (lo + i), h->x + i * IMG);
+    for (size_t i = 0; i < h->nx; i++) dt_image_color(h->colors + 3 * (lo + i), h->x + i * IMG);
     dt_comm_allreduce_sum_d(g->group, h->colors, 3 * h->gx); /* each slot has one writer */
 }
 
@@ -812,10 +799,12 @@ static void parse(gan_opts *o, int argc, char **argv, dt_resume_info *info)
          "discriminator finds most real (0: off)",
          0, 1000},
         {"color-pair", DT_OPT_FLOAT, &o->pair, "W",
-         "also pull each translation (squared error, weight W) toward its source's shape painted in the color paired with "
-         "the source's color: each domain's training images are grouped by color, and the groups of A and B are "
-         "paired by their mean shapes (no labels; 0: off)",
+         "also pull each translation (squared error, weight W) toward its source's shape painted in the color "
+         "paired with the source's color: each domain's training images are grouped by color, and the groups of A "
+         "and B are paired by their mean shapes (no labels; 0: off)",
          0, 1000},
+        {"color-pair-focus", DT_OPT_FLOAT, &o->pair_focus, "K",
+         "a translation not yet nearest its paired color gets 1 + K times the pull", 0, 1000},
         {"adv-ramp", DT_OPT_FLOAT, &o->adv_ramp, "E",
          "raise the adversarial term's weight in the generators' loss linearly from 0 to 1 over the first E "
          "epochs (0: full weight from the start)",
@@ -824,8 +813,6 @@ static void parse(gan_opts *o, int argc, char **argv, dt_resume_info *info)
          "leave the generators as they are for the first N iterations while the discriminators learn", 0, 1e12},
         {"lambda-cyc", DT_OPT_FLOAT, &o->lambda_cyc, "X", "weight of the L1 cycle-consistency loss", 0, 1000},
         {"lambda-id", DT_OPT_FLOAT, &o->lambda_id, "X", "weight of the identity loss (0: off)", 0, 1000},
-        {"color-pair-focus", DT_OPT_FLOAT, &o->pair_focus, "K",
-         "a translation not yet nearest its paired color gets 1 + K times the pull", 0, 1000},
         {"gen-ema", DT_OPT_FLOAT, &o->ema, "D",
          "evaluate, draw and keep the generators' weights averaged over the steps, E = D E + (1 - D) w after each "
          "step (0: the last weights)",
