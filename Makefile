@@ -47,12 +47,12 @@ WARN += -Werror
 endif
 
 GIT_REV := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
-CFLAGS  := -std=c11 -D_GNU_SOURCE -ffp-contract=off $(WARN) $(OPT) $(SAN) \
+CFLAGS  := -std=c11 -D_GNU_SOURCE -ffp-contract=off -fopenmp $(WARN) $(OPT) $(SAN) \
            -Iinclude $(PKG_CFLAGS) -MMD -MP \
            -DDT_GIT_REV='"$(GIT_REV)"' -DDT_CC='"$(CC) $(shell $(CC) -dumpfullversion 2>/dev/null)"' \
            -DDT_CFLAGS='"-ffp-contract=off $(OPT) $(SAN)"'
 LDLIBS  := $(PKG_LIBS) -lm
-LDFLAGS := $(SAN)
+LDFLAGS := -fopenmp $(SAN)
 
 BUILD   := build
 LIB_SRC := $(filter-out src/cli/main.c,$(wildcard src/*/*.c))

@@ -51,17 +51,27 @@ const dt_view *dt_params_find(const dt_params *p, const char *name);
 
 /* ---- checked matrix product ----------------------------------------------- */
 
-/* C (M,N) = alpha op(A) op(B) + beta C, row-major: cblas_sgemm with ta / tb
- * 0 (plain) or 1 (transposed). Every product in dtrain goes through here, so
- * each is checked against the shapes it is given before BLAS sees it:
- *   every build: M, N, K >= 1, operands not NULL, each leading dimension at
- *     least its stored row's length (A is (M,K), or (K,M) when transposed;
- *     B (K,N) or (N,K); C (M,N)), C not overlapping A or B;
- *   AddressSanitizer builds (make SANITIZE=1): each operand's whole extent,
- *     (stored rows - 1) * ld + row length floats, is addressable (OpenBLAS
- *     itself is not instrumented, so its reads would go unseen).
- * A failed check is an internal fault: DT_FATAL naming the calling function,
- * the operand and its shape. dt_sgemm records the caller itself. */
+/* Every product in dtrain is one of two (src/nn/gemm.c), row-major with
+ * leading dimensions; acc 0 overwrites C, 1 adds the product to it:
+ *   dt_gemm_nn  C (M,N) (+)= A (M,K) · B (K,N)
+ *   dt_gemm_nt  C (M,N) (+)= A (M,K) · Bᵀ, B (N,K): sums along rows, as in a
+ *               layer's x Wᵀ or a weight gradient over pixels
+ * Fixed arithmetic (dtrain's own kernels, the default): a dt_gemm_nn element
+ * is the chain of fused multiply-adds over k = 0..K-1 in order, from 0; a
+ * dt_gemm_nt element is 16 such chains (chain l over k = l, l+16, ...) added
+ * by a fixed tree; with acc the result is then added to C, as BLAS's
+ * beta = 1 does. So each element's bits depend on its own row of A and
+ * column of B (and C) only: not on M, N, the blocking, the threads, the
+ * vector width (AVX-512, AVX2 + FMA and a scalar fmaf loop agree bit for
+ * bit) or the CPU. DTRAIN_GEMM=blas hands every product to cblas_sgemm
+ * instead, with none of these promises.
+ * Each call is checked against the shapes it is given, in every build: M, N,
+ * K >= 1, operands not NULL, each leading dimension at least its stored
+ * row's length, C not overlapping A or B; in AddressSanitizer builds (make
+ * SANITIZE=1) also each operand's whole extent, (rows - 1) * ld + row length
+ * floats, is addressable (neither vector loads nor OpenBLAS are
+ * instrumented). A failed check is an internal fault: DT_FATAL naming the
+ * calling function, the operand and its shape. */
 #if defined(__SANITIZE_ADDRESS__) /* gcc */
 #define DT_ASAN 1
 #elif defined(__has_feature) /* clang */
@@ -72,9 +82,23 @@ const dt_view *dt_params_find(const dt_params *p, const char *name);
 #ifndef DT_ASAN
 #define DT_ASAN 0 /* 1 in AddressSanitizer builds */
 #endif
-void dt_sgemm_at(const char *caller, const char *file, int line, int ta, int tb, int M, int N, int K, float alpha,
-                 const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
-#define dt_sgemm(...) dt_sgemm_at(__func__, __FILE__, __LINE__, __VA_ARGS__)
+void dt_gemm_nn_at(const char *caller, const char *file, int line, float *C, int ldc, const float *A, int lda,
+                   const float *B, int ldb, int M, int N, int K, int acc);
+void dt_gemm_nt_at(const char *caller, const char *file, int line, float *C, int ldc, const float *A, int lda,
+                   const float *B, int ldb, int M, int N, int K, int acc);
+#define dt_gemm_nn(...) dt_gemm_nn_at(__func__, __FILE__, __LINE__, __VA_ARGS__)
+#define dt_gemm_nt(...) dt_gemm_nt_at(__func__, __FILE__, __LINE__, __VA_ARGS__)
+/* The path in use: the own kernels (the same bits on each) or OpenBLAS;
+ * $DTRAIN_GEMM = avx512 (default), avx2, scalar or blas chooses, the first
+ * three capped by what the CPU has. dt_gemm_isa names it. */
+enum { DT_GEMM_SCALAR, DT_GEMM_AVX2, DT_GEMM_AVX512, DT_GEMM_BLAS };
+int dt_gemm_level(void);
+const char *dt_gemm_isa(void);
+/* Use path level (own kernels: the best the CPU has up to it); returns the
+ * one taken. */
+int dt_gemm_set_level(int level);
+/* Threads for large products (OpenMP; 1 by default): the bits stay the same. */
+void dt_gemm_set_threads(int n);
 
 /* ---- linear ------------------------------------------------------------- */
 

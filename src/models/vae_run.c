@@ -87,6 +87,7 @@ int dt_threads_setup(int requested)
         }
     }
     openblas_set_num_threads(n);
+    dt_gemm_set_threads(n);
     return n;
 }
 

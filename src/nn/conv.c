@@ -1,6 +1,7 @@
-/* 2-D convolution on im2col + sgemm (dt_sgemm, one per image) or Winograd
- * (src/nn/winograd.c, for the layers dt_conv2d_winograd_fits picks), its
- * direct-loop twin, and 2x2 max pooling. Stride 1, output size = input size. */
+/* 2-D convolution on im2col + products (dt_gemm_nn / dt_gemm_nt, one per
+ * image) or Winograd (src/nn/winograd.c, for the layers
+ * dt_conv2d_winograd_fits picks), its direct-loop twin, and 2x2 max pooling.
+ * Stride 1, output size = input size. */
 #include <math.h>
 #include <string.h>
 
@@ -126,7 +127,7 @@ static void conv_forward(float *y, float *cols, const float *x, const float *W, 
             im2col(cb, xb, C, H, Wd, k, pad);
             A = cb;
         }
-        dt_sgemm(0, 0, O, HW, K, 1.0f, W, K, A, HW, 0.0f, yb, HW);
+        dt_gemm_nn(yb, HW, W, K, A, HW, O, HW, K, 0);
         for (int o = 0; o < O; o++) {
             float *r = yb + (size_t)o * HW, v = b[o];
             if (relu)
@@ -180,25 +181,32 @@ static void conv_backward(float *dx, float *dW, float *db, float *cols, const fl
         dt_conv2d_winograd_backward(dx, dW, cols, dy, x, W, B, C, H, Wd, O, relu_x);
         return;
     }
+    float *Wt = NULL; /* Wᵀ (K,O) for the input gradient's products */
+    if (dx) {
+        Wt = dt_alloc_floats((size_t)K * O);
+        for (int o = 0; o < O; o++)
+            for (int j = 0; j < K; j++) Wt[(size_t)j * O + o] = W[(size_t)o * K + j];
+    }
     for (int i = 0; i < B; i++) {
         const float *dyb = dy + (size_t)i * O * HW;
         float *cb = k == 1 ? NULL : cols + (size_t)i * K * HW;
         const float *xb = x + (size_t)i * C * HW;
         if (dW) {
             for (int o = 0; o < O; o++) db[o] += sum8(dyb + (size_t)o * HW, HW);
-            dt_sgemm(0, 1, O, K, HW, 1.0f, dyb, HW, k == 1 ? xb : cb, HW, 1.0f, dW, K);
+            dt_gemm_nt(dW, K, dyb, HW, k == 1 ? xb : cb, HW, O, K, HW, 1);
         }
         if (!dx) continue;
         float *dxb = dx + (size_t)i * C * HW;
         if (k == 1) {
-            dt_sgemm(1, 0, C, HW, O, 1.0f, W, C, dyb, HW, 0.0f, dxb, HW);
+            dt_gemm_nn(dxb, HW, Wt, O, dyb, HW, C, HW, O, 0);
         } else {
-            dt_sgemm(1, 0, K, HW, O, 1.0f, W, K, dyb, HW, 0.0f, cb, HW);
+            dt_gemm_nn(cb, HW, Wt, O, dyb, HW, K, HW, O, 0);
             col2im(dxb, cb, C, H, Wd, k, pad);
         }
         if (relu_x)
             for (size_t p = 0; p < (size_t)C * HW; p++) dxb[p] = xb[p] > 0.0f ? dxb[p] : 0.0f;
     }
+    dt_free(Wt);
 }
 
 void dt_conv2d_backward(float *dx, float *dW, float *db, float *cols, const float *dy, const float *x,

@@ -1,68 +1,11 @@
-/* Fully connected layer on sgemm, with its plain-loop twin; the
- * checked sgemm every product goes through. */
-#include <cblas.h>
+/* Fully connected layer on dt_gemm_nn / dt_gemm_nt, with its plain-loop
+ * twin. */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "dtrain/core.h"
 #include "dtrain/nn.h"
-
-#if DT_ASAN
-#include <sanitizer/asan_interface.h>
-#endif
-
-/* One sgemm operand as stored: rows of cols floats, ld apart. */
-typedef struct {
-    const char *name;
-    const float *p;
-    int rows, cols, ld;
-} operand;
-
-/* floats from the first element to the last one BLAS touches */
-static size_t extent(const operand *o) { return (size_t)(o->rows - 1) * (size_t)o->ld + (size_t)o->cols; }
-
-static void check_operand(const char *caller, const char *file, int line, const operand *o)
-{
-    if (!o->p) dt_fatal_at(file, line, "%s: sgemm operand %s (%d x %d) is NULL", caller, o->name, o->rows, o->cols);
-    if (o->ld < o->cols)
-        dt_fatal_at(file, line, "%s: sgemm operand %s (%d x %d) has leading dimension %d < %d columns", caller,
-                    o->name, o->rows, o->cols, o->ld, o->cols);
-#if DT_ASAN
-    const char *bad = __asan_region_is_poisoned((void *)(uintptr_t)o->p, extent(o) * sizeof(float));
-    if (bad)
-        dt_fatal_at(file, line,
-                    "%s: sgemm operand %s (%d x %d, leading dimension %d: %zu floats) is not addressable from "
-                    "float %zu on (AddressSanitizer)",
-                    caller, o->name, o->rows, o->cols, o->ld, extent(o),
-                    (size_t)(bad - (const char *)o->p) / sizeof(float));
-#endif
-}
-
-static int overlap(const operand *a, const operand *b)
-{
-    uintptr_t a0 = (uintptr_t)a->p, a1 = a0 + extent(a) * sizeof(float);
-    uintptr_t b0 = (uintptr_t)b->p, b1 = b0 + extent(b) * sizeof(float);
-    return a0 < b1 && b0 < a1;
-}
-
-void dt_sgemm_at(const char *caller, const char *file, int line, int ta, int tb, int M, int N, int K, float alpha,
-                 const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
-{
-    if (M < 1 || N < 1 || K < 1)
-        dt_fatal_at(file, line, "%s: sgemm of (%d x %d) by (%d x %d): sizes must be at least 1", caller, M, K, K, N);
-    operand op[3] = {
-        {"A", A, ta ? K : M, ta ? M : K, lda},
-        {"B", B, tb ? N : K, tb ? K : N, ldb},
-        {"C", C, M, N, ldc},
-    };
-    for (int i = 0; i < 3; i++) check_operand(caller, file, line, &op[i]);
-    for (int i = 0; i < 2; i++)
-        if (overlap(&op[2], &op[i]))
-            dt_fatal_at(file, line, "%s: sgemm output C (%d x %d) overlaps operand %s", caller, M, N, op[i].name);
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
-                B, ldb, beta, C, ldc);
-}
 
 void dt_linear_declare(dt_linear *l, dt_params *p, const char *name, int in, int out)
 {
@@ -99,7 +42,16 @@ void dt_linear_forward(float *y, const float *x, const float *W, const float *b,
 {
     if (B == 0) return;
     for (int i = 0; i < B; i++) memcpy(y + (size_t)i * out, b, (size_t)out * sizeof(float));
-    dt_sgemm(0, 1, B, out, in, 1.0f, x, in, W, in, 1.0f, y, out);
+    dt_gemm_nt(y, out, x, in, W, in, B, out, in, 1);
+}
+
+/* dy (B,out) rows r0..r1 -> dyT (r1-r0, B), for the weight gradient's product */
+static float *transpose_rows(const float *dy, int B, int out, int r0, int r1)
+{
+    float *t = dt_alloc_floats((size_t)(r1 - r0) * (size_t)B);
+    for (int i = 0; i < B; i++)
+        for (int o = r0; o < r1; o++) t[(size_t)(o - r0) * B + i] = dy[(size_t)i * out + o];
+    return t;
 }
 
 /* dy (B,out) x (B,in) W (out,in) -> dx (B,in), dW (out,in) +=, db (out) +=
@@ -112,13 +64,14 @@ static void backward(float *dx, float *dW, float *db, const float *dy, const flo
         if (!add) memset(dW, 0, (size_t)out * (size_t)in * sizeof(float));
         return;
     }
-    dt_sgemm(1, 0, out, in, B, 1.0f, dy, out, x, in, add ? 1.0f : 0.0f, dW, in);
+    float *dyT = transpose_rows(dy, B, out, 0, out);
+    dt_gemm_nn(dW, in, dyT, B, x, in, out, in, B, add);
+    dt_free(dyT);
     for (int i = 0; i < B; i++) {
         const float *r = dy + (size_t)i * out;
         for (int o = 0; o < out; o++) db[o] += r[o];
     }
-    if (dx)
-        dt_sgemm(0, 0, B, in, out, 1.0f, dy, out, W, in, 0.0f, dx, in);
+    if (dx) dt_gemm_nn(dx, in, dy, out, W, in, B, in, out, 0);
 }
 
 void dt_linear_backward(float *dx, float *dW, float *db, const float *dy, const float *x, const float *W, int B,
@@ -135,8 +88,7 @@ void dt_linear_backward_write(float *dx, float *dW, float *db, const float *dy, 
 
 void dt_linear_backward_input(float *dx, const float *dy, const float *W, int B, int in, int out)
 {
-    if (B > 0)
-        dt_sgemm(0, 0, B, in, out, 1.0f, dy, out, W, in, 0.0f, dx, in);
+    if (B > 0) dt_gemm_nn(dx, in, dy, out, W, in, B, in, out, 0);
 }
 
 void dt_linear_grad_block(float *dW, float *db, const float *dy, const float *x, int B, int in, int out, int r0,
@@ -151,8 +103,10 @@ void dt_linear_grad_block(float *dW, float *db, const float *dy, const float *x,
         }
         return;
     }
-    /* backward()'s product, on a block of dW */
-    dt_sgemm(1, 0, rows, cols, B, 1.0f, dy + r0, out, x + c0, in, add ? 1.0f : 0.0f, dW, cols);
+    /* backward()'s product, on a block of dW: the same bits as there */
+    float *dyT = transpose_rows(dy, B, out, r0, r1);
+    dt_gemm_nn(dW, cols, dyT, B, x + c0, in, rows, cols, B, add);
+    dt_free(dyT);
     if (!db) return;
     for (int o = 0; o < rows; o++) {
         float s = 0; /* as backward() sums: from 0, sample by sample */

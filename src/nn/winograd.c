@@ -20,8 +20,9 @@
  * numbered row by row; transformed filters (16, rows, cols) as the sgemm's
  * left operand. The workspace (dt_conv2d_winograd_size) holds
  *   V (16,C,T)   the input tiles; the input gradient's products
- *   M (16,O,T)   the products; the output-gradient tiles; dy's input tiles
- *   U (16,O,C)   the filters; the weight gradient's sum dU
+ *   M (16,O,T)   the products; the output-gradient tiles (16,T,O); dy's
+ *                input tiles
+ *   U (16,O,C)   the filters; the weight gradient's sum dU (16,C,O)
  *   U' (16,C,O)  the rotated filters (backward)
  * The filters are transformed once per call (O C 3x3 filters: next to
  * nothing against the B O C T products). */
@@ -144,33 +145,32 @@ static void output_tiles(float *y, const float *M, const float *b, int relu, con
         }
 }
 
-/* dy (B,O,H,W) -> E (16,O,T): E[p][o][t] = (A e Aᵀ)[p] with e the 2x2 tile of
- * dy at rows 2ty, columns 2tx; along the rows first, kept by row parity */
+/* dy (B,O,H,W) -> E (16,T,O): E[p][t][o] = (A e Aᵀ)[p] with e the 2x2 tile of
+ * dy at rows 2ty, columns 2tx. Tiles by rows, so that the weight gradient is
+ * a plain product (V · E): tile by tile, all channels of one tile together
+ * (each of the 16 outputs a contiguous run of O floats; a tile row's reads,
+ * 2 rows of every channel, stay in cache). */
 static void gradient_tiles(float *E, const float *dy, int B, int O, int H, int W)
 {
     int TH = H / 2, TW = W / 2, n = TH * TW;
-    size_t T = (size_t)B * n, HW = (size_t)H * W;
-    float a[4][2][TH][TW];
+    size_t T = (size_t)B * n, HW = (size_t)H * W, PT = T * (size_t)O;
     for (int i = 0; i < B; i++)
-        for (int o = 0; o < O; o++) {
-            const float *dyo = dy + ((size_t)i * O + o) * HW;
-            for (int r = 0; r < H; r++) {
-                const float *row = dyo + (size_t)r * W;
-                float *a0 = a[0][r & 1][r >> 1], *a1 = a[1][r & 1][r >> 1];
-                float *a2 = a[2][r & 1][r >> 1], *a3 = a[3][r & 1][r >> 1];
-                for (int tx = 0; tx < TW; tx++) {
-                    float p = row[2 * tx], q = row[2 * tx + 1];
-                    a0[tx] = p, a1[tx] = p + q, a2[tx] = p - q, a3[tx] = -q;
+        for (int ty = 0; ty < TH; ty++)
+            for (int tx = 0; tx < TW; tx++) {
+                const float *d = dy + (size_t)i * O * HW + (size_t)(2 * ty) * W + 2 * tx;
+                float *e = E + ((size_t)i * n + (size_t)ty * TW + tx) * O;
+                for (int o = 0; o < O; o++, d += HW) {
+                    /* along the rows: u (row 2ty), w (row 2ty+1), each (p, p+q, p-q, -q) */
+                    float p = d[0], q = d[1], P = d[W], Q = d[W + 1];
+                    float u[4] = {p, p + q, p - q, -q}, w[4] = {P, P + Q, P - Q, -Q};
+                    for (int j = 0; j < 4; j++) {
+                        e[(size_t)j * PT + o] = u[j];
+                        e[(size_t)(4 + j) * PT + o] = u[j] + w[j];
+                        e[(size_t)(8 + j) * PT + o] = u[j] - w[j];
+                        e[(size_t)(12 + j) * PT + o] = -w[j];
+                    }
                 }
             }
-            size_t t0 = (size_t)i * n;
-            for (int j = 0; j < 4; j++) {
-                const float *u = a[j][0][0], *w = a[j][1][0];
-                float *e0 = E + ((size_t)(0 + j) * O + o) * T + t0, *e1 = E + ((size_t)(4 + j) * O + o) * T + t0;
-                float *e2 = E + ((size_t)(8 + j) * O + o) * T + t0, *e3 = E + ((size_t)(12 + j) * O + o) * T + t0;
-                for (int t = 0; t < n; t++) e0[t] = u[t], e1[t] = u[t] + w[t], e2[t] = u[t] - w[t], e3[t] = -w[t];
-            }
-        }
 }
 
 /* W (O,C,3,3) -> U (16,O,C) = G g Gᵀ of each filter; rot: U (16,C,O) of
@@ -198,14 +198,14 @@ static void filter_tiles(float *U, const float *W, int C, int O, int rot)
         }
 }
 
-/* dU (16,O,C) -> dW (O,C,3,3) += Gᵀ dU G */
+/* dU (16,C,O) -> dW (O,C,3,3) += Gᵀ dU G */
 static void filter_gradient(float *dW, const float *dU, int C, int O)
 {
     size_t OC = (size_t)O * C;
     for (int o = 0; o < O; o++)
         for (int c = 0; c < C; c++) {
             float X[16], a[3][4];
-            for (int p = 0; p < 16; p++) X[p] = dU[(size_t)p * OC + (size_t)o * C + c];
+            for (int p = 0; p < 16; p++) X[p] = dU[(size_t)p * OC + (size_t)c * O + o];
             for (int q = 0; q < 4; q++) { /* Gᵀ X */
                 a[0][q] = X[q] + 0.5f * (X[4 + q] + X[8 + q]);
                 a[1][q] = 0.5f * (X[4 + q] - X[8 + q]);
@@ -220,12 +220,12 @@ static void filter_gradient(float *dW, const float *dU, int C, int O)
         }
 }
 
-/* out (16,R,T) = U (16,R,K) · V (16,K,T), one sgemm per position */
+/* out (16,R,T) = U (16,R,K) · V (16,K,T), one product per position */
 static void products(float *out, const float *U, const float *V, int R, int K, size_t T)
 {
     for (int p = 0; p < 16; p++)
-        dt_sgemm(0, 0, R, (int)T, K, 1.0f, U + (size_t)p * R * K, K, V + (size_t)p * K * T, (int)T, 0.0f,
-                 out + (size_t)p * R * T, (int)T);
+        dt_gemm_nn(out + (size_t)p * R * T, (int)T, U + (size_t)p * R * K, K, V + (size_t)p * K * T, (int)T, R, (int)T,
+                   K, 0);
 }
 
 size_t dt_conv2d_winograd_size(int B, int C, int O, int H, int W)
@@ -257,7 +257,7 @@ void dt_conv2d_winograd_forward(float *y, float *ws, const float *x, const float
 
 /* The weight gradient recomputes each image's input tiles (cheaper than
  * keeping the batch's from the forward, out of cache) and sums over the
- * images in order, in dU (16,O,C), transformed back once. */
+ * images in order, in dU (16,C,O), transformed back once. */
 void dt_conv2d_winograd_backward(float *dx, float *dW, float *ws, const float *dy, const float *x, const float *W,
                                  int B, int C, int H, int Wd, int O, int relu_x)
 {
@@ -270,9 +270,9 @@ void dt_conv2d_winograd_backward(float *dx, float *dW, float *ws, const float *d
         if (dW) {
             input_tiles(V, xi, 1, C, H, Wd);
             gradient_tiles(E, dyi, 1, O, H, Wd);
-            for (int p = 0; p < 16; p++) /* dU[p] (O,C) += E[p] (O,T) · V[p]ᵀ (T,C) */
-                dt_sgemm(0, 1, O, C, (int)T, 1.0f, E + (size_t)p * O * T, (int)T, V + (size_t)p * C * T, (int)T,
-                         i ? 1.0f : 0.0f, dU + (size_t)p * O * C, C);
+            for (int p = 0; p < 16; p++) /* dU[p] (C,O) += V[p] (C,T) · E[p] (T,O) */
+                dt_gemm_nn(dU + (size_t)p * O * C, O, V + (size_t)p * C * T, (int)T, E + (size_t)p * O * T, O, C, O,
+                           (int)T, i > 0);
         }
         if (!dx) continue;
         input_tiles(E, dyi, 1, O, H, Wd);

@@ -32,7 +32,8 @@ stop_by_usr1() {
     shift 2
     run_np 2 "$model" "$@" --out "$dir" >"$dir.log" 2>&1 &
     job=$!
-    wait_for "$dir.log" "^dtrain $model:" 60 && sleep 0.7
+    # the line just before the first step (the CycleGAN prints its color pairing earlier)
+    wait_for "$dir.log" "^dtrain $model: .*train.*images from" 60 && sleep 0.7
     kill -USR1 "$(launcher "$dir")" 2>/dev/null
     wait $job
     rc=$?
@@ -137,11 +138,13 @@ check "vae: ... with one line saying so, and no checkpoint" bash -c \
 expect_error 1 "an unknown stop signal" vae "${vae[@]}" --stop-signal USR1,KILL --out "$T/o"
 
 # ---- 4. the CycleGAN: SIGUSR1 to mpirun, then --resume auto to the end ----
-gan=(--data "$DATA" --threads 1 --batch 16 --max-steps 30)
+# enough steps (about 2 s) that the signal, 0.7 s into training, lands inside them
+GEND=100
+gan=(--data "$DATA" --threads 1 --batch 16 --max-steps $GEND)
 run_np 2 cyclegan "${gan[@]}" --out "$T/gref" >"$T/gref.log" 2>&1 || fail "cyclegan reference run"
 stop_by_usr1 cyclegan "$T/gan" "${gan[@]}"
-check "cyclegan: SIGUSR1 to mpirun stops both ranks with status 75 (got $rc, at step ${step:-?} of 30)" \
-    test "$rc" = 75 -a -n "$step" -a "${step:-30}" -lt 30
+check "cyclegan: SIGUSR1 to mpirun stops both ranks with status 75 (got $rc, at step ${step:-?} of $GEND)" \
+    test "$rc" = 75 -a -n "$step" -a "${step:-$GEND}" -lt $GEND
 run_np 2 cyclegan "${gan[@]}" --out "$T/gan" --resume auto >"$T/ganb.log" 2>&1
 check "cyclegan: --resume auto from the stop equals the uninterrupted run bit for bit" \
     "$DIFF" "$T/gref/checkpoint.h5" "$T/gan/checkpoint.h5" 0

@@ -162,26 +162,132 @@ START_TEST(linear_backward_write_overwrites)
 }
 END_TEST
 
-/* dt_sgemm refuses inconsistent shapes in every build: the job ends with the
- * internal-fault status before BLAS runs. */
+/* dt_gemm_nn and dt_gemm_nt (nt: B is (N,K)): every own path (AVX-512, AVX2,
+ * scalar; those this CPU has) gives the scalar reference's bits at ragged
+ * shapes (row, column and k tails, K = 1, leading dimensions wider than the
+ * rows, accumulate or not); each element, and OpenBLAS's (DTRAIN_GEMM=blas),
+ * is within a few ulps of the exact sum; a block of columns computed alone
+ * has the bits it has inside the whole product; and threads sharing a large
+ * product change no bit. */
+static void gemm_call(int nt, float *C, int ldc, const float *A, int lda, const float *B, int ldb, int M, int N, int K,
+                      int acc)
+{
+    if (nt)
+        dt_gemm_nt(C, ldc, A, lda, B, ldb, M, N, K, acc);
+    else
+        dt_gemm_nn(C, ldc, A, lda, B, ldb, M, N, K, acc);
+}
+
+static double gemm_case(int nt, int level, int M, int N, int K, int acc, uint64_t seed)
+{
+    int lda = K + 3, ldb = nt ? K + 5 : N + 5, ldc = N + 2, nb = nt ? N * ldb : (K ? K : 1) * ldb;
+    float *A = malloc(sizeof(float) * (size_t)M * lda + 4), *B = malloc(sizeof(float) * (size_t)nb);
+    float *C0 = malloc(sizeof(float) * (size_t)M * ldc), *C = malloc(sizeof(float) * (size_t)M * ldc);
+    float *S = malloc(sizeof(float) * (size_t)M * ldc);
+    dt_rand_uniform(A, (size_t)M * lda, (dt_stream){seed, 90, 1, 0});
+    dt_rand_uniform(B, (size_t)nb, (dt_stream){seed, 90, 2, 0});
+    dt_rand_uniform(C0, (size_t)M * ldc, (dt_stream){seed, 90, 3, 0});
+    for (int i = 0; i < M * lda; i++) A[i] -= 0.5f;
+    for (int i = 0; i < nb; i++) B[i] -= 0.5f;
+    memcpy(C, C0, sizeof(float) * (size_t)M * ldc);
+    memcpy(S, C0, sizeof(float) * (size_t)M * ldc);
+    dt_gemm_set_level(DT_GEMM_SCALAR);
+    gemm_call(nt, S, ldc, A, lda, B, ldb, M, N, K, acc);
+    dt_gemm_set_level(level);
+    gemm_call(nt, C, ldc, A, lda, B, ldb, M, N, K, acc);
+    double worst = 0;
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < ldc; j++) {
+            float c = C[i * ldc + j];
+            if (j >= N) { /* past the columns: untouched */
+                ck_assert_msg(memcmp(&c, &C0[i * ldc + j], sizeof c) == 0, "wrote past column %d", N);
+                continue;
+            }
+            ck_assert_msg(level == DT_GEMM_BLAS || memcmp(&c, &S[i * ldc + j], sizeof c) == 0,
+                          "nt %d level %d M %d N %d K %d acc %d: (%d,%d) %.9g, scalar %.9g", nt, level, M, N, K, acc, i,
+                          j, c, S[i * ldc + j]);
+            double e = acc ? C0[i * ldc + j] : 0.0, mag = fabs(e);
+            for (int k = 0; k < K; k++) {
+                double ab = (double)A[i * lda + k] * B[nt ? j * ldb + k : k * ldb + j];
+                e += ab;
+                mag += fabs(ab);
+            }
+            double err = fabs(c - e) / (mag > 0 ? mag : 1);
+            if (err > worst) worst = err;
+        }
+    if (N > 3 && level != DT_GEMM_BLAS) { /* columns 1..N-2 alone, into fresh memory */
+        float *D = calloc((size_t)M * ldc, sizeof(float));
+        if (acc)
+            for (int i = 0; i < M; i++) memcpy(D + i * ldc + 1, C0 + i * ldc + 1, sizeof(float) * (size_t)(N - 2));
+        gemm_call(nt, D + 1, ldc, A, lda, nt ? B + ldb : B + 1, ldb, M, N - 2, K, acc);
+        for (int i = 0; i < M; i++)
+            ck_assert_msg(memcmp(D + i * ldc + 1, C + i * ldc + 1, sizeof(float) * (size_t)(N - 2)) == 0,
+                          "columns alone differ (nt %d level %d M %d N %d K %d)", nt, level, M, N, K);
+        free(D);
+    }
+    free(A), free(B), free(C0), free(C), free(S);
+    return worst;
+}
+
+START_TEST(gemm_nn_paths_agree_bitwise)
+{
+    int best = dt_gemm_set_level(DT_GEMM_AVX512);
+    const int shapes[][3] = {{1, 1, 1},   {6, 32, 27}, {7, 33, 1},   {13, 70, 40}, {40, 196, 32}, {32, 40, 196},
+                             {5, 17, 64}, {12, 16, 3}, {3, 784, 40}, {64, 49, 32}, {2, 9, 1},     {11, 48, 5},
+                             {32, 27, 784}, {9, 7, 33}, {4, 4, 17}};
+    double worst = 0;
+    for (int nt = 0; nt < 2; nt++)
+        for (int level = 0; level <= DT_GEMM_BLAS; level += level == best ? DT_GEMM_BLAS - best : 1)
+            for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+                for (int acc = 0; acc < 2; acc++) {
+                    double e = gemm_case(nt, level, shapes[s][0], shapes[s][1], shapes[s][2], acc, 7 + s);
+                    if (e > worst) worst = e;
+                }
+    /* products large enough to be shared by threads: the same bits with 3 */
+    for (int nt = 0; nt < 2; nt++)
+        for (int wide = 0; wide < 2; wide++) { /* split by columns, by rows */
+            int M = wide ? 70 : 300, N = wide ? 400 : 40, K = 80, lda = K, ldb = nt ? K : N;
+            float *A = dt_alloc_floats((size_t)M * K), *B = dt_alloc_floats((size_t)N * K);
+            float *C1 = dt_alloc_floats((size_t)M * N), *C3 = dt_alloc_floats((size_t)M * N);
+            fill(A, (size_t)M * K, 11, -1, 1);
+            fill(B, (size_t)N * K, 12, -1, 1);
+            fill(C1, (size_t)M * N, 13, -1, 1);
+            memcpy(C3, C1, sizeof(float) * (size_t)M * N);
+            for (int t = 1; t <= 3; t += 2) {
+                dt_gemm_set_threads(t);
+                gemm_call(nt, t == 1 ? C1 : C3, N, A, lda, B, ldb, M, N, K, 1);
+            }
+            dt_gemm_set_threads(1);
+            ck_assert_msg(memcmp(C1, C3, sizeof(float) * (size_t)M * N) == 0, "nt %d %s: 3 threads differ", nt,
+                          wide ? "by columns" : "by rows");
+            dt_free(A), dt_free(B), dt_free(C1), dt_free(C3);
+        }
+    dt_gemm_set_level(best);
+    /* a chain of at most 784 roundings: well under that many ulps relative to sum |a b| */
+    ck_assert_msg(worst < 200 * 6e-8, "relative error %g", worst);
+}
+END_TEST
+
+/* The products refuse inconsistent shapes in every build: the job ends with
+ * the internal-fault status before anything is read. */
 START_TEST(sgemm_leading_dimension_too_small)
 {
     static float A[12], B[12], C[16];
-    dt_sgemm(0, 0, 4, 4, 3, 1.0f, A, 2, B, 4, 0.0f, C, 4); /* A (4,3) with lda 2 */
+    dt_gemm_nn(C, 4, A, 2, B, 4, 4, 4, 3, 0); /* A (4,3) with lda 2 */
 }
 END_TEST
 
 START_TEST(sgemm_empty_size)
 {
     static float A[12], B[12], C[16];
-    dt_sgemm(0, 0, 4, 0, 3, 1.0f, A, 3, B, 4, 0.0f, C, 4);
+    dt_gemm_nt(C, 4, A, 3, B, 4, 4, 0, 3, 0);
 }
 END_TEST
 
 START_TEST(sgemm_output_overlaps_input)
 {
     static float A[24], B[16];
-    dt_sgemm(0, 0, 4, 4, 4, 1.0f, A, 4, B, 4, 0.0f, A + 8, 4); /* C = A's rows 2..5 */
+    dt_gemm_nn(A + 8, 4, A, 4, B, 4, 4, 4, 4, 0); /* C = A's rows 2..5 */
 }
 END_TEST
 
@@ -683,6 +789,7 @@ int main(void)
     tcase_add_test(tc, rng_moments);
     tcase_add_test(tc, permutation_is_permutation);
     tcase_add_test(tc, linear_blas_matches_naive);
+    tcase_add_test(tc, gemm_nn_paths_agree_bitwise);
     tcase_add_test(tc, linear_finite_differences);
     tcase_add_test(tc, linear_backward_write_overwrites);
     tcase_add_test(tc, adam_in_parts_equals_adam_step);
