@@ -829,7 +829,7 @@ static void parse(gan_opts *o, int argc, char **argv, dt_resume_info *info)
         DT_RUN_OPT_OVERWRITE(&o->run),
         {"checkpoint-every", DT_OPT_LONG, &o->checkpoint_every, "N", "also checkpoint every N steps", 0, 1e12},
         {"max-steps", DT_OPT_LONG, &o->max_steps, "N", "stop after N iterations in all (0: no limit)", 0, 1e15},
-        {"threads", DT_OPT_INT, &o->threads, "N", "OpenBLAS threads per rank (0: auto)", 0, 1024},
+        {"threads", DT_OPT_INT, &o->threads, "N", "threads per rank (0: auto)", 0, 1024},
         DT_RUN_OPT_STOP(&o->run),
         DT_RUN_OPT_TIMEOUT(&o->run),
     };
@@ -949,9 +949,11 @@ int dt_cmd_cyclegan(int argc, char **argv)
                                     "images_per_s,epoch_s,wall_s");
         if (!csv) dt_warn("%s", dt_lasterr());
     }
-    dt_log("dtrain cyclegan: %zu A / %zu B train images from %s, %d rank(s) (%s), batch %zu, %d epochs, %s generator\n",
+    dt_log("dtrain cyclegan: %zu A / %zu B train images from %s, %d rank(s) (%s), products %s, batch %zu, %d epochs, "
+           "%s generator\n",
            dt_split_len(train[0]), dt_split_len(train[1]), g->o.data, g->P,
-           g->P == 1 ? "both domains on one rank" : "A on even ranks, B on odd", g->o.batch, g->o.epochs, g->o.gen_out);
+           g->P == 1 ? "both domains on one rank" : "A on even ranks, B on odd", dt_gemm_isa(), g->o.batch,
+           g->o.epochs, g->o.gen_out);
     size_t nhist = (size_t)(g->o.epochs > 0 ? g->o.epochs : 1) * HIST;
     float *hist = dt_alloc_floats(nhist);
     for (size_t i = 0; i < nhist; i++) hist[i] = NAN; /* epochs before a resume are not drawn */

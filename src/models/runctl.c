@@ -14,6 +14,7 @@
 
 #include "dtrain/dist.h"
 #include "dtrain/guard.h"
+#include "dtrain/nn.h"
 #include "dtrain/report.h"
 #include "dtrain/runlock.h"
 
@@ -413,6 +414,7 @@ void dt_run_record_start(const char *out, const char *model, int threads, const 
     jl_add(&j, "%d", dt_size());
     jl_key(&j, "threads");
     jl_add(&j, "%d", threads);
+    jl_str(&j, "products", dt_gemm_isa()); /* the kernels: OpenBLAS rounds differently */
     jl_key(&j, "hosts"); /* rank by rank */
     jl_add(&j, "[");
     for (int k = 0; k < dt_size(); k++) {

@@ -143,7 +143,7 @@ int dt_cmd_study(int argc, char **argv)
         {"batch", DT_OPT_SIZE, &batch, "N", "global batch size", 1, 1 << 20},
         {"seed", DT_OPT_U64, &seed, "N", "seed shared by the three runs", 1, 0},
         {"out", DT_OPT_STR, &out, "DIR", "output folder (one sub-folder per model)", 1, 0},
-        {"threads", DT_OPT_INT, &threads, "N", "OpenBLAS threads per rank (0: auto)", 0, 1024},
+        {"threads", DT_OPT_INT, &threads, "N", "threads per rank (0: auto)", 0, 1024},
         {"resume", DT_OPT_STR, &run.resume, "auto",
          "continue each model from its checkpoint in OUT/<model>/ (a finished one is only evaluated)", 1, 0},
         DT_RUN_OPT_OVERWRITE(&run),

@@ -327,7 +327,7 @@ static int vae_options(const char *model, run_args *a, dt_opt *opts)
         DT_RUN_OPT_OVERWRITE(&a->run),
         {"checkpoint-every", DT_OPT_LONG, &a->o.checkpoint_every, "N",
          "also checkpoint every N steps (0: at each epoch's end only)", 0, 1e12},
-        {"threads", DT_OPT_INT, &a->o.threads, "N", "OpenBLAS threads per rank (0: auto)", 0, 1024},
+        {"threads", DT_OPT_INT, &a->o.threads, "N", "threads per rank (0: auto)", 0, 1024},
         {"max-steps", DT_OPT_LONG, &a->o.max_steps, "N",
          "stop after N optimizer steps in all (checkpoint kept; 0: no limit)", 0, 1e15},
         DT_RUN_OPT_STOP(&a->run),
@@ -528,8 +528,10 @@ int dt_vae_train(const char *model, int argc, char **argv, dt_vae_result *res)
         csv = dt_csv_open(csv_path, header);
         if (!csv) dt_warn("%s", dt_lasterr());
     }
-    dt_log("dtrain %s: %s, %zu train / %zu test images from %s, %d rank(s) x %d thread(s), batch %zu, %d epochs\n",
-           model, kind->title, dt_split_len(train), dt_split_len(test), a.data, P, a.o.threads, a.o.batch, a.o.epochs);
+    dt_log("dtrain %s: %s, %zu train / %zu test images from %s, %d rank(s) x %d thread(s), products %s, batch %zu, "
+           "%d epochs\n",
+           model, kind->title, dt_split_len(train), dt_split_len(test), a.data, P, a.o.threads, dt_gemm_isa(), a.o.batch,
+           a.o.epochs);
 
     evaluator ev;
     eval_init(&ev, m, test);

@@ -10,15 +10,8 @@
 
 #include "dtrain/nn.h"
 
-/* The element loops are built twice, for baseline x86-64 and for AVX2
- * (chosen when the program starts, by the CPU it runs on). Both do the same
- * IEEE operations in the same order (no contraction into FMA: the Makefile
- * sets -ffp-contract=off), so results are bit-identical on either path. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define DT_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define DT_CLONES
-#endif
+/* The element loops are built for each instruction set (DT_CLONES, nn.h):
+ * the same bits on every path. */
 
 dt_adam_k dt_adam_next(dt_adam *a)
 {

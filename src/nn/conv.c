@@ -60,7 +60,7 @@ size_t dt_conv2d_cols_size(int B, int C, int O, int H, int W, int k)
  *   cols[(c,ki,kj)][(h,w)] = x[c][h+ki-pad][w+kj-pad], 0 outside.
  * Row by row: each output row is a shifted copy of one input row with zeroed
  * ends, so the inner loop is a memcpy. */
-static void im2col(float *cols, const float *x, int C, int H, int W, int k, int pad)
+DT_CLONES static void im2col(float *cols, const float *x, int C, int H, int W, int k, int pad)
 {
     size_t HW = (size_t)H * W;
     for (int c = 0; c < C; c++)
@@ -86,7 +86,7 @@ static void im2col(float *cols, const float *x, int C, int H, int W, int k, int 
 
 /* One image. cols (C*k*k, H*W) -> x (C,H,W) overwritten: the adjoint of im2col,
  * x[c][ih][iw] = sum of the column entries that copied it. */
-static void col2im(float *x, const float *cols, int C, int H, int W, int k, int pad)
+DT_CLONES static void col2im(float *x, const float *cols, int C, int H, int W, int k, int pad)
 {
     size_t HW = (size_t)H * W;
     memset(x, 0, (size_t)C * HW * sizeof(float));
@@ -109,7 +109,7 @@ static void col2im(float *x, const float *cols, int C, int H, int W, int k, int 
 /* x (B,C,H,Wd) W (O,C,k,k) b (O) -> y (B,O,H,Wd); cols (B,C*k*k,H*Wd) <- im2col(x)
  * Per image: y_b (O,HW) = W (O,CKK) · cols_b (CKK,HW) (beta 0), then the bias
  * (and the ReLU when relu) added in one pass while y_b is in cache. */
-static void conv_forward(float *y, float *cols, const float *x, const float *W, const float *b, int B, int C, int H,
+DT_CLONES static void conv_forward(float *y, float *cols, const float *x, const float *W, const float *b, int B, int C, int H,
                          int Wd, int O, int k, int pad, int relu)
 {
     check_geometry(k, pad);
@@ -154,7 +154,7 @@ void dt_conv2d_forward_relu(float *y, float *cols, const float *x, const float *
 }
 
 /* sum of r[0..n): eight partial sums, so the loop vectorizes without -ffast-math */
-static float sum8(const float *r, int n)
+DT_CLONES static float sum8(const float *r, int n)
 {
     float a[8] = {0};
     int p = 0;
@@ -169,7 +169,7 @@ static float sum8(const float *r, int n)
  *   dW += sum_b dy_b · cols_bᵀ,  db += sum_{b,p} dy_b  (dW NULL: skip both),
  *   dx_b = col2im(Wᵀ · dy_b), times (x_b > 0) when relu_x.
  * cols_b is reused as the scratch for Wᵀ · dy_b once dW has read it. */
-static void conv_backward(float *dx, float *dW, float *db, float *cols, const float *dy, const float *x,
+DT_CLONES static void conv_backward(float *dx, float *dW, float *db, float *cols, const float *dy, const float *x,
                           const float *W, int B, int C, int H, int Wd, int O, int k, int pad, int relu_x)
 {
     check_geometry(k, pad);
@@ -326,7 +326,7 @@ void dt_maxpool2_backward(float *dx, const float *dy, const int32_t *argmax, int
 /* x (B,C,H,W) -> y, argmax (B,C,H/2,W/2) of relu(x), bit for bit what
  * dt_relu_forward then dt_maxpool2_forward give (the ReLU maps NaN to 0, so
  * no NaN reaches the pool): branch-free selects, one pass over x */
-void dt_relu_maxpool2_forward(float *y, int32_t *argmax, const float *x, int B, int C, int H, int W)
+DT_CLONES void dt_relu_maxpool2_forward(float *y, int32_t *argmax, const float *x, int B, int C, int H, int W)
 {
     DT_ASSERT(H % 2 == 0 && W % 2 == 0);
     int Ho = H / 2, Wo = W / 2;
@@ -355,7 +355,7 @@ void dt_relu_maxpool2_forward(float *y, int32_t *argmax, const float *x, int B, 
 
 /* dy, y, argmax (B,C,H/2,W/2) -> dx (B,C,H,W) overwritten, plane by plane
  * (cleared, then written while in cache): dx[argmax] = dy where y > 0, 0 elsewhere */
-void dt_relu_maxpool2_backward(float *dx, const float *dy, const float *y, const int32_t *argmax, int B, int C, int H,
+DT_CLONES void dt_relu_maxpool2_backward(float *dx, const float *dy, const float *y, const int32_t *argmax, int B, int C, int H,
                                int W)
 {
     size_t planes = (size_t)B * C, no = (size_t)(H / 2) * (W / 2), ni = (size_t)H * W;

@@ -46,15 +46,20 @@
 #define LV 1
 #define DR 4
 #define DC 4
-/* lanes i + (i+8), then i + (i+4), i + (i+2), 0 + 1 */
-#define RED16(v) red16_avx512((v)[0])
-__attribute__((target("avx512f"))) static inline float red16_avx512(__m512 v)
+/* The dot tile's fixed tree over 16 lanes: i + (i+8), then i + (i+4),
+ * i + (i+2), 0 + 1. red8 takes it from the first sums, h8[i] = l[i] + l[i+8]. */
+__attribute__((target("avx2"))) static inline float red8(__m256 h8)
 {
-    __m256 h8 = _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
     __m128 h4 = _mm_add_ps(_mm256_castps256_ps128(h8), _mm256_extractf128_ps(h8, 1));
     __m128 h2 = _mm_add_ps(h4, _mm_movehl_ps(h4, h4));
     return _mm_cvtss_f32(_mm_add_ss(h2, _mm_shuffle_ps(h2, h2, 1)));
 }
+__attribute__((target("avx512f"))) static inline float red16_avx512(__m512 v)
+{
+    __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+    return red8(_mm256_add_ps(_mm512_castps512_ps256(v), hi));
+}
+#define RED16(v) red16_avx512((v)[0])
 #include "gemm_tile.h"
 #undef ISA
 #undef TGT
@@ -89,14 +94,7 @@ static const int lanes8[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0,
 #define LV 2
 #define DR 2
 #define DC 2
-#define RED16(v) red16_avx2((v)[0], (v)[1])
-__attribute__((target("avx2,fma"))) static inline float red16_avx2(__m256 lo, __m256 hi)
-{
-    __m256 h8 = _mm256_add_ps(lo, hi);
-    __m128 h4 = _mm_add_ps(_mm256_castps256_ps128(h8), _mm256_extractf128_ps(h8, 1));
-    __m128 h2 = _mm_add_ps(h4, _mm_movehl_ps(h4, h4));
-    return _mm_cvtss_f32(_mm_add_ss(h2, _mm_shuffle_ps(h2, h2, 1)));
-}
+#define RED16(v) red8(_mm256_add_ps((v)[0], (v)[1]))
 #include "gemm_tile.h"
 #endif
 

@@ -52,7 +52,7 @@ int dt_conv2d_winograd_fits(int C, int O, int H, int W, int k, int pad)
  * Per plane: each row once along the row (d B, from its even and odd
  * columns), kept by row parity so that each of the 16 outputs is then one
  * contiguous loop over the plane's tiles down the columns (Bᵀ ·). */
-static void input_tiles(float *V, const float *x, int B, int C, int H, int W)
+DT_CLONES static void input_tiles(float *V, const float *x, int B, int C, int H, int W)
 {
     int TH = H / 2, TW = W / 2, n = TH * TW;
     size_t T = (size_t)B * n, HW = (size_t)H * W;
@@ -96,7 +96,7 @@ static void input_tiles(float *V, const float *x, int B, int C, int H, int W)
  * max(., 0) (relu), or kept only where mask > 0 (mask (B,O,H,W), not NULL).
  * Per plane: down the columns over all its tiles, then along the rows into
  * the image, then the bias and the activation over the plane. */
-static void output_tiles(float *y, const float *M, const float *b, int relu, const float *mask, int B, int O, int H,
+DT_CLONES static void output_tiles(float *y, const float *M, const float *b, int relu, const float *mask, int B, int O, int H,
                          int W)
 {
     int TH = H / 2, TW = W / 2, n = TH * TW, HW = H * W;
@@ -150,7 +150,7 @@ static void output_tiles(float *y, const float *M, const float *b, int relu, con
  * a plain product (V · E): tile by tile, all channels of one tile together
  * (each of the 16 outputs a contiguous run of O floats; a tile row's reads,
  * 2 rows of every channel, stay in cache). */
-static void gradient_tiles(float *E, const float *dy, int B, int O, int H, int W)
+DT_CLONES static void gradient_tiles(float *E, const float *dy, int B, int O, int H, int W)
 {
     int TH = H / 2, TW = W / 2, n = TH * TW;
     size_t T = (size_t)B * n, HW = (size_t)H * W, PT = T * (size_t)O;

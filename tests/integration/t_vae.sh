@@ -36,13 +36,19 @@ suite() {
     agree "$M/step51-2/checkpoint.h5" "$M/step51-1/checkpoint.h5" "$model: step 51 resumed on 1 vs 2 ranks"
     agree "$M/step51-2/checkpoint.h5" "$M/step51-3/checkpoint.h5" "$model: step 51 resumed on 3 vs 2 ranks"
     # ranks of one node sum weight gradients in shared memory, ranks on several
-    # nodes by messages: the same sums, rounded as the BLAS kernel adds them
-    DTRAIN_EXCHANGE=messages one_more_step "$M/np2/checkpoint.h5" 2 "$M/msg2" "$model" "${common[@]}"
-    agree "$M/step51-2/checkpoint.h5" "$M/msg2/checkpoint.h5" "$model: step 51 on 2 ranks, messages vs shared memory"
+    # nodes by messages: at 2 ranks the same sums in the same order (the
+    # products' fixed arithmetic), so the same bits, step after step
+    DTRAIN_EXCHANGE=messages run_np 2 "$model" "${common[@]}" --max-steps 50 --out "$M/msg2" >"$M/msg2.log" 2>&1
+    check "$model: 50 steps on 2 ranks, messages vs shared memory, bit for bit" \
+        "$DIFF" "$M/np2/checkpoint.h5" "$M/msg2/checkpoint.h5" 0
 }
 for model in vae dvae jvae; do suite $model; done
 DTRAIN_EXCHANGE=messages one_more_step "$T/vae/np2/checkpoint.h5" 3 "$T/vae/msg3" vae "${common[@]}"
 agree "$T/vae/step51-3/checkpoint.h5" "$T/vae/msg3/checkpoint.h5" "vae: step 51 on 3 ranks, messages vs shared memory"
+# threads share the large products by blocks of the result: the same bits
+run_np 1 vae "${common[@]}" --max-steps 20 --out "$T/vae/t1" >/dev/null 2>&1
+run_np 1 vae "${common[@]}" --max-steps 20 --threads 2 --out "$T/vae/t2" >"$T/vae/t2.log" 2>&1
+check "vae: 1 rank, 2 threads vs 1, 20 steps bit for bit" "$DIFF" "$T/vae/t1/checkpoint.h5" "$T/vae/t2/checkpoint.h5" 0
 # Adam's weight stores, streamed or cached, chosen by timing: the same bits
 DTRAIN_ADAM_STORES=stream run_np 2 vae "${common[@]}" --max-steps 50 --out "$T/vae/stream2" >/dev/null 2>&1
 check "vae: 2 ranks, Adam's weight stores all streamed: bit-identical to the timed choice" \

@@ -1,7 +1,8 @@
 /* Winograd F(2x2,3x3): forward, input and weight gradients against the
  * direct loops over many shapes (B = 1, odd channel counts, the CycleGAN's
  * layers), each image's numbers independent of the others in the call, the
- * workspace's bounds, and which layers dt_conv2d_forward/backward send there. */
+ * workspace's bounds, which layers dt_conv2d_forward/backward send there, and
+ * whole convolutions' bits on every path of the product kernels. */
 #include <check.h>
 #include <math.h>
 #include <string.h>
@@ -167,6 +168,44 @@ START_TEST(winograd_images_independent)
 }
 END_TEST
 
+/* The product kernels' paths (AVX-512, AVX2, scalar: those this CPU has)
+ * give whole convolutions the same bits, forward and backward, on each kind
+ * of layer the CycleGAN has: im2col 3x3 (3->32), Winograd (32->40, 32->64),
+ * 1x1 (40->3). */
+START_TEST(conv_same_bits_on_every_path)
+{
+    static const struct {
+        int B, C, O, H, k;
+    } L[] = {{3, 3, 32, 28, 3}, {2, 32, 40, 28, 3}, {3, 32, 64, 14, 3}, {2, 40, 3, 28, 1}};
+    int best = dt_gemm_set_level(DT_GEMM_AVX512);
+    for (size_t l = 0; l < sizeof L / sizeof *L; l++) {
+        int B = L[l].B, C = L[l].C, O = L[l].O, H = L[l].H, k = L[l].k, pad = k == 3;
+        size_t nx = (size_t)B * C * H * H, ny = (size_t)B * O * H * H, nw = (size_t)O * C * k * k;
+        float *x = dt_alloc_floats(nx), *W = dt_alloc_floats(nw), *b = dt_alloc_floats(O), *dy = dt_alloc_floats(ny);
+        float *cols = dt_alloc_floats(dt_conv2d_cols_size(B, C, O, H, H, k) + 1);
+        float *out[3][4]; /* per path: y, dx, dW, db */
+        fill(x, nx, 900 + l, -1, 1), fill(W, nw, 910 + l, -0.5f, 0.5f), fill(b, O, 920 + l, -0.1f, 0.1f);
+        fill(dy, ny, 930 + l, -1, 1);
+        for (int level = 0; level <= best; level++) {
+            dt_gemm_set_level(level);
+            float *y = out[level][0] = dt_alloc_floats(ny), *dx = out[level][1] = dt_alloc_floats(nx);
+            float *dW = out[level][2] = dt_alloc_floats(nw), *db = out[level][3] = dt_alloc_floats(O);
+            dt_conv2d_forward(y, cols, x, W, b, B, C, H, H, O, k, pad);
+            dt_conv2d_backward(dx, dW, db, cols, dy, x, W, B, C, H, H, O, k, pad);
+            if (level == 0) continue;
+            size_t n[4] = {ny, nx, nw, (size_t)O};
+            for (int q = 0; q < 4; q++)
+                ck_assert_msg(same_bits(out[level][q], out[0][q], n[q]), "layer %d->%d k %d, path %d, output %d", C, O,
+                              k, level, q);
+        }
+        for (int level = 0; level <= best; level++)
+            for (int q = 0; q < 4; q++) dt_free(out[level][q]);
+        dt_free(x), dt_free(W), dt_free(b), dt_free(dy), dt_free(cols);
+    }
+    dt_gemm_set_level(best);
+}
+END_TEST
+
 /* the size rule, and dt_conv2d_forward/backward taking the path it names:
  * the same bits as the Winograd calls for the CycleGAN's second layers */
 START_TEST(winograd_chosen_by_size_rule)
@@ -210,6 +249,7 @@ int main(void)
     tcase_add_loop_test(tc, winograd_backward_matches_naive, 0, NSHAPES);
     tcase_add_loop_test(tc, winograd_images_independent, 0, 3);
     tcase_add_test(tc, winograd_chosen_by_size_rule);
+    tcase_add_test(tc, conv_same_bits_on_every_path);
     suite_add_tcase(s, tc);
     int failed = dt_check_run(s);
     return failed ? 1 : 0;
