@@ -1,6 +1,6 @@
 /* 3x3 stride-1 pad-1 convolution by Winograd's minimal filtering F(2x2,3x3)
  * (Lavin & Gray 2016): each 2x2 output tile costs 16 multiplications per
- * (output, input) channel pair instead of 36, all of them in 16 sgemms per
+ * (output, input) channel pair instead of 36, all of them in 16 products per
  * image (one per position of the 4x4 transformed tile, over the image's
  * tiles).
  *
@@ -17,7 +17,7 @@
  * 16 multiplications per tile and channel pair instead of im2col's 36.
  *
  * Layouts: transformed tiles (16, channels, T), T = (H/2) (W/2) tiles
- * numbered row by row; transformed filters (16, rows, cols) as the sgemm's
+ * numbered row by row; transformed filters (16, rows, cols) as the product's
  * left operand. The workspace (dt_conv2d_winograd_size) holds
  *   V (16,C,T)   the input tiles; the input gradient's products
  *   M (16,O,T)   the products; the output-gradient tiles (16,T,O); dy's
@@ -150,15 +150,70 @@ DT_CLONES static void output_tiles(float *y, const float *M, const float *b, int
  * a plain product (V · E): tile by tile, all channels of one tile together
  * (each of the 16 outputs a contiguous run of O floats; a tile row's reads,
  * 2 rows of every channel, stay in cache). */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define DT_TILES_AVX512 1
+
+/* gradient_tiles' inner loop over the channels, 16 at a time: each of the 4
+ * values of a channel's 2x2 tile gathered from its plane (HW apart), the 16
+ * outputs stored as runs of channels. The same additions as the scalar loop. */
+__attribute__((target("avx512f"))) static void gradient_tile_avx512(float *e, const float *d, int O, int W,
+                                                                      size_t HW, size_t PT)
+{
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (int o = 0; o < O; o += 16) {
+        __mmask16 m = (__mmask16)(O - o >= 16 ? 0xffffu : (1u << (O - o)) - 1u);
+        __m512i at = _mm512_mullo_epi32(_mm512_add_epi32(lane, _mm512_set1_epi32(o)), _mm512_set1_epi32((int)HW));
+        __m512 z = _mm512_setzero_ps();
+        __m512 p = _mm512_mask_i32gather_ps(z, m, at, d, 4), q = _mm512_mask_i32gather_ps(z, m, at, d + 1, 4);
+        __m512 P = _mm512_mask_i32gather_ps(z, m, at, d + W, 4), Q = _mm512_mask_i32gather_ps(z, m, at, d + W + 1, 4);
+        /* -v flips the sign bit, as the scalar loop's negation (0 - v would turn -0 into +0) */
+        const __m512i sign = _mm512_set1_epi32((int)0x80000000u);
+#define NEG(v) _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(v), sign))
+        __m512 u[4] = {p, _mm512_add_ps(p, q), _mm512_sub_ps(p, q), NEG(q)};
+        __m512 w[4] = {P, _mm512_add_ps(P, Q), _mm512_sub_ps(P, Q), NEG(Q)};
+        for (int j = 0; j < 4; j++) {
+            _mm512_mask_storeu_ps(e + (size_t)j * PT + o, m, u[j]);
+            _mm512_mask_storeu_ps(e + (size_t)(4 + j) * PT + o, m, _mm512_add_ps(u[j], w[j]));
+            _mm512_mask_storeu_ps(e + (size_t)(8 + j) * PT + o, m, _mm512_sub_ps(u[j], w[j]));
+            _mm512_mask_storeu_ps(e + (size_t)(12 + j) * PT + o, m, NEG(w[j]));
+        }
+#undef NEG
+    }
+}
+
+/* whether the CPU has AVX-512 and the products use it (dt_gemm_level:
+ * DTRAIN_GEMM=avx2 or =scalar turn this off too) */
+static int tiles_avx512(void)
+{
+    static int have = -1;
+    if (have < 0) {
+        __builtin_cpu_init();
+        have = __builtin_cpu_supports("avx512f") != 0;
+    }
+    int level = dt_gemm_level();
+    return have && (level == DT_GEMM_AVX512 || level == DT_GEMM_BLAS);
+}
+#endif
+
 DT_CLONES static void gradient_tiles(float *E, const float *dy, int B, int O, int H, int W)
 {
     int TH = H / 2, TW = W / 2, n = TH * TW;
     size_t T = (size_t)B * n, HW = (size_t)H * W, PT = T * (size_t)O;
+#ifdef DT_TILES_AVX512
+    int wide = tiles_avx512();
+#endif
     for (int i = 0; i < B; i++)
         for (int ty = 0; ty < TH; ty++)
             for (int tx = 0; tx < TW; tx++) {
                 const float *d = dy + (size_t)i * O * HW + (size_t)(2 * ty) * W + 2 * tx;
                 float *e = E + ((size_t)i * n + (size_t)ty * TW + tx) * O;
+#ifdef DT_TILES_AVX512
+                if (wide) {
+                    gradient_tile_avx512(e, d, O, W, HW, PT);
+                    continue;
+                }
+#endif
                 for (int o = 0; o < O; o++, d += HW) {
                     /* along the rows: u (row 2ty), w (row 2ty+1), each (p, p+q, p-q, -q) */
                     float p = d[0], q = d[1], P = d[W], Q = d[W + 1];
