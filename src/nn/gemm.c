@@ -274,34 +274,32 @@ static void blas(int bt, float *C, int ldc, const float *A, int lda, const float
                 acc ? 1.0f : 0.0f, C, ldc);
 }
 
+/* B is (K,N), or (N,K) when bt: the checks, then the path in use */
+static void product(const char *caller, const char *file, int line, int bt, float *C, int ldc, const float *A,
+                    int lda, const float *B, int ldb, int M, int N, int K, int acc)
+{
+    check(caller, file, line, bt, C, ldc, A, lda, B, ldb, M, N, K);
+    int level = dt_gemm_level();
+    if (level == DT_GEMM_BLAS) {
+        blas(bt, C, ldc, A, lda, B, ldb, M, N, K, acc);
+        return;
+    }
+    kernel_fn f = bt ? gemm_nt_scalar : gemm_scalar;
+#ifdef DT_GEMM_X86
+    if (level == DT_GEMM_AVX512) f = bt ? gemm_nt_avx512 : gemm_avx512;
+    if (level == DT_GEMM_AVX2) f = bt ? gemm_nt_avx2 : gemm_avx2;
+#endif
+    run(f, bt, C, ldc, A, lda, B, ldb, M, N, K, acc);
+}
+
 void dt_gemm_nn_at(const char *caller, const char *file, int line, float *C, int ldc, const float *A, int lda,
                    const float *B, int ldb, int M, int N, int K, int acc)
 {
-    check(caller, file, line, 0, C, ldc, A, lda, B, ldb, M, N, K);
-    if (dt_gemm_level() == DT_GEMM_BLAS) {
-        blas(0, C, ldc, A, lda, B, ldb, M, N, K, acc);
-        return;
-    }
-    kernel_fn f = gemm_scalar;
-#ifdef DT_GEMM_X86
-    int level = dt_gemm_level();
-    f = level == DT_GEMM_AVX512 ? gemm_avx512 : level == DT_GEMM_AVX2 ? gemm_avx2 : f;
-#endif
-    run(f, 0, C, ldc, A, lda, B, ldb, M, N, K, acc);
+    product(caller, file, line, 0, C, ldc, A, lda, B, ldb, M, N, K, acc);
 }
 
 void dt_gemm_nt_at(const char *caller, const char *file, int line, float *C, int ldc, const float *A, int lda,
                    const float *B, int ldb, int M, int N, int K, int acc)
 {
-    check(caller, file, line, 1, C, ldc, A, lda, B, ldb, M, N, K);
-    if (dt_gemm_level() == DT_GEMM_BLAS) {
-        blas(1, C, ldc, A, lda, B, ldb, M, N, K, acc);
-        return;
-    }
-    kernel_fn f = gemm_nt_scalar;
-#ifdef DT_GEMM_X86
-    int level = dt_gemm_level();
-    f = level == DT_GEMM_AVX512 ? gemm_nt_avx512 : level == DT_GEMM_AVX2 ? gemm_nt_avx2 : f;
-#endif
-    run(f, 1, C, ldc, A, lda, B, ldb, M, N, K, acc);
+    product(caller, file, line, 1, C, ldc, A, lda, B, ldb, M, N, K, acc);
 }
