@@ -109,8 +109,8 @@ DT_CLONES static void col2im(float *x, const float *cols, int C, int H, int W, i
 /* x (B,C,H,Wd) W (O,C,k,k) b (O) -> y (B,O,H,Wd); cols (B,C*k*k,H*Wd) <- im2col(x)
  * Per image: y_b (O,HW) = W (O,CKK) · cols_b (CKK,HW) (beta 0), then the bias
  * (and the ReLU when relu) added in one pass while y_b is in cache. */
-DT_CLONES static void conv_forward(float *y, float *cols, const float *x, const float *W, const float *b, int B, int C, int H,
-                         int Wd, int O, int k, int pad, int relu)
+DT_CLONES static void conv_forward(float *y, float *cols, const float *x, const float *W, const float *b, int B,
+                                   int C, int H, int Wd, int O, int k, int pad, int relu)
 {
     check_geometry(k, pad);
     if (dt_conv2d_winograd_fits(C, O, H, Wd, k, pad)) {
@@ -170,7 +170,7 @@ DT_CLONES static float sum8(const float *r, int n)
  *   dx_b = col2im(Wᵀ · dy_b), times (x_b > 0) when relu_x.
  * cols_b is reused as the scratch for Wᵀ · dy_b once dW has read it. */
 DT_CLONES static void conv_backward(float *dx, float *dW, float *db, float *cols, const float *dy, const float *x,
-                          const float *W, int B, int C, int H, int Wd, int O, int k, int pad, int relu_x)
+                                    const float *W, int B, int C, int H, int Wd, int O, int k, int pad, int relu_x)
 {
     check_geometry(k, pad);
     int HW = H * Wd, K = C * k * k;
@@ -355,8 +355,8 @@ DT_CLONES void dt_relu_maxpool2_forward(float *y, int32_t *argmax, const float *
 
 /* dy, y, argmax (B,C,H/2,W/2) -> dx (B,C,H,W) overwritten, plane by plane
  * (cleared, then written while in cache): dx[argmax] = dy where y > 0, 0 elsewhere */
-DT_CLONES void dt_relu_maxpool2_backward(float *dx, const float *dy, const float *y, const int32_t *argmax, int B, int C, int H,
-                               int W)
+DT_CLONES void dt_relu_maxpool2_backward(float *dx, const float *dy, const float *y, const int32_t *argmax, int B,
+                                         int C, int H, int W)
 {
     size_t planes = (size_t)B * C, no = (size_t)(H / 2) * (W / 2), ni = (size_t)H * W;
     for (size_t pl = 0; pl < planes; pl++) {

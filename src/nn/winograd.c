@@ -27,6 +27,9 @@
  * The filters are transformed once per call (O C 3x3 filters: next to
  * nothing against the B O C T products). */
 #include <string.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 
 #include "dtrain/conv.h"
 #include "dtrain/core.h"
@@ -96,8 +99,8 @@ DT_CLONES static void input_tiles(float *V, const float *x, int B, int C, int H,
  * max(., 0) (relu), or kept only where mask > 0 (mask (B,O,H,W), not NULL).
  * Per plane: down the columns over all its tiles, then along the rows into
  * the image, then the bias and the activation over the plane. */
-DT_CLONES static void output_tiles(float *y, const float *M, const float *b, int relu, const float *mask, int B, int O, int H,
-                         int W)
+DT_CLONES static void output_tiles(float *y, const float *M, const float *b, int relu, const float *mask, int B,
+                                   int O, int H, int W)
 {
     int TH = H / 2, TW = W / 2, n = TH * TW, HW = H * W;
     size_t T = (size_t)B * n;
@@ -145,13 +148,7 @@ DT_CLONES static void output_tiles(float *y, const float *M, const float *b, int
         }
 }
 
-/* dy (B,O,H,W) -> E (16,T,O): E[p][t][o] = (A e Aᵀ)[p] with e the 2x2 tile of
- * dy at rows 2ty, columns 2tx. Tiles by rows, so that the weight gradient is
- * a plain product (V · E): tile by tile, all channels of one tile together
- * (each of the 16 outputs a contiguous run of O floats; a tile row's reads,
- * 2 rows of every channel, stay in cache). */
 #if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
 #define DT_TILES_AVX512 1
 
 /* gradient_tiles' inner loop over the channels, 16 at a time: each of the 4
@@ -196,6 +193,11 @@ static int tiles_avx512(void)
 }
 #endif
 
+/* dy (B,O,H,W) -> E (16,T,O): E[p][t][o] = (A e Aᵀ)[p] with e the 2x2 tile of
+ * dy at rows 2ty, columns 2tx. Tiles by rows, so that the weight gradient is
+ * a plain product (V · E): tile by tile, all channels of one tile together
+ * (each of the 16 outputs a contiguous run of O floats; a tile row's reads,
+ * 2 rows of every channel, stay in cache). */
 DT_CLONES static void gradient_tiles(float *E, const float *dy, int B, int O, int H, int W)
 {
     int TH = H / 2, TW = W / 2, n = TH * TW;
