@@ -10,8 +10,8 @@
  * 3x3 layers with even H and W and at least 8 channels in and out (the
  * CycleGAN's second convolutions) run Winograd F(2x2,3x3), see below; the
  * others lower each image with im2col into a (C*k*k, H*W) column matrix and
- * multiply by W viewed as (O, C*k*k), one sgemm per image (measured faster
- * here than one sgemm over the whole batch followed by a transpose into
+ * multiply by W viewed as (O, C*k*k), one product per image (measured faster
+ * here than one product over the whole batch followed by a transpose into
  * NCHW). For k = 1 the image itself is the column matrix and no columns are
  * built. The bias (and a following ReLU, in the _relu
  * variants) is applied per image while its output is still in cache, and
