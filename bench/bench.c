@@ -231,7 +231,7 @@ static int bench_conv(int B, int reps, int threads)
         if (ts[r] == step) med = r;
     double sq = sgemm_square(1024, reps), sq_rate = 2.0 * 1024 * 1024 * 1024 / sq / 1e9;
 
-    printf("  products                 dtrain's %s kernels (DTRAIN_GEMM); the reference sgemm: OpenBLAS %s, core %s, "
+    printf("  products                 dtrain's %s kernels (DTRAIN_GEMM); the reference sgemm: %s, core %s, "
            "%d thread(s)\n",
            dt_gemm_isa(), openblas_get_config(), openblas_get_corename(), threads);
     printf("  CycleGAN step            2 x %d images (one iteration: 4 generator forwards+backwards, 6 discriminator"
@@ -358,7 +358,7 @@ int main(int argc, char **argv)
     dt_allreduce_max_d(&rss, 1);
 
     if (r == 0) {
-        printf("  products                 dtrain's %s kernels (DTRAIN_GEMM); the reference sgemm: OpenBLAS %s, "
+        printf("  products                 dtrain's %s kernels (DTRAIN_GEMM); the reference sgemm: %s, "
                "core %s\n",
                dt_gemm_isa(), openblas_get_config(), openblas_get_corename());
         double step_rate = flops / per[0] / 1e9, gemm_rate = flops / g[0] / 1e9;
