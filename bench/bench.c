@@ -20,9 +20,9 @@
 
 #include "dtrain/conv.h"
 #include "dtrain/core.h"
-#include "dtrain/dist.h"
+#include "dtrain/comm.h"
 #include "dtrain/gan.h"
-#include "dtrain/train.h"
+#include "dtrain/step.h"
 #include "dtrain/vae.h"
 #include "dtrain/vae_run.h"
 
@@ -273,7 +273,7 @@ static int bench_conv(int B, int reps, int threads)
 
 int main(int argc, char **argv)
 {
-    dt_dist_init(&argc, &argv);
+    dt_comm_init(&argc, &argv);
     size_t batch = 128;
     int steps = 40, threads = 0, conv = 0;
     const char *model = "vae";
@@ -292,7 +292,7 @@ int main(int argc, char **argv)
     threads = dt_threads_setup(threads);
     if (conv) {
         int rc = dt_rank() == 0 ? bench_conv(64, steps / 4 > 3 ? steps / 4 : 3, threads) : 0;
-        dt_dist_finalize();
+        dt_comm_finalize();
         return rc;
     }
     int P = dt_size(), r = dt_rank();
@@ -352,7 +352,7 @@ int main(int argc, char **argv)
     double g[2] = {t_gemm, 0};
     dt_allreduce_max_d(g, 1);
     double st_ms[2] = {0, 0};
-    const char *stores = dt_train_stores(&m->p, st_ms);
+    const char *stores = dt_step_stores(&m->p, st_ms);
     dt_allreduce_max_d(st_ms, 2);
     double rss = (double)dt_peak_rss();
     dt_allreduce_max_d(&rss, 1);
@@ -366,7 +366,7 @@ int main(int argc, char **argv)
         printf("  ranks x threads          %d x %d, global batch %zu (local %d)\n", P, threads, batch, B);
         printf("  step                     %.2f ms (compute %.2f, gradient exchange + Adam %.2f)\n", wall * 1e3,
                per[0] * 1e3, per[1] * 1e3);
-        printf("  gradient exchange        %s\n", P == 1 ? "none (one rank)" : dt_train_exchange(&m->p));
+        printf("  gradient exchange        %s\n", P == 1 ? "none (one rank)" : dt_step_exchange(&m->p));
         if (stores)
             printf("  Adam's weight stores     %s; per step through the caches %.2f ms, streamed %.2f ms"
                    " (slowest rank)\n",
@@ -383,6 +383,6 @@ int main(int argc, char **argv)
     }
     dt_free(gidx);
     dt_vae_free(m);
-    dt_dist_finalize();
+    dt_comm_finalize();
     return 0;
 }

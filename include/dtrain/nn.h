@@ -42,9 +42,9 @@ typedef struct {
     float *w, *g, *m, *v;
     int nviews;
     dt_view views[DT_MAX_VIEWS];
-    /* Set by dt_train_share when w, m and v live in memory shared by the
+    /* Set by dt_step_share when w, m and v live in memory shared by the
      * ranks of one node (and g is unused): the shared step's state
-     * (src/models/train.c); dt_train_unshare ends it before dt_params_free.
+     * (src/comm/step_shared.c); dt_step_unshare ends it before dt_params_free.
      * The shared memory itself lives until the job ends. */
     struct dt_share *share;
     /* 1 when the network's backward writes (=) every gradient once per step

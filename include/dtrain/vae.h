@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include "dtrain/nn.h"
-#include "dtrain/train.h"
+#include "dtrain/step.h"
 
 #define DT_IMG 2352 /* 3 x 28 x 28 */
 #define DT_MAX_TERMS 4
@@ -82,7 +82,7 @@ dt_vae *dt_vae_create(const dt_vae_kind *kind, const dt_vae_opts *o, int max_bat
 void dt_vae_free(dt_vae *m);
 /* Before training, once the weights are initialized or loaded: on one node,
  * keep weights, moments and the layers' inputs and output gradients in
- * memory all ranks share (dt_train_share). Collective. */
+ * memory all ranks share (dt_step_share). Collective. */
 void dt_vae_share(dt_vae *m);
 void dt_vae_init_params(dt_vae *m, uint64_t seed);
 

@@ -5,7 +5,7 @@
 #include "dtrain/cli.h"
 #include "dtrain/core.h"
 #include "dtrain/data.h"
-#include "dtrain/dist.h"
+#include "dtrain/comm.h"
 
 int dt_cmd_prepare(int argc, char **argv)
 {

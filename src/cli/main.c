@@ -6,7 +6,7 @@
 
 #include "dtrain/cli.h"
 #include "dtrain/core.h"
-#include "dtrain/dist.h"
+#include "dtrain/comm.h"
 #include "dtrain/guard.h"
 #include "dtrain/runctl.h"
 
@@ -32,7 +32,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    dt_dist_init(&argc, &argv);
+    dt_comm_init(&argc, &argv);
     dt_run_set_cmdline(argc, argv);
     /* A write past a file size limit (ulimit -f) fails with EFBIG, which
      * dtrain reports with the file's name, instead of killing the rank. */
@@ -73,6 +73,6 @@ int main(int argc, char **argv)
         dt_seterr("unknown command '%s'; commands: prepare, vae, dvae, jvae, cyclegan, study, embed (see dtrain --help)", cmd);
         dt_check_all(0);
     }
-    dt_dist_finalize();
+    dt_comm_finalize();
     return rc;
 }

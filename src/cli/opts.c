@@ -7,7 +7,7 @@
 
 #include "dtrain/cli.h"
 #include "dtrain/core.h"
-#include "dtrain/dist.h"
+#include "dtrain/comm.h"
 
 static int set(const dt_opt *o, const char *v)
 {
@@ -112,7 +112,7 @@ int dt_opts_parse_or_exit(const dt_opt *opts, int nopts, int argc, char **argv, 
             printf("\noptions:\n");
             dt_opts_help(stdout, opts, nopts);
         }
-        dt_dist_finalize();
+        dt_comm_finalize();
         exit(0);
     }
     return rc;

@@ -10,7 +10,7 @@
 
 #include "dtrain/core.h"
 #include "dtrain/data.h"
-#include "dtrain/dist.h"
+#include "dtrain/comm.h"
 #include "dtrain/h5.h"
 
 struct dt_dataset {

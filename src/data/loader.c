@@ -16,7 +16,7 @@
 
 #include "dtrain/core.h"
 #include "dtrain/data.h"
-#include "dtrain/dist.h"
+#include "dtrain/comm.h"
 
 typedef struct {
     uint32_t idx;  /* data set index */

@@ -28,7 +28,7 @@
 #include "dtrain/cli.h"
 #include "dtrain/core.h"
 #include "dtrain/data.h"
-#include "dtrain/dist.h"
+#include "dtrain/comm.h"
 #include "dtrain/gan.h"
 #include "dtrain/gan_metrics.h"
 #include "dtrain/gan_pairing.h"
@@ -36,7 +36,7 @@
 #include "dtrain/plot.h"
 #include "dtrain/report.h"
 #include "dtrain/runctl.h"
-#include "dtrain/train.h"
+#include "dtrain/step.h"
 #include "dtrain/vae_run.h"
 
 #define IMG 2352
@@ -354,6 +354,14 @@ static float adv_weight(const gan *g)
 /* E = d E + (1 - d) w after each step of G: what the run evaluates, draws and
  * keeps is this average, so a step that knocks one class out of its color for
  * a few dozen iterations does not show in an epoch's figures */
+/* one network's step, over the ranks of its domain */
+static void optimizer_step(gan *g, dt_adam *a, dt_params *p)
+{
+    dt_step s;
+    dt_step_begin(&s, g->group, a, p);
+    dt_step_end(&s);
+}
+
 static void ema_update(dt_gen *E, const dt_gen *G, float d)
 {
     for (size_t i = 0; i < G->p.n; i++) E->p.w[i] = d * E->p.w[i] + (1.0f - d) * G->p.w[i];
@@ -425,7 +433,7 @@ static void iteration(gan *g)
         dt_gen_backward(G, &h->c2, h->d_fake_x, NULL, (int)h->ny);
         dt_watch("generator optimizer step");
         if (g->step >= g->o.g_delay)
-            dt_train_step_in(g->group, &g->aG[h->X], &G->p);
+            optimizer_step(g, &g->aG[h->X], &G->p);
         else /* --g-delay: the discriminators learn first */
             dt_params_zero_grad(&G->p);
         ema_update(&g->E[h->X], G, g->o.ema);
@@ -448,7 +456,7 @@ static void iteration(gan *g)
             dt_disc_backward(D, &h->dc, h->swapped, dl, NULL, (int)h->nx);
         }
         dt_watch("discriminator optimizer step");
-        dt_train_step_in(g->group, &g->aD[h->X], &D->p);
+        optimizer_step(g, &g->aD[h->X], &D->p);
     }
 }
 
@@ -517,7 +525,7 @@ static void share_networks(gan *g, int moments)
         dt_params *ps[2] = {&g->G[X].p, &g->D[X].p};
         dt_adam *as[2] = {&g->aG[X], &g->aD[X]};
         for (int k = 0; k < 2; k++) {
-            if (moments && g->nhalves == 1 && g->h[0].X == X) dt_train_gather_moments_in(g->group, ps[k]);
+            if (moments && g->nhalves == 1 && g->h[0].X == X) dt_step_gather_moments(g->group, ps[k]);
             if (g->P == 1) continue;
             dt_bcast(ps[k]->w, ps[k]->n * sizeof(float), leader(g, X));
             if (moments) {

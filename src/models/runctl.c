@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "dtrain/dist.h"
+#include "dtrain/comm.h"
 #include "dtrain/guard.h"
 #include "dtrain/nn.h"
 #include "dtrain/report.h"
@@ -485,7 +485,7 @@ void dt_run_stop(int sig, int64_t step, int64_t epoch, const char *ckpt)
     dt_watchdog_stop();
     fflush(stdout);
     fflush(stderr);
-    dt_dist_finalize();
+    dt_comm_finalize();
     exit(DT_EXIT_REQUEUE);
 }
 

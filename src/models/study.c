@@ -8,7 +8,7 @@
 #include "dtrain/cli.h"
 #include "dtrain/core.h"
 #include "dtrain/data.h"
-#include "dtrain/dist.h"
+#include "dtrain/comm.h"
 #include "dtrain/plot.h"
 #include "dtrain/report.h"
 #include "dtrain/runctl.h"

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "dtrain/core.h"
-#include "dtrain/train.h"
+#include "dtrain/step.h"
 #include "dtrain/vae.h"
 
 /* point the layers at their parts of the parameter block */
@@ -15,19 +15,19 @@ static void bind(dt_vae *m)
 
 /* the layers e1 e2 head d1 d2 d3, with the buffers of their inputs and of
  * their output gradients as backward leaves them */
-static void layer_bufs(dt_vae *m, dt_share_layer ls[6])
+static void layer_bufs(dt_vae *m, dt_step_layer ls[6])
 {
     const dt_linear *l[] = {&m->e1, &m->e2, &m->head, &m->d1, &m->d2, &m->d3};
     float **x[] = {&m->x, &m->h1, &m->h2, &m->z, &m->g1, &m->g2};
     float **dy[] = {&m->dh1, &m->dh2, &m->dhd, &m->dg1, &m->dg2, &m->dlogits};
-    for (int i = 0; i < 6; i++) ls[i] = (dt_share_layer){l[i]->w_off, l[i]->b_off, l[i]->in, l[i]->out, x[i], dy[i]};
+    for (int i = 0; i < 6; i++) ls[i] = (dt_step_layer){l[i]->w_off, l[i]->b_off, l[i]->in, l[i]->out, x[i], dy[i]};
 }
 
 void dt_vae_share(dt_vae *m)
 {
-    dt_share_layer ls[6];
+    dt_step_layer ls[6];
     layer_bufs(m, ls);
-    dt_train_share(&m->p, m->maxB, ls, 6);
+    dt_step_share(&m->p, m->maxB, ls, 6);
     bind(m); /* the block may have moved */
 }
 
@@ -77,10 +77,10 @@ void dt_vae_free(dt_vae *m)
     if (!m) return;
     m->kind->destroy(m);
     if (m->p.share) { /* these live in the job's shared memory */
-        dt_share_layer ls[6];
+        dt_step_layer ls[6];
         layer_bufs(m, ls);
         for (int i = 0; i < 6; i++) *ls[i].x = *ls[i].dy = NULL;
-        dt_train_unshare(&m->p);
+        dt_step_unshare(&m->p);
     }
     float *bufs[] = {m->x,  m->h1,  m->h2,  m->hd,  m->z,   m->g1,  m->g2,      m->logits, m->xhat,
                      m->dh1, m->dh2, m->dhd, m->dz, m->dg1, m->dg2, m->dlogits, m->bce};

@@ -15,12 +15,12 @@
 #include "dtrain/cli.h"
 #include "dtrain/core.h"
 #include "dtrain/data.h"
-#include "dtrain/dist.h"
+#include "dtrain/comm.h"
 #include "dtrain/guard.h"
 #include "dtrain/h5.h"
 #include "dtrain/report.h"
 #include "dtrain/runctl.h"
-#include "dtrain/train.h"
+#include "dtrain/step.h"
 #include "dtrain/vae.h"
 #include "dtrain/vae_run.h"
 
@@ -439,7 +439,7 @@ static void save_checkpoint(const char *path, const run_args *a, dt_vae *m, cons
                             int64_t step, int64_t epoch, int64_t batch, const double *sums, int nsums)
 {
     dt_watch_pause("checkpoint"); /* rank 0 writes; the others wait for it */
-    dt_train_gather_moments(&m->p); /* collective */
+    dt_step_gather_moments(NULL, &m->p); /* collective */
     int ok = 1;
     if (dt_rank() == 0) ok = write_checkpoint(path, a, m, adam, step, epoch, batch, sums, nsums) == 0;
     dt_check_all(ok);

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 
 #include "dtrain/core.h"
-#include "dtrain/dist.h"
+#include "dtrain/comm.h"
 
 static int bad = 0;
 #define EXPECT(cond, ...)                                                                \
@@ -20,7 +20,7 @@ static int bad = 0;
 
 int main(int argc, char **argv)
 {
-    dt_dist_init(&argc, &argv);
+    dt_comm_init(&argc, &argv);
     int r = dt_rank(), P = dt_size();
     enum { N = 1001 }; /* not a multiple of any rank count used */
 
@@ -63,6 +63,6 @@ int main(int argc, char **argv)
     free(x);
     int ok = dt_all_ok(!bad);
     if (r == 0) printf("dist_check: %d rank(s) %s\n", P, ok ? "ok" : "FAILED");
-    dt_dist_finalize();
+    dt_comm_finalize();
     return ok ? 0 : 1;
 }

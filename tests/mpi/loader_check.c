@@ -12,7 +12,7 @@
 
 #include "dtrain/core.h"
 #include "dtrain/data.h"
-#include "dtrain/dist.h"
+#include "dtrain/comm.h"
 
 static int g_fail = 0;
 
@@ -104,7 +104,7 @@ static void check_epoch(dt_loader *ld, dt_split *sp, size_t B, uint64_t epoch, s
 
 int main(int argc, char **argv)
 {
-    dt_dist_init(&argc, &argv);
+    dt_comm_init(&argc, &argv);
     if (argc == 3 && strcmp(argv[1], "--make") == 0) {
         int ok = 1;
         if (dt_rank() == 0) {
@@ -113,12 +113,12 @@ int main(int argc, char **argv)
             ok = dt_prepare(&o) == 0;
         }
         dt_check_all(ok);
-        dt_dist_finalize();
+        dt_comm_finalize();
         return 0;
     }
     if (argc != 2) {
         if (dt_rank() == 0) fprintf(stderr, "usage: loader_check [--make] FILE\n");
-        dt_dist_finalize();
+        dt_comm_finalize();
         return 2;
     }
     double t0 = dt_now();
@@ -153,6 +153,6 @@ int main(int argc, char **argv)
                dt_peak_rss() >> 20);
         fflush(stdout);
     }
-    dt_dist_finalize();
+    dt_comm_finalize();
     return fails ? 1 : 0;
 }

@@ -1,5 +1,7 @@
-/* The data-parallel optimizer step (see include/dtrain/train.h). */
-#include "dtrain/train.h"
+/* step_shared: the node-shared strategy of the optimizer step (step.h):
+ * weights, moments and the layers' activations in memory the ranks of one
+ * node share; each rank computes and updates a fixed part of every layer. */
+#include "step_shared.h"
 
 #include <sched.h>
 #include <sys/mman.h>
@@ -7,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dtrain/comm.h"
 #include "dtrain/core.h"
-#include "dtrain/dist.h"
 
 /* ---- the node-shared step ---------------------------------------------------
  * Each rank publishes its batch rows and how much of the parameter block,
@@ -19,7 +21,7 @@
  * whole rows at a time, summing the ranks' batches in rank order straight
  * from their activations, and updates the tile with Adam while it is in
  * cache. Its moments are its own (private pages, only its rows touched); the
- * shared copy is filled for checkpoints (dt_train_gather_moments). Then it
+ * shared copy is filled for checkpoints (dt_step_gather_moments). Then it
  * waits until every rank has updated its rows: the next forward reads all
  * weights, and the activations may be overwritten.
  * The counters only grow: a rank's published value in step t (t = steps,
@@ -158,7 +160,7 @@ static void time_store(dt_share *sh, int k, double secs)
     }
 }
 
-static void shared_step(dt_step *s)
+void dt_shared_step(dt_step *s)
 {
     dt_params *p = s->p;
     dt_share *sh = p->share;
@@ -184,11 +186,21 @@ static void shared_step(dt_step *s)
     sh->steps++;
 }
 
-void dt_train_step(dt_adam *a, dt_params *p) { dt_train_step_in(NULL, a, p); }
-void dt_train_gather_moments(dt_params *p) { dt_train_gather_moments_in(NULL, p); }
+void dt_shared_rows(dt_share *sh, int rows)
+{
+    __atomic_store_n(&sh->ctl[CTL_ROWS(sh->r)], (uint64_t)rows, __ATOMIC_RELAXED);
+}
+
+void dt_shared_ready(dt_share *sh, size_t n, size_t from) { publish(sh, n, from); }
+
+void dt_shared_gather_moments(dt_comm *g, dt_params *p)
+{
+    copy_own(p->share, p->m, p->v, p->share->m, p->share->v);
+    dt_comm_shared_sync(g);
+}
 
 /* the distinct buffers among the layers' x and dy, in order of first use */
-static int distinct_bufs(const dt_share_layer *ls, int nl, float ***bufs, size_t *width)
+static int distinct_bufs(const dt_step_layer *ls, int nl, float ***bufs, size_t *width)
 {
     int nb = 0;
     for (int i = 0; i < nl; i++) {
@@ -204,7 +216,7 @@ static int distinct_bufs(const dt_share_layer *ls, int nl, float ***bufs, size_t
     return nb;
 }
 
-int dt_train_share(dt_params *p, int max_rows, const dt_share_layer *ls, int nl)
+int dt_step_share(dt_params *p, int max_rows, const dt_step_layer *ls, int nl)
 {
     dt_comm *g = NULL; /* all ranks */
     int P = dt_comm_size(g), r = dt_comm_rank(g);
@@ -286,7 +298,7 @@ int dt_train_share(dt_params *p, int max_rows, const dt_share_layer *ls, int nl)
     return 1;
 }
 
-const char *dt_train_stores(const dt_params *p, double ms[2])
+const char *dt_step_stores(const dt_params *p, double ms[2])
 {
     const dt_share *sh = p->share;
     if (!sh) return NULL;
@@ -294,54 +306,7 @@ const char *dt_train_stores(const dt_params *p, double ms[2])
     return sh->stores == STORE_AUTO ? "auto" : sh->stores == STORE_STREAM ? "stream" : "cache";
 }
 
-const char *dt_train_exchange(const dt_params *p)
-{
-    return p->share ? "node-shared memory" : "reduce-scatter + allgather";
-}
-
-void dt_step_begin(dt_step *s, dt_comm *g, dt_adam *a, dt_params *p)
-{
-    *s = (dt_step){.g = g, .a = a, .p = p};
-    if (p->share) s->k = dt_adam_next(a);
-}
-
-int dt_step_grads(const dt_step *s) { return !s->p->share; }
-
-void dt_step_rows(dt_step *s, int rows)
-{
-    if (s->p->share) __atomic_store_n(&s->p->share->ctl[CTL_ROWS(s->p->share->r)], (uint64_t)rows, __ATOMIC_RELAXED);
-}
-
-void dt_step_ready(dt_step *s, size_t from)
-{
-    if (s->p->share) publish(s->p->share, s->p->n, from);
-}
-
-void dt_step_end(dt_step *s)
-{
-    double t0 = dt_now();
-    if (s->p->share)
-        shared_step(s);
-    else
-        dt_train_step_in(s->g, s->a, s->p);
-    s->secs += dt_now() - t0;
-}
-
-void dt_train_step_in(dt_comm *g, dt_adam *a, dt_params *p)
-{
-    DT_ASSERT(!p->share); /* shared params step through dt_step */
-    size_t lo, hi;
-    dt_comm_shard(g, p->n, &lo, &hi);
-    dt_comm_reduce_scatter_sum_f(g, p->g, p->n);
-    dt_adam_step_range(a, p, lo, hi); /* clears g[lo, hi) */
-    dt_comm_allgather_f(g, p->w, p->n);
-    if (!p->g_written) {
-        memset(p->g, 0, lo * sizeof(float));
-        memset(p->g + hi, 0, (p->n - hi) * sizeof(float));
-    }
-}
-
-void dt_train_unshare(dt_params *p)
+void dt_step_unshare(dt_params *p)
 {
     dt_share *sh = p->share;
     if (!sh) return;
@@ -352,13 +317,3 @@ void dt_train_unshare(dt_params *p)
     p->g = NULL;
 }
 
-void dt_train_gather_moments_in(dt_comm *g, dt_params *p)
-{
-    if (p->share) { /* each rank's rows into the shared copy */
-        copy_own(p->share, p->m, p->v, p->share->m, p->share->v);
-        dt_comm_shared_sync(g);
-        return;
-    }
-    dt_comm_allgather_f(g, p->m, p->n);
-    dt_comm_allgather_f(g, p->v, p->n);
-}

@@ -1,16 +1,16 @@
-/* dist: everything that talks MPI. The rest of dtrain sees only this face.
+/* comm: everything that talks MPI. The rest of dtrain sees only this face.
  *
- * Without dt_dist_init (unit tests) every call acts as a job of one rank. */
-#ifndef DTRAIN_DIST_H
-#define DTRAIN_DIST_H
+ * Without dt_comm_init (unit tests) every call acts as a job of one rank. */
+#ifndef DTRAIN_COMM_H
+#define DTRAIN_COMM_H
 
 #include <stddef.h>
 #include <stdint.h>
 
 /* MPI_Init_thread (funneled) and the abort hook; sets the log rank. */
-void dt_dist_init(int *argc, char ***argv);
-void dt_dist_finalize(void);
-int dt_dist_active(void); /* 1 between init and finalize */
+void dt_comm_init(int *argc, char ***argv);
+void dt_comm_finalize(void);
+int dt_comm_active(void); /* 1 between init and finalize */
 
 int dt_rank(void);
 int dt_size(void);
@@ -51,7 +51,7 @@ int dt_comm_all_ok(dt_comm *g, int ok);
  * dt_comm_shared_floats: collective; each rank contributes `mine` floats
  * (0 allowed) and part[r] receives the address of group rank r's part
  * (part has dt_comm_size(g) entries). The memory lives until
- * dt_dist_finalize. dt_comm_shared_sync: a barrier over g with memory
+ * dt_comm_finalize. dt_comm_shared_sync: a barrier over g with memory
  * fences: what any rank stored before it, every rank sees after it. */
 int dt_comm_can_share(dt_comm *g, size_t bytes);
 void dt_comm_shared_floats(dt_comm *g, size_t mine, float **part);

@@ -1,5 +1,5 @@
 /* The only file that calls MPI (and the MPI-IO parts of HDF5). */
-#include "dtrain/dist.h"
+#include "dtrain/comm.h"
 
 #include <hdf5.h>
 #include <limits.h>
@@ -26,7 +26,7 @@ static DT_NORETURN void abort_job(int status)
     exit(status);
 }
 
-void dt_dist_init(int *argc, char ***argv)
+void dt_comm_init(int *argc, char ***argv)
 {
     int provided;
     /* Ranks that wait give their core away instead of spinning: with more
@@ -45,7 +45,7 @@ void dt_dist_init(int *argc, char ***argv)
 
 static void shared_free_all(void);
 
-void dt_dist_finalize(void)
+void dt_comm_finalize(void)
 {
     if (!g_active) return;
     shared_free_all();
@@ -54,7 +54,7 @@ void dt_dist_finalize(void)
     dt_set_abort_hook(NULL);
 }
 
-int dt_dist_active(void) { return g_active; }
+int dt_comm_active(void) { return g_active; }
 int dt_rank(void) { return g_rank; }
 int dt_size(void) { return g_size; }
 
@@ -261,7 +261,7 @@ void dt_check_all(int ok)
         fprintf(stderr, "dtrain: error: %s\n", dt_lasterr());
         fflush(stderr);
     }
-    dt_dist_finalize();
+    dt_comm_finalize();
     exit(DT_EXIT_USAGE);
 }
 
@@ -358,7 +358,7 @@ int dt_check_all_max(int ok, int value)
             fprintf(stderr, "dtrain: error: %s\n", dt_lasterr());
             fflush(stderr);
         }
-        dt_dist_finalize();
+        dt_comm_finalize();
         exit(DT_EXIT_USAGE);
     }
     return v[1];

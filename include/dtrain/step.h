@@ -1,23 +1,25 @@
-/* train: the data-parallel optimizer step shared by every model. */
-#ifndef DTRAIN_TRAIN_H
-#define DTRAIN_TRAIN_H
+/* step: the data-parallel optimizer step every model takes (src/comm/step.c). */
+#ifndef DTRAIN_STEP_H
+#define DTRAIN_STEP_H
 
-#include "dtrain/dist.h"
+#include "dtrain/comm.h"
 #include "dtrain/nn.h"
 
-/* After backward on every rank (gradients already divided by the global
- * batch): sum the gradients over the ranks and take one Adam step, the same
- * on every rank. Sharded: a reduce-scatter leaves each rank the summed
- * gradient of its block of the parameters, each rank updates its block
- * (Adam's work split P ways), and an allgather shares the new weights.
- * The gradient block is left zeroed for the next step.
- * Adam's moments stay sharded: call dt_train_gather_moments before they are
- * read whole (checkpoints; nothing to do for shared params). Shared params
- * (below) take their steps through dt_step only. */
-void dt_train_step(dt_adam *a, dt_params *p);
-void dt_train_gather_moments(dt_params *p);
+/* One optimizer step, the same on every rank, after backward on every rank
+ * (gradients already divided by the global batch), through one interface:
+ *   dt_step_begin(&s, g, a, p);            g: the ranks that hold p (NULL: all)
+ *   dt_step_rows(&s, B);                   this rank's batch rows
+ *   ... backward, telling the step which layers are done (dt_step_ready) ...
+ *   dt_step_end(&s);
+ * Two strategies sit behind it, chosen by dt_step_share (below):
+ *   messages: a reduce-scatter leaves each rank the summed gradient of its
+ *   block of the parameters, each rank updates its block (Adam's work split
+ *   P ways), and an allgather shares the new weights; the gradient block is
+ *   left zeroed for the next step. Adam's moments stay sharded:
+ *   dt_step_gather_moments makes them whole before they are read (checkpoints).
+ *   node-shared: see dt_step_share. */
 /* Where all ranks live on one node, the step can run in memory they share
- * (dt_train_share; collective, once, after the weights and moments are
+ * (dt_step_share; collective, once, after the weights and moments are
  * initialized or loaded, the same on every rank, before training). Then:
  *   - one copy of the weights serves every rank;
  *   - the activations each layer's weight gradient needs, its input x (B,in)
@@ -27,31 +29,28 @@ void dt_train_gather_moments(dt_params *p);
  *     sums dy_q^T x_q over the ranks q in rank order (the bits of the
  *     gradient blocks summed in that order, as the messages path does) in
  *     tiles that stay in cache, and updates those rows with Adam at once,
- *     its moments of them in its own memory (dt_train_gather_moments puts
+ *     its moments of them in its own memory (dt_step_gather_moments puts
  *     every rank's in p->m and p->v, for checkpoints).
  * No gradient block crosses memory between ranks, and no rank touches
  * another's moments. Otherwise (one rank, several nodes,
- * DTRAIN_EXCHANGE=messages) nothing moves and dt_train_share returns 0.
+ * DTRAIN_EXCHANGE=messages) nothing moves and dt_step_share returns 0.
  * ls names the layers (all of p's parameters) and the model's buffers of
- * their x and dy, each max_rows rows: dt_train_share moves the buffers and
+ * their x and dy, each max_rows rows: dt_step_share moves the buffers and
  * updates the pointers, so views of p must be bound again. */
 typedef struct {
     size_t w_off, b_off;
     int in, out;
     float **x, **dy;
-} dt_share_layer;
-int dt_train_share(dt_params *p, int max_rows, const dt_share_layer *ls, int nl);
+} dt_step_layer;
+int dt_step_share(dt_params *p, int max_rows, const dt_step_layer *ls, int nl);
 /* Before dt_params_free of shared params: this rank's part of the sharing. */
-void dt_train_unshare(dt_params *p);
+void dt_step_unshare(dt_params *p);
 /* How shared params' Adam stores weights (DTRAIN_ADAM_STORES: "auto",
  * "cache" or "stream"; NULL: not shared), with the smoothed ms per step of
  * each way on this rank, for reports. */
-const char *dt_train_stores(const dt_params *p, double ms[2]);
+const char *dt_step_stores(const dt_params *p, double ms[2]);
 /* How the step exchanges gradients for p, for reports. */
-const char *dt_train_exchange(const dt_params *p);
-/* The same over a group of ranks (NULL: all), e.g. one CycleGAN domain. */
-void dt_train_step_in(dt_comm *g, dt_adam *a, dt_params *p);
-
+const char *dt_step_exchange(const dt_params *p);
 /* The step as backward runs:
  *   dt_step_begin(&s, g, a, p);
  *   dt_step_rows(&s, B);                  (this rank's batch)
@@ -64,7 +63,7 @@ void dt_train_step_in(dt_comm *g, dt_adam *a, dt_params *p);
  * layers of [from, n) are done: their dy are final and their weights will
  * not be read again before the next forward; a rank that reaches dt_step_end
  * while others are still in backward starts on the layers all have done.
- * Without shared params dt_step_end is dt_train_step_in. The same bits
+ * Without shared params dt_step_end takes the messages step. The same bits
  * either way.
  * secs: time in dt_step_end exchanging, waiting and in Adam; grad_secs: the
  * part of it spent computing weight gradients (shared params), which is
@@ -82,6 +81,7 @@ int dt_step_grads(const dt_step *s);
 void dt_step_rows(dt_step *s, int rows);
 void dt_step_ready(dt_step *s, size_t from);
 void dt_step_end(dt_step *s);
-void dt_train_gather_moments_in(dt_comm *g, dt_params *p);
+/* Adam's moments whole in p->m and p->v on every rank of g (collective). */
+void dt_step_gather_moments(dt_comm *g, dt_params *p);
 
 #endif
