@@ -9,25 +9,27 @@
 #include "dtrain/runctl.h"
 #include "dtrain/vae.h"
 #include "dtrain/vae_analysis.h"
+#include "dtrain/engine.h"
 
 /* The variant named by a command ("vae"), or NULL. */
 const dt_vae_kind *dt_vae_kind_find(const char *name);
 void dt_vae_opts_default(dt_vae_opts *o);
 /* What a checkpoint must match to be resumed into m: "vae head=4 latent=2". */
 void dt_vae_arch(const dt_vae *m, char *buf, size_t len);
-/* Set OpenBLAS threads (0: auto = 1 per rank with several ranks, else the
- * cores this process may use, or $OPENBLAS_NUM_THREADS); returns the count. */
-int dt_threads_setup(int requested);
-/* Collective: prepare the data file from the default sources if missing. */
-int dt_ensure_data(const char *path);
-/* Collective: the SHA-256 of the data set's content (its gate's, verified
- * when it was opened; hex). A resumed run (info) refuses a file other than the
- * one its checkpoint was trained on, naming both hashes (status 2). */
-void dt_data_identify(const dt_dataset *ds, const dt_resume_info *info, char hex[65]);
-/* This rank's contiguous block [lo, hi) of n items. */
-void dt_block_range(size_t n, size_t *lo, size_t *hi);
-/* x = b / 255 */
-void dt_bytes_to_float(float *x, const uint8_t *b, size_t n);
+/* The options of `dtrain <model>`, parsed (typed) into o. */
+typedef struct {
+    const char *data, *out;
+    dt_run_opts run;      /* --resume, --stop-signal, --step-timeout */
+    dt_vae_opts o;
+    dt_settings settings; /* every option's value, for the checkpoints */
+    char data_sha256[65]; /* of the data file */
+} dt_vae_args;
+/* The option table of `dtrain <model>` over a, set to their defaults; its length. */
+int dt_vae_options(const char *model, dt_vae_args *a, dt_opt *opts);
+/* Rank 0: a checkpoint into m and adam (epoch_steps: 0 unchecked). */
+int dt_vae_load(const char *path, dt_vae *m, dt_adam *adam, int64_t epoch_steps, dt_ckpt_meta *meta);
+/* Collective: what rank 0 loaded, to every rank. */
+void dt_vae_share_loaded(dt_vae *m, dt_adam *adam);
 
 /* What a training run reports back (to `dtrain study`). */
 typedef struct {
@@ -42,6 +44,30 @@ typedef struct {
 
 /* `dtrain <model> argv...` (argv[0] is the model's name); res may be NULL. */
 int dt_vae_train(const char *model, int argc, char **argv, dt_vae_result *res);
+
+/* Evaluation over every rank's block of the test split. */
+typedef struct dt_vae_eval {
+    dt_vae *m;
+    dt_split *test;
+    size_t N, lo, hi;
+    uint8_t *bytes;           /* (maxB, 2352) staging */
+    uint32_t *idx;            /* (maxB) */
+    uint64_t *gidx;           /* (maxB) */
+    float *stats[4];          /* (N, width) global arrays, this rank's rows filled */
+    uint8_t *digits, *colors; /* (N) */
+} dt_vae_eval;
+void dt_vae_eval_init(dt_vae_eval *e, dt_vae *m, dt_split *test);
+void dt_vae_eval_free(dt_vae_eval *e);
+/* Collective: test losses with fixed noise (sums over all images, all
+ * ranks: sums[0] BCE, then the KLs); fills the rank's rows of the
+ * statistics. -1 on a read error (collective outcome). */
+int dt_vae_evaluate(dt_vae_eval *e, uint64_t step, double *sums);
+/* Collective: every rank's rows -> the whole arrays on every rank. */
+void dt_vae_eval_gather(dt_vae_eval *e);
+/* The index of the variant's statistic called name, or -1. */
+int dt_vae_stat_index(const dt_vae *m, const char *name);
+/* Collective: the embeddings file at path, every rank writing its rows. */
+int dt_vae_write_embeddings(dt_vae_eval *e, const char *path, const char *ckpt_note);
 
 /* Rank 0: the pictures of a trained model into dir (PNG). stats are the
  * variant's per-image statistics over the whole test split (N rows); ca and

@@ -69,6 +69,8 @@ one_case() {
         >"$dir.log" 2>&1 &&
         env "${env[@]}" timeout -k 5 300 "$MPIRUN" -np "$np" "$DTRAIN" "$model" "${args[@]}" --max-steps 0 --resume auto </dev/null \
             >>"$dir.log" 2>&1 || { echo "$name run-failed"; return; }
+    # a run that started afresh instead would hide a broken resume
+    grep -q "resumed $model from .* at step 7 " "$dir.log" || { echo "$name not-resumed-at-step-7"; return; }
     local c m e=-
     c=$("$HASH" "$dir/checkpoint.h5") || c=unreadable
     # metrics without their last three columns (images/s, epoch and wall seconds)

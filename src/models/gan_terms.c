@@ -1,0 +1,179 @@
+/* gan_terms: the CycleGAN recipe's extra terms beside SPEC's losses: instance
+ * and color noise on what the discriminators see, color-swapped negatives,
+ * the color search, the label-free color pairing's pull, the adversarial ramp. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dtrain/ckpt.h"
+#include "dtrain/cli.h"
+#include "dtrain/core.h"
+#include "dtrain/data.h"
+#include "dtrain/comm.h"
+#include "dtrain/gan.h"
+#include "dtrain/gan_metrics.h"
+#include "dtrain/gan_pairing.h"
+#include "dtrain/guard.h"
+#include "dtrain/plot.h"
+#include "dtrain/report.h"
+#include "dtrain/runctl.h"
+#include "dtrain/step.h"
+#include "gan_train.h"
+
+/* the intensity of pixel q of an image (3,28,28): its largest channel */
+float dt_gan_pixel_intensity(const float *x, size_t q)
+{
+    return fmaxf(x[q], fmaxf(x[q + IMG / 3], x[q + 2 * IMG / 3]));
+}
+
+/* --color-noise: each image's foreground repainted by a random color shift,
+ * img += m * delta with m a pixel's intensity (its largest channel) and delta
+ * three Gaussians of deviation sd per image, so D_X judges shape against a
+ * blurred color and its verdict varies smoothly with the color the generator
+ * paints. In place; the same draws for every rank count (position lo + i). */
+void dt_gan_color_shift(const gan *g, int X, int role, float *img, size_t lo, size_t n, float sd)
+{
+    for (size_t i = 0; i < n; i++) {
+        float d[3], *x = img + i * IMG;
+        dt_rand_normal(d, 3, (dt_stream){g->o.seed, DT_RNG_CNOISE, (uint64_t)g->step * 6 + (uint64_t)(X * 3 + role),
+                                         lo + i});
+        for (size_t q = 0; q < IMG / 3; q++) {
+            float m = dt_gan_pixel_intensity(x, q);
+            for (int k = 0; k < 3; k++) x[q + (size_t)k * IMG / 3] += m * sd * d[k];
+        }
+    }
+}
+
+/* ---- color-swapped negatives (--swap-neg) ------------------------------------------ */
+
+/* h->colors: the color of every real x of the global batch (dt_image_color;
+ * collective over the domain's ranks) */
+void dt_gan_real_colors(gan *g, half *h)
+{
+    size_t lo = dt_gan_batch_offset(g, h->gx);
+    memset(h->colors, 0, sizeof(double) * 3 * h->gx);
+    for (size_t i = 0; i < h->nx; i++) dt_image_color(h->colors + 3 * (lo + i), h->x + i * IMG);
+    dt_comm_allreduce_sum_d(g->group, h->colors, 3 * h->gx); /* each slot has one writer */
+}
+
+/* out (n images) = the intensity (largest channel) of each pixel of src times c */
+void dt_gan_paint(float *out, const float *src, size_t n, const double c[3])
+{
+    for (size_t i = 0; i < n; i++) {
+        const float *x = src + i * IMG;
+        float *y = out + i * IMG;
+        for (size_t q = 0; q < IMG / 3; q++) {
+            float m = dt_gan_pixel_intensity(x, q);
+            for (int k = 0; k < 3; k++) y[q + (size_t)k * IMG / 3] = m * (float)c[k];
+        }
+    }
+}
+
+/* Negatives for D_X without labels: each real x (global position p) repainted,
+ * pixel intensity kept, with the color of the real image at p + 1 of the same
+ * global batch, so their shapes and colors are real but their pairing is not.
+ * Pairs whose colors already agree get weight 0. Writes h->swapped and w;
+ * h->colors must be current. */
+void dt_gan_swapped_negatives(gan *g, half *h, float *w)
+{
+    size_t gx = h->gx, lo = dt_gan_batch_offset(g, gx);
+    for (size_t i = 0; i < h->nx; i++) {
+        const double *mine = h->colors + 3 * (lo + i), *other = h->colors + 3 * ((lo + i + 1) % gx);
+        double d = 0;
+        for (int k = 0; k < 3; k++) d += (mine[k] - other[k]) * (mine[k] - other[k]);
+        w[i] = d > 0.01 ? 1.0f : 0.0f;
+        dt_gan_paint(h->swapped + i * IMG, h->x + i * IMG, 1, other);
+    }
+}
+
+/* --color-search W: the discriminator's choice among the real colors. Each
+ * fake_x's source shape (the intensity of y) is painted in every distinct
+ * color of this step's real x images and shown to D_X; the fake is pulled
+ * (L1, weight W, as the cycle term) toward the painting D_X finds most real.
+ * The adversarial gradient only says which way is more real nearby; this
+ * jumps between the colors real images have, so a digit class painted in a
+ * wrong color that D_X rejects is not stuck next to it. No labels: the
+ * candidates are the colors of real images, the choice is D_X's. Writes
+ * h->d_search. */
+void dt_gan_color_search(gan *g, half *h, dt_disc *D, const float *fake)
+{
+    enum { MAXC = 32 };
+    double cand[MAXC][3];
+    int K = 0;
+    for (size_t i = 0; i < h->gx && K < MAXC; i++) { /* distinct colors, in batch order */
+        const double *c = h->colors + 3 * i;
+        int dup = c[0] + c[1] + c[2] == 0.0; /* no foreground */
+        for (int k = 0; k < K && !dup; k++) {
+            double d = 0;
+            for (int j = 0; j < 3; j++) d += (c[j] - cand[k][j]) * (c[j] - cand[k][j]);
+            dup = d < 0.01;
+        }
+        if (!dup) memcpy(cand[K++], c, sizeof cand[0]);
+    }
+    size_t n = h->ny;
+    float best[g->maxB];
+    int pick[g->maxB];
+    for (int k = 0; k < K; k++) {
+        dt_gan_paint(h->cand, h->y, n, cand[k]);
+        dt_disc_forward(D, &h->dc, h->cand, (int)n);
+        for (size_t i = 0; i < n; i++)
+            if (k == 0 || h->dc.logit[i] > best[i]) best[i] = h->dc.logit[i], pick[i] = k;
+    }
+    if (K == 0) {
+        memset(h->d_search, 0, sizeof(float) * n * IMG);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) dt_gan_paint(h->cand + i * IMG, h->y + i * IMG, 1, cand[pick[i]]);
+    dt_gan_l1(h->d_search, fake, h->cand, n * IMG, g->o.search, h->gy);
+}
+
+/* --color-pair W: each fake_x = G_X(y) pulled (mean squared error over the
+ * global batch's elements, weight W) toward y's shape painted in the color of
+ * X that the pairing gives y's color. Squared, not absolute: the classes still
+ * in a wrong color then outweigh the many pixels already close to their
+ * target, whose L1 signs would be as loud. A fake whose mean color is not
+ * yet nearest its target color (dt_pairing_nearest_rgb) gets 1 + --color-pair-focus
+ * times the pull (per image, so no rank needs another's images), which pulls
+ * a class that sits in a wrong color, or that the adversarial term knocked out
+ * of its own, back sooner, and finishes the translations still too pale.
+ * Images whose color is none of Y's get no pull. Writes h->d_pair; returns
+ * the pull's loss. */
+double dt_gan_color_pair(gan *g, half *h, const float *fake)
+{
+    int Y = 1 - h->X;
+    float sc = 2.0f * g->o.pair / (float)(h->gy * IMG);
+    double s = 0;
+    for (size_t i = 0; i < h->ny; i++) {
+        const float *y = h->y + i * IMG, *f = fake + i * IMG;
+        float *d = h->d_pair + i * IMG, *t = h->cand + i * IMG;
+        double c[3];
+        int k = dt_image_color(c, y) ? dt_pairing_nearest(&g->pair, Y, c) : -1;
+        if (k < 0) {
+            memset(d, 0, sizeof(float) * IMG);
+            continue;
+        }
+        int want = g->pair.to[Y][k];
+        const float *to = g->pair.color[h->X][want];
+        dt_gan_paint(t, y, 1, (const double[3]){to[0], to[1], to[2]});
+        float w = dt_pairing_nearest_rgb(&g->pair, h->X, f) == want ? 1.0f : 1.0f + g->o.pair_focus;
+        double e2 = 0;
+        for (size_t j = 0; j < IMG; j++) {
+            float e = f[j] - t[j];
+            e2 += (double)e * e;
+            d[j] = w * sc * e;
+        }
+        s += w * g->o.pair * e2 / IMG;
+    }
+    return s;
+}
+
+/* The adversarial term's weight in the generators' loss: with --adv-ramp E,
+ * rising linearly from 0 at the first step to 1 after E epochs (the
+ * discriminators learn from the start); 1 otherwise. */
+float dt_gan_adv_weight(const gan *g)
+{
+    double ramp = (double)g->o.adv_ramp * (double)g->o.epoch_steps;
+    if (!(ramp > 0) || (double)g->step >= ramp) return 1.0f;
+    return (float)((double)g->step / ramp);
+}

@@ -1,0 +1,102 @@
+/* The CycleGAN's state and the functions its files share (src/models/gan_*.c,
+ * cyclegan.c): internal to the model. */
+#ifndef DTRAIN_GAN_TRAIN_H
+#define DTRAIN_GAN_TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dtrain/comm.h"
+#include "dtrain/data.h"
+#include "dtrain/gan.h"
+#include "dtrain/gan_pairing.h"
+#include "dtrain/runctl.h"
+
+#define IMG 2352
+#define HIST 8 /* per epoch: G_AB, G_BA, D_A, D_B, acc_ab, acc_ba, tv_ab, tv_ba */
+
+typedef struct {
+    const char *data, *out, *gen_out;
+    dt_run_opts run; /* --resume, --stop-signal, --step-timeout */
+    int epochs, threads, lr_decay_from;
+    size_t batch;
+    float lr, lr_d, beta1, lambda_cyc, lambda_id, d_noise, color_noise, swap_neg, search;
+    float pair, pair_focus, adv_ramp, g_gain, ema;
+    uint64_t seed;
+    long checkpoint_every, max_steps, g_delay;
+    dt_settings settings; /* every option's value, for the checkpoints */
+    char data_sha256[65]; /* of the data file */
+    int64_t epoch_steps;  /* steps in one epoch */
+} gan_opts;
+
+typedef struct {
+    int X;                 /* 0: A, 1: B */
+    dt_loader *ld;
+    dt_gen_ctx c1, c2, c3; /* rec_x = G_X(fake_y); fake_x = G_X(y); id_x = G_X(x) (identity loss) */
+    dt_disc_ctx dc;
+    float *x, *y, *fake_y, *d_fake_y, *d_fake_x, *d_adv, *d_rec, *d_recv;
+    float *noisy_x, *noisy_fake; /* what D_X sees with instance noise (--d-noise) */
+    float *swapped;              /* real x painted with another real x's color (--swap-neg) */
+    float *cand, *d_search;      /* --color-search: a repainted fake_x, and its pull's gradient */
+    float *d_pair;               /* --color-pair: the pull's gradient w.r.t. fake_x */
+    double *colors;              /* (gx, 3): the color of each real x of the global batch */
+    size_t nx, ny, gx, gy; /* local and global counts of x and y */
+    double loss[6];        /* cycle, adversarial (G), D real, D fake, identity, pair pull: sums per image */
+} half;
+
+typedef struct {
+    double acc[2], shape[2]; /* [0]: A->B, [1]: B->A; with the test labels */
+    double tv[2], agree[2];  /* label-free: color-histogram distance, agreement with the pairing */
+    dt_pair_tally tally[2];
+} gan_eval;
+
+typedef struct {
+    gan_opts o;
+    int P, nhalves;
+    dt_dataset *ds;
+    dt_split *train[2], *test[2];
+    gan_eval ev;           /* the last evaluation */
+    float *hist;           /* (epochs, HIST): the curves' points */
+    dt_comm *group;        /* the ranks of this rank's domain (NULL with one rank) */
+    dt_gen G[2];           /* G[X] makes X images; every rank has all four networks */
+    dt_gen E[2];           /* the moving average of G[X]'s weights (--gen-ema): what is evaluated and saved */
+    dt_disc D[2];
+    dt_adam aG[2], aD[2];
+    half h[2];
+    int maxB;
+    uint8_t mapping[2][10]; /* palette index of digit d in domain A, B (to score only) */
+    dt_pairing pair;        /* the colors of A and B and which goes with which, from the images */
+    double msg_s;           /* time spent in the partner exchanges */
+    int64_t step, total_steps;
+} gan;
+
+static const char *const DOMAIN[2] = {"A", "B"};
+
+/* gan_step.c: one iteration (SPEC's schedule; see there) */
+void dt_gan_iteration(gan *g);
+/* L1 over the global batch's elements, weight lambda: d = lambda sign(y - x) / (gn IMG); the loss */
+double dt_gan_l1(float *d, const float *y, const float *x, size_t n, float lambda, size_t gn);
+/* a deviation s falling linearly to 0 over the run */
+float dt_gan_falling(const gan *g, float s);
+/* where this rank's images of a global batch of gn start */
+size_t dt_gan_batch_offset(const gan *g, size_t gn);
+
+/* gan_terms.c: the recipe's extra terms (see there) */
+float dt_gan_pixel_intensity(const float *x, size_t q);
+void dt_gan_paint(float *out, const float *src, size_t n, const double c[3]);
+void dt_gan_color_shift(const gan *g, int X, int role, float *img, size_t lo, size_t n, float sd);
+void dt_gan_real_colors(gan *g, half *h);
+void dt_gan_swapped_negatives(gan *g, half *h, float *w);
+void dt_gan_color_search(gan *g, half *h, dt_disc *D, const float *fake);
+double dt_gan_color_pair(gan *g, half *h, const float *fake);
+float dt_gan_adv_weight(const gan *g);
+
+/* gan_eval.c: pairing, sharing, evaluation, pictures */
+void dt_gan_build_pairing(gan *g, dt_split *const *train);
+void dt_gan_share_networks(gan *g, int moments);
+int dt_gan_evaluate(gan *g, dt_split *const *test, gan_eval *ev);
+void dt_gan_log_off_pairs(const gan *g, const gan_eval *ev);
+void dt_gan_translation_grid(gan *g, dt_split *const *test, const char *dir);
+void dt_gan_curves(const char *dir, const float *hist, int epochs);
+
+#endif
