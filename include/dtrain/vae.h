@@ -34,35 +34,61 @@ typedef struct {
     long kl_warmup;   /* ... to 1 at this step (0: weight 1 throughout) */
 } dt_vae_opts;
 
-struct dt_vae;
+/* The latent parts a variant is made of (latent.c). */
+typedef enum { DT_PART_GAUSS, DT_PART_CAT } dt_part_kind;
+#define DT_MAX_PARTS (DT_MAX_TERMS - 1)
+#define DT_GAUSS_DIM 2 /* the continuous part's dimensions */
 
-/* What a variant supplies. Caches it needs live in m->lat (allocated by create). */
+/* A variant: a table of latent parts, side by side in the head's columns and
+ * in z's (head = [part 0's | part 1's ...], z likewise). A Gaussian part has
+ * head columns [mu | logvar] (2 x DT_GAUSS_DIM) and DT_GAUSS_DIM z columns;
+ * a categorical part N x K logits and N x K z columns. Each part adds one KL
+ * term and its statistics to the embeddings file: "mu" and "logvar", or "q". */
 typedef struct {
-    const char *name;       /* command name: "vae" */
-    const char *title;      /* "continuous VAE" */
-    int nterms;             /* KL terms after BCE */
-    const char *terms[DT_MAX_TERMS - 1]; /* their names: "kl" */
-    int (*head_size)(const dt_vae_opts *o);
-    int (*latent_size)(const dt_vae_opts *o);
-    void (*create)(struct dt_vae *m);
-    void (*destroy)(struct dt_vae *m);
-    /* head (B,H) -> z (B,Z); adds the per-image KL sums into kl[0..nterms).
-     * Noise for sample i comes from stream (seed, purpose, step, gidx[i]). */
-    void (*latent_forward)(struct dt_vae *m, int B, const uint64_t *gidx, uint64_t step, int eval,
-                           double *kl);
-    /* dz (B,Z) -> dhead (B,H), overwritten; KL gradients scaled by scale. */
-    void (*latent_backward)(struct dt_vae *m, int B, float scale);
-    /* Per-image statistics kept in the embeddings file, e.g. "mu", "logvar":
-     * stat(m, k) is (B, stat_width(o, k)) from the last forward. */
-    int nstats;
-    const char *stats[4];
-    int (*stat_width)(const dt_vae_opts *o, int k);
-    const float *(*stat)(const struct dt_vae *m, int k);
+    const char *name;  /* command name: "vae" */
+    const char *title; /* "continuous VAE" */
+    int nparts;
+    dt_part_kind parts[DT_MAX_PARTS];
+    const char *terms[DT_MAX_PARTS]; /* each part's KL term: "kl" */
+    float kl_start;                  /* default of --kl-start (0: 1) */
+    long kl_warmup;                  /* default of --kl-warmup */
 } dt_vae_kind;
 
 extern const dt_vae_kind dt_vae_continuous;
 extern const dt_vae_kind dt_vae_discrete;
 extern const dt_vae_kind dt_vae_joint;
+/* 1 when the variant has a categorical part (the discrete options apply) */
+int dt_vae_kind_discrete(const dt_vae_kind *k);
+
+/* ---- latent parts ------------------------------------------------------------ */
+
+/* Gaussian: head columns [h0, h0+2d) = [mu | logvar], z columns [z0, z0+d),
+ * z = mu + exp(logvar/2) eps, KL to N(0, I). */
+typedef struct {
+    int d, h0, z0;
+    float *mu, *logvar, *eps; /* (maxB, d) */
+    float *scratch;           /* (3, maxB, d) */
+} dt_gauss_part;
+
+/* Categorical: N variables of K categories; head columns [h0, h0+NK) are the
+ * logits, z columns [z0, z0+NK) get Gumbel-softmax samples at temperature
+ * tau (one-hot with the straight-through gradient when hard), KL(q || uniform)
+ * with q = softmax(logits), weighted in training by dt_kl_weight. */
+typedef struct {
+    int N, K, h0, z0;
+    float *logits, *g, *y, *q, *dl; /* (maxB, N*K) */
+    float tau, beta;                 /* of the last forward */
+} dt_cat_part;
+
+typedef struct {
+    dt_part_kind kind;
+    union {
+        dt_gauss_part gauss;
+        dt_cat_part cat;
+    };
+} dt_latent_part;
+
+#define DT_MAX_STATS (2 * DT_MAX_PARTS)
 
 typedef struct dt_vae {
     const dt_vae_kind *kind;
@@ -75,7 +101,12 @@ typedef struct dt_vae {
     /* gradients of activations */
     float *dh1, *dh2, *dhd, *dz, *dg1, *dg2, *dlogits;
     float *bce; /* per-image BCE of the last forward */
-    void *lat;  /* the variant's own caches */
+    dt_latent_part part[DT_MAX_PARTS]; /* the variant's parts, in its order */
+    /* the per-image statistics of the last forward, for the embeddings file */
+    int nstats;
+    const char *stat_name[DT_MAX_STATS];
+    int stat_width[DT_MAX_STATS];
+    const float *stat[DT_MAX_STATS]; /* (maxB, width) */
 } dt_vae;
 
 dt_vae *dt_vae_create(const dt_vae_kind *kind, const dt_vae_opts *o, int max_batch);
@@ -96,33 +127,22 @@ void dt_vae_backward(dt_vae *m, int B, float scale, dt_step *s);
 /* Decode z (B,Z) into m->xhat (B,2352) in [0,1]. */
 void dt_vae_decode(dt_vae *m, const float *z, int B);
 
-/* ---- latent parts the variants are made of ------------------------------- */
+/* ---- latent parts (latent.c) -------------------------------------------------- */
 
-/* Gaussian: head columns [h0, h0+2d) = [mu | logvar], z columns [z0, z0+d),
- * z = mu + exp(logvar/2) eps, KL to N(0, I). */
-typedef struct {
-    int d, h0, z0;
-    float *mu, *logvar, *eps; /* (maxB, d) */
-    float *scratch;           /* (3, maxB, d) */
-} dt_gauss_part;
+/* The head and z widths of a variant with these options. */
+int dt_latent_head_size(const dt_vae_kind *k, const dt_vae_opts *o);
+int dt_latent_size(const dt_vae_kind *k, const dt_vae_opts *o);
+/* m's parts and their statistics, after m->H, m->Z and m->maxB are set. */
+void dt_latent_create(dt_vae *m);
+void dt_latent_free(dt_vae *m);
+/* head (B,H) -> z (B,Z); adds each part's per-image KL sum into kl[part].
+ * Noise for sample i comes from stream (seed, purpose, step, gidx[i]). */
+void dt_latent_forward(dt_vae *m, int B, const uint64_t *gidx, uint64_t step, int eval, double *kl);
+/* dz (B,Z) -> dhead (B,H), overwritten; KL gradients scaled by scale. */
+void dt_latent_backward(dt_vae *m, int B, float scale);
 
-/* Categorical: N variables of K categories; head columns [h0, h0+NK) are the
- * logits, z columns [z0, z0+NK) get Gumbel-softmax samples at temperature
- * tau (one-hot with the straight-through gradient when hard), KL(q || uniform)
- * with q = softmax(logits), weighted in training by dt_kl_weight. */
-typedef struct {
-    int N, K, h0, z0;
-    float *logits, *g, *y, *q, *dl; /* (maxB, N*K) */
-    float tau, beta;                 /* of the last forward */
-} dt_cat_part;
-
-void dt_gauss_part_init(dt_gauss_part *p, int d, int h0, int z0, int maxB);
-void dt_gauss_part_free(dt_gauss_part *p);
 double dt_gauss_part_forward(dt_gauss_part *p, dt_vae *m, int B, const uint64_t *gidx, uint64_t step, int eval);
 void dt_gauss_part_backward(dt_gauss_part *p, dt_vae *m, int B, float scale);
-
-void dt_cat_part_init(dt_cat_part *p, int N, int K, int h0, int z0, int maxB);
-void dt_cat_part_free(dt_cat_part *p);
 double dt_cat_part_forward(dt_cat_part *p, dt_vae *m, int B, const uint64_t *gidx, uint64_t step, int eval);
 void dt_cat_part_backward(dt_cat_part *p, dt_vae *m, int B, float scale);
 

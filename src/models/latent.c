@@ -1,4 +1,5 @@
-/* The latent parts VAE variants are made of: Gaussian and categorical. */
+/* The latent parts VAE variants are made of, Gaussian and categorical, and a
+ * variant's latent layer as the table of its parts (dt_vae_kind). */
 #include <math.h>
 #include <string.h>
 
@@ -18,7 +19,7 @@ static void cols_put(float *dst, const float *src, int B, int ld, int c0, int w)
 
 /* ---- Gaussian ---------------------------------------------------------------- */
 
-void dt_gauss_part_init(dt_gauss_part *p, int d, int h0, int z0, int maxB)
+static void gauss_init(dt_gauss_part *p, int d, int h0, int z0, int maxB)
 {
     p->d = d;
     p->h0 = h0;
@@ -29,7 +30,7 @@ void dt_gauss_part_init(dt_gauss_part *p, int d, int h0, int z0, int maxB)
     p->scratch = dt_alloc_floats(3 * (size_t)maxB * d);
 }
 
-void dt_gauss_part_free(dt_gauss_part *p)
+static void gauss_free(dt_gauss_part *p)
 {
     dt_free(p->mu);
     dt_free(p->logvar);
@@ -83,7 +84,7 @@ float dt_kl_weight(const dt_vae_opts *o, uint64_t step)
     return (float)(o->kl_start + (1.0 - o->kl_start) * f);
 }
 
-void dt_cat_part_init(dt_cat_part *p, int N, int K, int h0, int z0, int maxB)
+static void cat_init(dt_cat_part *p, int N, int K, int h0, int z0, int maxB)
 {
     memset(p, 0, sizeof *p);
     p->N = N;
@@ -98,7 +99,7 @@ void dt_cat_part_init(dt_cat_part *p, int N, int K, int h0, int z0, int maxB)
     p->dl = dt_alloc_floats(n);
 }
 
-void dt_cat_part_free(dt_cat_part *p)
+static void cat_free(dt_cat_part *p)
 {
     dt_free(p->logits);
     dt_free(p->g);
@@ -136,4 +137,92 @@ void dt_cat_part_backward(dt_cat_part *p, dt_vae *m, int B, float scale)
     dt_gumbel_softmax_backward(p->dl, dz, p->y, rows, p->K, p->tau);
     dt_cat_kl_backward(p->dl, p->q, rows, p->K, scale * p->beta);
     cols_put(m->dhd, p->dl, B, m->H, p->h0, w);
+}
+
+/* ---- a variant's parts, side by side ----------------------------------------------- */
+
+int dt_vae_kind_discrete(const dt_vae_kind *k)
+{
+    for (int i = 0; i < k->nparts; i++)
+        if (k->parts[i] == DT_PART_CAT) return 1;
+    return 0;
+}
+
+/* a part's head and z widths */
+static void part_widths(dt_part_kind kind, const dt_vae_opts *o, int *head, int *z)
+{
+    *z = kind == DT_PART_GAUSS ? DT_GAUSS_DIM : o->N * o->K;
+    *head = kind == DT_PART_GAUSS ? 2 * DT_GAUSS_DIM : *z;
+}
+
+int dt_latent_head_size(const dt_vae_kind *k, const dt_vae_opts *o)
+{
+    int H = 0, h, z;
+    for (int i = 0; i < k->nparts; i++) part_widths(k->parts[i], o, &h, &z), H += h;
+    return H;
+}
+
+int dt_latent_size(const dt_vae_kind *k, const dt_vae_opts *o)
+{
+    int Z = 0, h, z;
+    for (int i = 0; i < k->nparts; i++) part_widths(k->parts[i], o, &h, &z), Z += z;
+    return Z;
+}
+
+static void add_stat(dt_vae *m, const char *name, int width, const float *v)
+{
+    DT_ASSERT(m->nstats < DT_MAX_STATS);
+    m->stat_name[m->nstats] = name;
+    m->stat_width[m->nstats] = width;
+    m->stat[m->nstats++] = v;
+}
+
+void dt_latent_create(dt_vae *m)
+{
+    int h0 = 0, z0 = 0, h, z;
+    for (int i = 0; i < m->kind->nparts; i++) {
+        dt_latent_part *p = &m->part[i];
+        p->kind = m->kind->parts[i];
+        part_widths(p->kind, &m->opts, &h, &z);
+        if (p->kind == DT_PART_GAUSS) {
+            gauss_init(&p->gauss, DT_GAUSS_DIM, h0, z0, m->maxB);
+            add_stat(m, "mu", z, p->gauss.mu);
+            add_stat(m, "logvar", z, p->gauss.logvar);
+        } else {
+            cat_init(&p->cat, m->opts.N, m->opts.K, h0, z0, m->maxB);
+            add_stat(m, "q", z, p->cat.q);
+        }
+        h0 += h, z0 += z;
+    }
+}
+
+void dt_latent_free(dt_vae *m)
+{
+    for (int i = 0; i < m->kind->nparts; i++) {
+        dt_latent_part *p = &m->part[i];
+        if (p->kind == DT_PART_GAUSS)
+            gauss_free(&p->gauss);
+        else
+            cat_free(&p->cat);
+    }
+}
+
+void dt_latent_forward(dt_vae *m, int B, const uint64_t *gidx, uint64_t step, int eval, double *kl)
+{
+    for (int i = 0; i < m->kind->nparts; i++) {
+        dt_latent_part *p = &m->part[i];
+        kl[i] += p->kind == DT_PART_GAUSS ? dt_gauss_part_forward(&p->gauss, m, B, gidx, step, eval)
+                                          : dt_cat_part_forward(&p->cat, m, B, gidx, step, eval);
+    }
+}
+
+void dt_latent_backward(dt_vae *m, int B, float scale)
+{
+    for (int i = 0; i < m->kind->nparts; i++) {
+        dt_latent_part *p = &m->part[i];
+        if (p->kind == DT_PART_GAUSS)
+            dt_gauss_part_backward(&p->gauss, m, B, scale);
+        else
+            dt_cat_part_backward(&p->cat, m, B, scale);
+    }
 }

@@ -1,33 +1,60 @@
 /* What the three VAEs share: trunk, decoder, BCE, forward and backward.
  * A variant supplies only its latent layer (dt_vae_kind). */
+#include <stddef.h>
 #include <string.h>
 
 #include "dtrain/core.h"
 #include "dtrain/step.h"
 #include "dtrain/vae.h"
 
+/* The six layers, once: name, where the layer and the buffers of its input
+ * and of its output gradient sit in dt_vae, and its widths (HEAD, LATENT:
+ * the variant's). Declaring, binding, initializing, the checkpoint's names
+ * and the node-shared step's layer list all follow from this table. */
+enum { HEAD = -1, LATENT = -2 };
+#define AT(f) offsetof(dt_vae, f)
+static const struct {
+    const char *name;
+    size_t layer, x, dy;
+    int in, out;
+} LAYERS[] = {
+    {"enc.fc1", AT(e1), AT(x), AT(dh1), DT_IMG, 512}, {"enc.fc2", AT(e2), AT(h1), AT(dh2), 512, 256},
+    {"enc.head", AT(head), AT(h2), AT(dhd), 256, HEAD}, {"dec.fc1", AT(d1), AT(z), AT(dg1), LATENT, 256},
+    {"dec.fc2", AT(d2), AT(g1), AT(dg2), 256, 512},     {"dec.fc3", AT(d3), AT(g2), AT(dlogits), 512, DT_IMG},
+};
+#define NL ((int)(sizeof LAYERS / sizeof *LAYERS))
+/* the other activations: (maxB, width) each */
+static const struct {
+    size_t at;
+    int width;
+} OTHER[] = {{AT(hd), HEAD}, {AT(dz), LATENT}, {AT(logits), DT_IMG}, {AT(xhat), DT_IMG}, {AT(bce), 1}};
+#undef AT
+
+static dt_linear *layer(dt_vae *m, int i) { return (dt_linear *)(void *)((char *)m + LAYERS[i].layer); }
+static float **buf(dt_vae *m, size_t at) { return (float **)(void *)((char *)m + at); }
+static int width(const dt_vae *m, int w) { return w == HEAD ? m->H : w == LATENT ? m->Z : w; }
+
 /* point the layers at their parts of the parameter block */
 static void bind(dt_vae *m)
 {
-    dt_linear *ls[] = {&m->e1, &m->e2, &m->head, &m->d1, &m->d2, &m->d3};
-    for (size_t i = 0; i < sizeof ls / sizeof *ls; i++) dt_linear_bind(ls[i], &m->p);
+    for (int i = 0; i < NL; i++) dt_linear_bind(layer(m, i), &m->p);
 }
 
-/* the layers e1 e2 head d1 d2 d3, with the buffers of their inputs and of
- * their output gradients as backward leaves them */
-static void layer_bufs(dt_vae *m, dt_step_layer ls[6])
+/* the layers with the buffers of their inputs and of their output gradients
+ * as backward leaves them */
+static void layer_bufs(dt_vae *m, dt_step_layer *ls)
 {
-    const dt_linear *l[] = {&m->e1, &m->e2, &m->head, &m->d1, &m->d2, &m->d3};
-    float **x[] = {&m->x, &m->h1, &m->h2, &m->z, &m->g1, &m->g2};
-    float **dy[] = {&m->dh1, &m->dh2, &m->dhd, &m->dg1, &m->dg2, &m->dlogits};
-    for (int i = 0; i < 6; i++) ls[i] = (dt_step_layer){l[i]->w_off, l[i]->b_off, l[i]->in, l[i]->out, x[i], dy[i]};
+    for (int i = 0; i < NL; i++) {
+        const dt_linear *l = layer(m, i);
+        ls[i] = (dt_step_layer){l->w_off, l->b_off, l->in, l->out, buf(m, LAYERS[i].x), buf(m, LAYERS[i].dy)};
+    }
 }
 
 void dt_vae_share(dt_vae *m)
 {
-    dt_step_layer ls[6];
+    dt_step_layer ls[NL];
     layer_bufs(m, ls);
-    dt_step_share(&m->p, m->maxB, ls, 6);
+    dt_step_share(&m->p, m->maxB, ls, NL);
     bind(m); /* the block may have moved */
 }
 
@@ -36,63 +63,46 @@ dt_vae *dt_vae_create(const dt_vae_kind *kind, const dt_vae_opts *o, int max_bat
     dt_vae *m = dt_alloc(sizeof *m);
     m->kind = kind;
     m->opts = *o;
-    m->H = kind->head_size(o);
-    m->Z = kind->latent_size(o);
+    m->H = dt_latent_head_size(kind, o);
+    m->Z = dt_latent_size(kind, o);
     m->maxB = max_batch;
     dt_params_init(&m->p, kind->name);
-    dt_linear_declare(&m->e1, &m->p, "enc.fc1", DT_IMG, 512);
-    dt_linear_declare(&m->e2, &m->p, "enc.fc2", 512, 256);
-    dt_linear_declare(&m->head, &m->p, "enc.head", 256, m->H);
-    dt_linear_declare(&m->d1, &m->p, "dec.fc1", m->Z, 256);
-    dt_linear_declare(&m->d2, &m->p, "dec.fc2", 256, 512);
-    dt_linear_declare(&m->d3, &m->p, "dec.fc3", 512, DT_IMG);
+    for (int i = 0; i < NL; i++)
+        dt_linear_declare(layer(m, i), &m->p, LAYERS[i].name, width(m, LAYERS[i].in), width(m, LAYERS[i].out));
     dt_params_alloc(&m->p);
     m->p.g_written = 1; /* dt_vae_backward writes every gradient */
     bind(m);
-
     size_t B = (size_t)max_batch;
-    m->x = dt_alloc_floats(B * DT_IMG);
-    m->h1 = dt_alloc_floats(B * 512);
-    m->h2 = dt_alloc_floats(B * 256);
-    m->hd = dt_alloc_floats(B * (size_t)m->H);
-    m->z = dt_alloc_floats(B * (size_t)m->Z);
-    m->g1 = dt_alloc_floats(B * 256);
-    m->g2 = dt_alloc_floats(B * 512);
-    m->logits = dt_alloc_floats(B * DT_IMG);
-    m->xhat = dt_alloc_floats(B * DT_IMG);
-    m->dh1 = dt_alloc_floats(B * 512);
-    m->dh2 = dt_alloc_floats(B * 256);
-    m->dhd = dt_alloc_floats(B * (size_t)m->H);
-    m->dz = dt_alloc_floats(B * (size_t)m->Z);
-    m->dg1 = dt_alloc_floats(B * 256);
-    m->dg2 = dt_alloc_floats(B * 512);
-    m->dlogits = dt_alloc_floats(B * DT_IMG);
-    m->bce = dt_alloc_floats(B);
-    kind->create(m);
+    for (int i = 0; i < NL; i++) {
+        *buf(m, LAYERS[i].x) = dt_alloc_floats(B * (size_t)width(m, LAYERS[i].in));
+        *buf(m, LAYERS[i].dy) = dt_alloc_floats(B * (size_t)width(m, LAYERS[i].out));
+    }
+    for (size_t k = 0; k < sizeof OTHER / sizeof *OTHER; k++)
+        *buf(m, OTHER[k].at) = dt_alloc_floats(B * (size_t)width(m, OTHER[k].width));
+    dt_latent_create(m);
     return m;
 }
 
 void dt_vae_free(dt_vae *m)
 {
     if (!m) return;
-    m->kind->destroy(m);
+    dt_latent_free(m);
     if (m->p.share) { /* these live in the job's shared memory */
-        dt_step_layer ls[6];
-        layer_bufs(m, ls);
-        for (int i = 0; i < 6; i++) *ls[i].x = *ls[i].dy = NULL;
+        for (int i = 0; i < NL; i++) *buf(m, LAYERS[i].x) = *buf(m, LAYERS[i].dy) = NULL;
         dt_step_unshare(&m->p);
     }
-    float *bufs[] = {m->x,  m->h1,  m->h2,  m->hd,  m->z,   m->g1,  m->g2,      m->logits, m->xhat,
-                     m->dh1, m->dh2, m->dhd, m->dz, m->dg1, m->dg2, m->dlogits, m->bce};
-    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) dt_free(bufs[i]);
+    for (int i = 0; i < NL; i++) {
+        dt_free(*buf(m, LAYERS[i].x));
+        dt_free(*buf(m, LAYERS[i].dy));
+    }
+    for (size_t k = 0; k < sizeof OTHER / sizeof *OTHER; k++) dt_free(*buf(m, OTHER[k].at));
     dt_params_free(&m->p);
     dt_free(m);
 }
 
 void dt_vae_init_params(dt_vae *m, uint64_t seed)
 {
-    dt_linear *ls[] = {&m->e1, &m->e2, &m->head, &m->d1, &m->d2, &m->d3};
-    for (size_t i = 0; i < sizeof ls / sizeof *ls; i++) dt_linear_init(ls[i], seed, i);
+    for (int i = 0; i < NL; i++) dt_linear_init(layer(m, i), seed, (uint64_t)i);
 }
 
 /* z (B,Z) -> logits (B,2352), through g1, g2 */
@@ -119,7 +129,7 @@ void dt_vae_forward(dt_vae *m, int B, const uint64_t *gidx, uint64_t step, int e
     dt_linear_forward(m->h2, m->h1, m->e2.w, m->e2.b, B, 512, 256);
     dt_relu_forward(m->h2, m->h2, (size_t)B * 256);
     dt_linear_forward(m->hd, m->h2, m->head.w, m->head.b, B, 256, m->H);
-    m->kind->latent_forward(m, B, gidx, step, eval, sums + 1);
+    dt_latent_forward(m, B, gidx, step, eval, sums + 1);
     decoder_forward(m, m->z, B);
     sums[0] += dt_bce_logits_forward(m->bce, m->logits, m->x, B, DT_IMG);
 }
@@ -159,7 +169,7 @@ void dt_vae_backward(dt_vae *m, int B, float scale, dt_step *s)
     dt_relu_backward(m->dg1, m->dg1, m->g1, nB * 256);
     back(&m->d1, m->dz, m->dg1, m->z, B, grads);
     layer_done(s, &m->d1);
-    m->kind->latent_backward(m, B, scale);
+    dt_latent_backward(m, B, scale);
     back(&m->head, m->dh2, m->dhd, m->h2, B, grads);
     layer_done(s, &m->head);
     dt_relu_backward(m->dh2, m->dh2, m->h2, nB * 256);

@@ -23,8 +23,8 @@ void dt_vae_eval_init(dt_vae_eval *e, dt_vae *m, dt_split *test)
     e->bytes = dt_alloc((size_t)m->maxB * DT_IMG);
     e->idx = dt_alloc(sizeof(uint32_t) * (size_t)m->maxB);
     e->gidx = dt_alloc(sizeof(uint64_t) * (size_t)m->maxB);
-    for (int k = 0; k < m->kind->nstats; k++)
-        e->stats[k] = dt_alloc_floats(e->N * (size_t)m->kind->stat_width(&m->opts, k));
+    for (int k = 0; k < m->nstats; k++)
+        e->stats[k] = dt_alloc_floats(e->N * (size_t)m->stat_width[k]);
     e->digits = dt_alloc(e->N);
     e->colors = dt_alloc(e->N);
 }
@@ -45,7 +45,7 @@ void dt_vae_eval_free(dt_vae_eval *e)
 int dt_vae_evaluate(dt_vae_eval *e, uint64_t step, double *sums)
 {
     dt_vae *m = e->m;
-    int nt = 1 + m->kind->nterms, ok = 1;
+    int nt = 1 + m->kind->nparts, ok = 1;
     for (int k = 0; k < nt; k++) sums[k] = 0;
     for (size_t i = e->lo; i < e->hi && ok; i += (size_t)m->maxB) {
         int B = (int)(e->hi - i < (size_t)m->maxB ? e->hi - i : (size_t)m->maxB);
@@ -56,9 +56,9 @@ int dt_vae_evaluate(dt_vae_eval *e, uint64_t step, double *sums)
         }
         dt_bytes_to_float(m->x, e->bytes, (size_t)B * DT_IMG);
         dt_vae_forward(m, B, e->gidx, step, 1, sums); /* step: the temperature now */
-        for (int k = 0; k < m->kind->nstats; k++) {
-            size_t w = (size_t)m->kind->stat_width(&m->opts, k);
-            memcpy(e->stats[k] + i * w, m->kind->stat(m, k), sizeof(float) * w * (size_t)B);
+        for (int k = 0; k < m->nstats; k++) {
+            size_t w = (size_t)m->stat_width[k];
+            memcpy(e->stats[k] + i * w, m->stat[k], sizeof(float) * w * (size_t)B);
         }
     }
     if (!dt_all_ok(ok)) return -1;
@@ -70,8 +70,8 @@ int dt_vae_evaluate(dt_vae_eval *e, uint64_t step, double *sums)
 void dt_vae_eval_gather(dt_vae_eval *e)
 {
     dt_vae *m = e->m;
-    for (int k = 0; k < m->kind->nstats; k++)
-        dt_allreduce_sum_f(e->stats[k], e->N * (size_t)m->kind->stat_width(&m->opts, k));
+    for (int k = 0; k < m->nstats; k++)
+        dt_allreduce_sum_f(e->stats[k], e->N * (size_t)m->stat_width[k]);
     /* labels as floats would lose nothing, but bytes are simpler through doubles */
     double *tmp = dt_alloc(sizeof(double) * e->N * 2);
     for (size_t i = e->lo; i < e->hi; i++) tmp[2 * i] = e->digits[i], tmp[2 * i + 1] = e->colors[i];
@@ -84,8 +84,8 @@ void dt_vae_eval_gather(dt_vae_eval *e)
 
 int dt_vae_stat_index(const dt_vae *m, const char *name)
 {
-    for (int k = 0; k < m->kind->nstats; k++)
-        if (strcmp(m->kind->stats[k], name) == 0) return k;
+    for (int k = 0; k < m->nstats; k++)
+        if (strcmp(m->stat_name[k], name) == 0) return k;
     return -1;
 }
 
@@ -132,9 +132,9 @@ int dt_vae_write_embeddings(dt_vae_eval *e, const char *path, const char *ckpt_n
     hid_t dxpl = (hid_t)dt_h5_dxpl(1);
     size_t rows = e->hi - e->lo;
     int rc = 0;
-    for (int k = 0; k < m->kind->nstats; k++) {
-        size_t w = (size_t)m->kind->stat_width(&m->opts, k);
-        rc |= write_rows(f, dxpl, m->kind->stats[k], 0, e->N, w, e->lo, rows, e->stats[k] + e->lo * w);
+    for (int k = 0; k < m->nstats; k++) {
+        size_t w = (size_t)m->stat_width[k];
+        rc |= write_rows(f, dxpl, m->stat_name[k], 0, e->N, w, e->lo, rows, e->stats[k] + e->lo * w);
     }
     int q = dt_vae_stat_index(m, "q");
     if (q >= 0) { /* the most likely category of each variable */

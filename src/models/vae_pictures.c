@@ -95,9 +95,9 @@ typedef struct {
 static zlayout layout_of(const dt_vae *m)
 {
     zlayout l = {0, 0, 0};
-    for (int k = 0; k < m->kind->nstats; k++) {
-        if (strcmp(m->kind->stats[k], "mu") == 0) l.cont = 1;
-        if (strcmp(m->kind->stats[k], "q") == 0) l.cat = 1;
+    for (int k = 0; k < m->nstats; k++) {
+        if (strcmp(m->stat_name[k], "mu") == 0) l.cont = 1;
+        if (strcmp(m->stat_name[k], "q") == 0) l.cat = 1;
     }
     l.zc = l.cont ? 2 : 0;
     return l;

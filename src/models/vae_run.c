@@ -48,21 +48,10 @@ void dt_vae_opts_default(dt_vae_opts *o)
     o->kl_warmup = 0;
 }
 
-/* Defaults that differ by model: the discrete VAE as literally specified
- * collapses (every variable on one category within the first epoch), a KL
- * weight that starts well above 1 and falls to 1 avoids it. */
-static void model_defaults(const char *model, dt_vae_opts *o)
-{
-    if (strcmp(model, "dvae") == 0) {
-        o->kl_start = 20.0f;
-        o->kl_warmup = 1000;
-    }
-}
-
 void dt_vae_arch(const dt_vae *m, char *buf, size_t len)
 {
     /* the batch size is part of it: the data position is counted in batches */
-    if (strcmp(m->kind->name, "vae") == 0)
+    if (!dt_vae_kind_discrete(m->kind))
         snprintf(buf, len, "%s head=%d latent=%d batch=%zu", m->kind->name, m->H, m->Z, m->opts.batch);
     else
         snprintf(buf, len, "%s head=%d latent=%d N=%d K=%d batch=%zu", m->kind->name, m->H, m->Z, m->opts.N,
@@ -80,9 +69,10 @@ int dt_vae_options(const char *model, dt_vae_args *a, dt_opt *opts)
     a->out = out_default;
     dt_run_opts_default(&a->run);
     dt_vae_opts_default(&a->o);
-    model_defaults(model, &a->o);
-    int discrete = strcmp(model, "vae") != 0;
-    const dt_opt table[] = {
+    const dt_vae_kind *kind = dt_vae_kind_find(model);
+    if (kind->kl_start > 0) a->o.kl_start = kind->kl_start;
+    a->o.kl_warmup = kind->kl_warmup;
+    const dt_opt common[] = {
         {"data", DT_OPT_STR, &a->data, "FILE", "colored-MNIST HDF5 file (prepared if missing)", 1, 0},
         {"epochs", DT_OPT_INT, &a->o.epochs, "N", "epochs to train", 0, 100000},
         {"batch", DT_OPT_SIZE, &a->o.batch, "N", "global batch size (split over the ranks)", 1, 1 << 20},
@@ -98,7 +88,9 @@ int dt_vae_options(const char *model, dt_vae_args *a, dt_opt *opts)
          "stop after N optimizer steps in all (checkpoint kept; 0: no limit)", 0, 1e15},
         DT_RUN_OPT_STOP(&a->run),
         DT_RUN_OPT_TIMEOUT(&a->run),
-        /* discrete part: dvae and jvae only (they come last, see n below) */
+    };
+    /* variants with a categorical part only */
+    const dt_opt discrete[] = {
         {"N", DT_OPT_INT, &a->o.N, "N", "categorical variables", 1, 64},
         {"K", DT_OPT_INT, &a->o.K, "K", "categories per variable", 2, 256},
         {"tau0", DT_OPT_FLOAT, &a->o.tau0, "X", "Gumbel-softmax temperature at step 0", 1e-3, 100},
@@ -112,10 +104,12 @@ int dt_vae_options(const char *model, dt_vae_args *a, dt_opt *opts)
         {"sample-std", DT_OPT_FLOAT, &a->o.sample_std, "X",
          "standard deviation of the continuous part in generated pictures", 0, 100},
     };
-    int n = (int)(sizeof table / sizeof *table) - (discrete ? 0 : 10);
-    DT_ASSERT(n <= DT_OPTS_MAX);
-    memcpy(opts, table, sizeof *opts * (size_t)n);
-    return n;
+    int nc = (int)(sizeof common / sizeof *common), nd = (int)(sizeof discrete / sizeof *discrete);
+    if (!dt_vae_kind_discrete(kind)) nd = 0;
+    DT_ASSERT(nc + nd <= DT_OPTS_MAX);
+    memcpy(opts, common, sizeof *opts * (size_t)nc);
+    memcpy(opts + nc, discrete, sizeof *opts * (size_t)nd);
+    return nc + nd;
 }
 
 /* Collective: the command line, then, when resuming, the checkpoint's
@@ -257,7 +251,7 @@ static void log_epoch(const vae_run *r, const dt_epoch_report *e)
     dt_fmt_duration(et, sizeof et, e->eta_s);
     size_t off = 0;
     off += (size_t)snprintf(parts + off, sizeof parts - off, "bce %.2f", r->te[1]);
-    for (int k = 0; k < r->kind->nterms; k++)
+    for (int k = 0; k < r->kind->nparts; k++)
         off += (size_t)snprintf(parts + off, sizeof parts - off, " %s %.2f", r->kind->terms[k], r->te[2 + k]);
     dt_log("epoch %3d/%d  train %.2f  test %.2f (%s)  %.0f img/s  elapsed %s  ETA %s\n", (int)e->epoch + 1, e->epochs,
            r->tr[0], r->te[0], parts, e->images_per_s, el, et);
@@ -285,7 +279,7 @@ static int vae_save(void *r_, dt_ckpt_meta *meta, const char *path)
 {
     vae_run *r = r_;
     dt_vae_arch(r->m, meta->arch, sizeof meta->arch);
-    if (strcmp(r->kind->name, "vae") != 0) meta->tau = dt_gumbel_tau(&r->a.o, (uint64_t)meta->step);
+    if (dt_vae_kind_discrete(r->kind)) meta->tau = dt_gumbel_tau(&r->a.o, (uint64_t)meta->step);
     dt_params *nets[1] = {&r->m->p};
     return dt_ckpt_save(path, meta, nets, &r->adam, 1);
 }
@@ -313,7 +307,7 @@ static void losses_json(dt_json *j, const vae_run *r, const char *prefix, const 
     dt_json_num(j, key, v[0]);
     snprintf(key, sizeof key, "%sbce", prefix);
     dt_json_num(j, key, v[1]);
-    for (int k = 0; k < r->kind->nterms; k++) {
+    for (int k = 0; k < r->kind->nparts; k++) {
         snprintf(key, sizeof key, "%s%s", prefix, r->kind->terms[k]);
         dt_json_num(j, key, v[2 + k]);
     }
@@ -428,7 +422,7 @@ static const char *columns(const dt_vae_kind *kind, char *buf, size_t len)
     size_t off = 0;
     for (int s = 0; s < 2; s++) {
         off += (size_t)snprintf(buf + off, len - off, "%s%s_loss,%s_bce", s ? "," : "", part[s], part[s]);
-        for (int k = 0; k < kind->nterms; k++)
+        for (int k = 0; k < kind->nparts; k++)
             off += (size_t)snprintf(buf + off, len - off, ",%s_%s", part[s], kind->terms[k]);
     }
     return buf;
@@ -483,7 +477,7 @@ int dt_vae_train(const char *model, int argc, char **argv, dt_vae_result *res)
     r->kind = dt_vae_kind_find(model);
     DT_ASSERT(r->kind);
     r->res = res;
-    r->nt = 1 + r->kind->nterms;
+    r->nt = 1 + r->kind->nparts;
     dt_resume_info info;
     parse(model, &r->a, argc, argv, &info);
     dt_vae_args *a = &r->a;

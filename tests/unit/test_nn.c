@@ -559,7 +559,7 @@ static double vae_loss(dt_vae *m, int B, const uint64_t *gidx)
     double s[DT_MAX_TERMS] = {0};
     dt_vae_forward(m, B, gidx, 5, 0, s);
     double beta = dt_kl_weight(&m->opts, 5), L = s[0];
-    for (int k = 0; k < m->kind->nterms; k++)
+    for (int k = 0; k < m->kind->nparts; k++)
         L += s[1 + k] * (strcmp(m->kind->terms[k], "kl") && strcmp(m->kind->terms[k], "kl_cont") ? beta : 1.0);
     return L;
 }
@@ -667,7 +667,7 @@ START_TEST(straight_through_gradient_is_the_soft_one)
         dt_vae *m = dt_vae_create(&dt_vae_discrete, &o, B);
         fill(m->hd, B * W, 71, -2, 2);
         fill(m->dz, B * W, 72, -1, 1);
-        dt_cat_part *c = m->lat;
+        dt_cat_part *c = &m->part[0].cat;
         dt_cat_part_forward(c, m, B, g, 3, 0);
         memcpy(zz[hard], m->z, sizeof zz[hard]);
         dt_cat_part_backward(c, m, B, 0.5f);
