@@ -73,9 +73,24 @@ int dt_opts_resume(const dt_opt *opts, int nopts, const unsigned char *given, co
 
 /* Commands, each `int cmd(int argc, char **argv)` with argv[0] = command name. */
 int dt_cmd_prepare(int argc, char **argv);
-int dt_cmd_vae_family(const char *model, int argc, char **argv);
+int dt_cmd_vae_family(int argc, char **argv);
 int dt_cmd_embed(int argc, char **argv);
 int dt_cmd_study(int argc, char **argv);
 int dt_cmd_cyclegan(int argc, char **argv);
+
+/* The registry of commands (src/cli/commands.c), from which main's dispatch,
+ * `dtrain --help` and the list of training commands follow. A new model is
+ * its files plus one line here; a new VAE variant one file (its table of
+ * latent parts) plus one line. */
+typedef struct {
+    const char *name;
+    const char *summary;          /* one line of `dtrain --help` */
+    int (*run)(int argc, char **argv);
+    int training;                 /* catches the stop signals from the start */
+    const struct dt_vae_kind *vae;    /* a VAE variant's table, else NULL */
+} dt_command;
+extern const dt_command dt_commands[];
+/* The command called name, or NULL. */
+const dt_command *dt_command_find(const char *name);
 
 #endif

@@ -44,7 +44,7 @@ typedef enum { DT_PART_GAUSS, DT_PART_CAT } dt_part_kind;
  * head columns [mu | logvar] (2 x DT_GAUSS_DIM) and DT_GAUSS_DIM z columns;
  * a categorical part N x K logits and N x K z columns. Each part adds one KL
  * term and its statistics to the embeddings file: "mu" and "logvar", or "q". */
-typedef struct {
+typedef struct dt_vae_kind {
     const char *name;  /* command name: "vae" */
     const char *title; /* "continuous VAE" */
     int nparts;

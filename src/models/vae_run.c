@@ -21,13 +21,10 @@
 #include "dtrain/vae.h"
 #include "dtrain/vae_run.h"
 
-static const dt_vae_kind *const KINDS[] = {&dt_vae_continuous, &dt_vae_discrete, &dt_vae_joint};
-
 const dt_vae_kind *dt_vae_kind_find(const char *name)
 {
-    for (size_t i = 0; i < sizeof KINDS / sizeof *KINDS; i++)
-        if (strcmp(KINDS[i]->name, name) == 0) return KINDS[i];
-    return NULL;
+    const dt_command *c = dt_command_find(name);
+    return c ? c->vae : NULL;
 }
 
 void dt_vae_opts_default(dt_vae_opts *o)
@@ -428,7 +425,7 @@ static const char *columns(const dt_vae_kind *kind, char *buf, size_t len)
     return buf;
 }
 
-int dt_cmd_vae_family(const char *model, int argc, char **argv) { return dt_vae_train(model, argc, argv, NULL); }
+int dt_cmd_vae_family(int argc, char **argv) { return dt_vae_train(argv[0], argc, argv, NULL); }
 
 /* Collective: the data, the model and its loader, for r->a's options */
 static void build(vae_run *r, const dt_resume_info *info)
