@@ -168,6 +168,11 @@ void dt_sigmoid_forward(float *y, const float *x, size_t n);
 double dt_bce_logits_forward(float *per, const float *logits, const float *t, int B, int n);
 /* dlogits = scale * (sigmoid(logits) - t), overwritten; (B*n) elements */
 void dt_bce_logits_backward(float *dlogits, const float *logits, const float *t, size_t n, float scale);
+/* The same against one label t for all n logits z: returns the sum, and
+ * (dz not NULL) dz = scale * (sigmoid(z) - t). */
+double dt_bce_label(float *dz, const float *z, size_t n, float t, float scale);
+/* sum |y - x| over n elements; d = scale * sign(y - x) (0 where equal) */
+double dt_l1(float *d, const float *y, const float *x, size_t n, float scale);
 
 /* KL(N(mu, exp(logvar)) || N(0, I)) = -1/2 sum(1 + logvar - mu^2 - exp(logvar))
  * mu, logvar (B,d) -> per-sample in per (B) (NULL: skip); returns the total. */

@@ -45,6 +45,30 @@ void dt_gan_color_shift(const gan *g, int X, int role, float *img, size_t lo, si
     }
 }
 
+/* What D_X sees of n images that sit at [lo, lo + n) of their global batch:
+ * the images plus Gaussian noise of deviation --d-noise per pixel and a color
+ * shift of deviation --color-noise per image, both falling linearly to 0 over
+ * the run. role 0: real x, 1: fake x. The noise depends on the step and the
+ * position in the global batch only, so every rank count draws the same.
+ * Without noise, the images themselves. */
+const float *dt_gan_d_view(gan *g, int X, int role, float *buf, const float *img, size_t lo, size_t n)
+{
+    float sd = dt_gan_falling(g, g->o.d_noise), sc = dt_gan_falling(g, g->o.color_noise);
+    if (sd == 0.0f && sc == 0.0f) return img;
+    for (size_t i = 0; i < n; i++) {
+        float *o = buf + i * IMG;
+        if (sd == 0.0f) {
+            memcpy(o, img + i * IMG, sizeof(float) * IMG);
+            continue;
+        }
+        dt_rand_normal(o, IMG, (dt_stream){g->o.seed, DT_RNG_DNOISE, (uint64_t)g->step * 4 + (uint64_t)(X * 2 + role),
+                                           lo + i});
+        for (size_t j = 0; j < IMG; j++) o[j] = img[i * IMG + j] + sd * o[j];
+    }
+    if (sc > 0.0f) dt_gan_color_shift(g, X, role, buf, lo, n, sc);
+    return buf;
+}
+
 /* ---- color-swapped negatives (--swap-neg) ------------------------------------------ */
 
 /* h->colors: the color of every real x of the global batch (dt_image_color;
@@ -75,7 +99,7 @@ void dt_gan_paint(float *out, const float *src, size_t n, const double c[3])
  * global batch, so their shapes and colors are real but their pairing is not.
  * Pairs whose colors already agree get weight 0. Writes h->swapped and w;
  * h->colors must be current. */
-void dt_gan_swapped_negatives(gan *g, half *h, float *w)
+static void swapped_paint(gan *g, half *h, float *w)
 {
     size_t gx = h->gx, lo = dt_gan_batch_offset(g, gx);
     for (size_t i = 0; i < h->nx; i++) {
@@ -87,6 +111,22 @@ void dt_gan_swapped_negatives(gan *g, half *h, float *w)
     }
 }
 
+/* --swap-neg W: D_X trained to call the swapped negatives fake (BCE against
+ * 0, weight W), pairs whose colors already agree left out; with
+ * --color-noise they get their own color shift */
+void dt_gan_swapped_negatives(gan *g, half *h)
+{
+    dt_disc *D = &g->D[h->X];
+    float w[g->maxB], dl[g->maxB];
+    swapped_paint(g, h, w);
+    float sc = dt_gan_falling(g, g->o.color_noise);
+    if (sc > 0.0f) dt_gan_color_shift(g, h->X, 2, h->swapped, dt_gan_batch_offset(g, h->gx), h->nx, sc);
+    dt_disc_forward(D, &h->dc, h->swapped, (int)h->nx);
+    h->loss[3] += dt_bce_label(dl, h->dc.logit, h->nx, 0.0f, g->o.swap_neg / (float)h->gx);
+    for (size_t i = 0; i < h->nx; i++) dl[i] *= w[i];
+    dt_disc_backward(D, &h->dc, h->swapped, dl, NULL, (int)h->nx);
+}
+
 /* --color-search W: the discriminator's choice among the real colors. Each
  * fake_x's source shape (the intensity of y) is painted in every distinct
  * color of this step's real x images and shown to D_X; the fake is pulled
@@ -96,8 +136,10 @@ void dt_gan_swapped_negatives(gan *g, half *h, float *w)
  * wrong color that D_X rejects is not stuck next to it. No labels: the
  * candidates are the colors of real images, the choice is D_X's. Writes
  * h->d_search. */
-void dt_gan_color_search(gan *g, half *h, dt_disc *D, const float *fake)
+void dt_gan_color_search(gan *g, half *h)
 {
+    dt_disc *D = &g->D[h->X];
+    const float *fake = h->c2.y;
     enum { MAXC = 32 };
     double cand[MAXC][3];
     int K = 0;
@@ -137,10 +179,11 @@ void dt_gan_color_search(gan *g, half *h, dt_disc *D, const float *fake)
  * times the pull (per image, so no rank needs another's images), which pulls
  * a class that sits in a wrong color, or that the adversarial term knocked out
  * of its own, back sooner, and finishes the translations still too pale.
- * Images whose color is none of Y's get no pull. Writes h->d_pair; returns
- * the pull's loss. */
-double dt_gan_color_pair(gan *g, half *h, const float *fake)
+ * Images whose color is none of Y's get no pull. Writes h->d_pair; adds the
+ * pull's loss to h->loss[5]. */
+void dt_gan_color_pair(gan *g, half *h)
 {
+    const float *fake = h->c2.y;
     int Y = 1 - h->X;
     float sc = 2.0f * g->o.pair / (float)(h->gy * IMG);
     double s = 0;
@@ -165,7 +208,7 @@ double dt_gan_color_pair(gan *g, half *h, const float *fake)
         }
         s += w * g->o.pair * e2 / IMG;
     }
-    return s;
+    h->loss[5] += s;
 }
 
 /* The adversarial term's weight in the generators' loss: with --adv-ramp E,
@@ -176,4 +219,14 @@ float dt_gan_adv_weight(const gan *g)
     double ramp = (double)g->o.adv_ramp * (double)g->o.epoch_steps;
     if (!(ramp > 0) || (double)g->step >= ramp) return 1.0f;
     return (float)((double)g->step / ramp);
+}
+
+/* --lambda-id X: G_X should leave a real x alone (L1, weight X); into G_X's
+ * weight gradients, the loss into h->loss[4] */
+void dt_gan_identity(gan *g, half *h)
+{
+    dt_gen *G = &g->G[h->X];
+    dt_gen_forward(G, &h->c3, h->x, (int)h->nx);
+    h->loss[4] += dt_gan_l1(h->d_rec, h->c3.y, h->x, h->nx * IMG, g->o.lambda_id, h->gx);
+    dt_gen_backward(G, &h->c3, h->d_rec, NULL, (int)h->nx);
 }

@@ -81,15 +81,20 @@ float dt_gan_falling(const gan *g, float s);
 /* where this rank's images of a global batch of gn start */
 size_t dt_gan_batch_offset(const gan *g, size_t gn);
 
-/* gan_terms.c: the recipe's extra terms (see there) */
+/* gan_terms.c: the recipe's extra terms (see there). Each term of the
+ * iteration takes the half it works on: void term(gan *g, half *h). */
+void dt_gan_real_colors(gan *g, half *h);       /* h->colors, for the next two */
+void dt_gan_color_search(gan *g, half *h);      /* --color-search: h->d_search */
+void dt_gan_color_pair(gan *g, half *h);        /* --color-pair: h->d_pair, h->loss[5] */
+void dt_gan_identity(gan *g, half *h);          /* --lambda-id: G_X's gradients, h->loss[4] */
+void dt_gan_swapped_negatives(gan *g, half *h); /* --swap-neg: D_X's gradients, h->loss[3] */
+/* --d-noise and --color-noise: what D_X sees of n images at [lo, lo + n) of
+ * their global batch (role 0: real x, 1: fake x), in buf, or img itself */
+const float *dt_gan_d_view(gan *g, int X, int role, float *buf, const float *img, size_t lo, size_t n);
+float dt_gan_adv_weight(const gan *g);          /* --adv-ramp */
 float dt_gan_pixel_intensity(const float *x, size_t q);
 void dt_gan_paint(float *out, const float *src, size_t n, const double c[3]);
 void dt_gan_color_shift(const gan *g, int X, int role, float *img, size_t lo, size_t n, float sd);
-void dt_gan_real_colors(gan *g, half *h);
-void dt_gan_swapped_negatives(gan *g, half *h, float *w);
-void dt_gan_color_search(gan *g, half *h, dt_disc *D, const float *fake);
-double dt_gan_color_pair(gan *g, half *h, const float *fake);
-float dt_gan_adv_weight(const gan *g);
 
 /* gan_eval.c: pairing, sharing, evaluation, pictures */
 void dt_gan_build_pairing(gan *g, dt_split *const *train);

@@ -1,4 +1,5 @@
-/* Losses of the VAEs: fused sigmoid + BCE, Gaussian KL, reparameterization. */
+/* Losses: fused sigmoid + BCE (against targets, or one label), L1, Gaussian
+ * KL, reparameterization. */
 #include <math.h>
 
 #include "dtrain/nn.h"
@@ -57,4 +58,26 @@ void dt_reparam_backward(float *dmu, float *dlogvar, const float *dz, const floa
         dmu[i] += dz[i];
         dlogvar[i] += dz[i] * eps[i] * 0.5f * expf(0.5f * logvar[i]);
     }
+}
+
+double dt_bce_label(float *dz, const float *z, size_t n, float t, float scale)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++) {
+        float zi = z[i];
+        s += fmaxf(zi, 0.0f) - zi * t + log1pf(expf(-fabsf(zi)));
+        if (dz) dz[i] = scale * (1.0f / (1.0f + expf(-zi)) - t);
+    }
+    return s;
+}
+
+double dt_l1(float *d, const float *y, const float *x, size_t n, float scale)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++) {
+        float e = y[i] - x[i];
+        s += fabsf(e);
+        d[i] = e > 0 ? scale : e < 0 ? -scale : 0.0f;
+    }
+    return s;
 }

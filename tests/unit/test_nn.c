@@ -389,6 +389,26 @@ START_TEST(bce_values_and_gradient)
 }
 END_TEST
 
+/* The CycleGAN's losses: BCE against one label is the targets' BCE with
+ * every target equal to it, bit for bit; L1's gradient is the sign */
+START_TEST(bce_label_and_l1)
+{
+    float z[5] = {-4, -0.3f, 0, 0.8f, 6}, t[5], dz[5], dt[5];
+    for (int k = 0; k < 2; k++) {
+        float lab = k ? 1.0f : 0.0f;
+        for (int i = 0; i < 5; i++) t[i] = lab;
+        ck_assert(dt_bce_label(dz, z, 5, lab, 0.25f) == dt_bce_logits_forward(NULL, z, t, 1, 5));
+        dt_bce_logits_backward(dt, z, t, 5, 0.25f);
+        ck_assert_mem_eq(dz, dt, sizeof dz);
+        ck_assert(dt_bce_label(NULL, z, 5, lab, 1) == dt_bce_label(dz, z, 5, lab, 1));
+    }
+    float y[4] = {1, -2, 0.5f, 3}, x[4] = {0, -2, 1, 1}, d[4];
+    ck_assert_double_eq(dt_l1(d, y, x, 4, 0.5f), 1 + 0 + 0.5 + 2);
+    const float want[4] = {0.5f, 0, -0.5f, 0.5f};
+    ck_assert_mem_eq(d, want, sizeof d);
+}
+END_TEST
+
 START_TEST(kl_and_reparam_gradients)
 {
     enum { B = 3, D = 2, N = B * D };
@@ -796,6 +816,7 @@ int main(void)
     tcase_add_test(tc, linear_grad_blocks_sum_like_blocks);
     tcase_add_test(tc, relu_and_sigmoid);
     tcase_add_test(tc, bce_values_and_gradient);
+    tcase_add_test(tc, bce_label_and_l1);
     tcase_add_test(tc, kl_and_reparam_gradients);
     tcase_add_test(tc, adam_hand_computed);
     tcase_add_loop_test(tc, vae_gradient_directional, 0, 3);
