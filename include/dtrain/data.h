@@ -7,16 +7,24 @@
 #ifndef DTRAIN_DATA_H
 #define DTRAIN_DATA_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
 #define DT_IMG_SIDE 28
-#define DT_IMG_PIXELS 784        /* 28 x 28 grey */
-#define DT_IMG_BYTES (3 * 784)   /* 3 x 28 x 28 colored, CHW */
+#define DT_PLANE (DT_IMG_SIDE * DT_IMG_SIDE) /* pixels of an image: 28 x 28 grey, or one channel */
+#define DT_IMG (3 * DT_PLANE)                /* values of a colored image: 3 x 28 x 28, CHW */
 #define DT_DATA_FORMAT_VERSION 1 /* root attribute `format_version` */
 #define DT_DATA_CHUNK 64         /* images per HDF5 chunk written by dt_prepare */
 #define DT_DATA_DEFAULT_PATH "data/colored_mnist.h5"
+
+/* The intensity of pixel q (0 <= q < DT_PLANE) of a colored image (CHW, any
+ * scale): its largest channel. */
+static inline float dt_pixel_intensity(const float *img, size_t q)
+{
+    return fmaxf(img[q], fmaxf(img[q + DT_PLANE], img[q + 2 * DT_PLANE]));
+}
 
 /* ---- IDX files (MNIST format, gzip-compressed or raw) ----------------------- */
 

@@ -11,10 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dtrain/data.h"
 #include "dtrain/nn.h"
 #include "dtrain/step.h"
 
-#define DT_IMG 2352 /* 3 x 28 x 28 */
 #define DT_MAX_TERMS 4
 
 typedef struct {

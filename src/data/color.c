@@ -28,7 +28,7 @@ void dt_colorize(uint8_t *out, const uint8_t *grey, const float c[3])
         double ck = c[k] < 0 ? 0 : c[k] > 1 ? 1 : c[k];
         uint8_t lut[256];
         for (int v = 0; v < 256; v++) lut[v] = (uint8_t)floor((double)v * ck + 0.5);
-        uint8_t *o = out + (size_t)k * DT_IMG_PIXELS;
-        for (int i = 0; i < DT_IMG_PIXELS; i++) o[i] = lut[grey[i]];
+        uint8_t *o = out + (size_t)k * DT_PLANE;
+        for (int i = 0; i < DT_PLANE; i++) o[i] = lut[grey[i]];
     }
 }

@@ -357,7 +357,7 @@ int dt_split_read_runs(dt_split *sp, const size_t *start, const size_t *count, s
         hid_t ms = H5Screate_simple(4, cnt, NULL);
         r = H5Dread(sp->images, H5T_NATIVE_UINT8, ms, fs, x, out);
         H5Sclose(ms);
-        out += count[i] * DT_IMG_BYTES;
+        out += count[i] * DT_IMG;
     }
     quiet_off(q);
     H5Pclose(x);
@@ -396,7 +396,7 @@ int dt_split_read(dt_split *sp, const uint32_t *idx, size_t n, uint8_t *images, 
     req *r = dt_alloc(n * sizeof *r);
     for (size_t i = 0; i < n; i++) r[i] = (req){idx[i], (uint32_t)i};
     qsort(r, n, sizeof *r, cmp_req);
-    uint8_t *buf = dt_alloc(sp->chunk * DT_IMG_BYTES);
+    uint8_t *buf = dt_alloc(sp->chunk * DT_IMG);
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0;) {
         size_t c = r[i].idx / sp->chunk, j = i;
@@ -405,8 +405,8 @@ int dt_split_read(dt_split *sp, const uint32_t *idx, size_t n, uint8_t *images, 
         size_t cnt = hi - lo + 1;
         rc = dt_split_read_runs(sp, &lo, &cnt, 1, buf);
         for (size_t k = i; k < j && rc == 0; k++)
-            memcpy(images + (size_t)r[k].at * DT_IMG_BYTES, buf + (r[k].idx - lo) * DT_IMG_BYTES,
-                   DT_IMG_BYTES);
+            memcpy(images + (size_t)r[k].at * DT_IMG, buf + (r[k].idx - lo) * DT_IMG,
+                   DT_IMG);
         i = j;
     }
     dt_free(buf);

@@ -168,12 +168,12 @@ dt_loader *dt_loader_create_in(dt_comm *comm, dt_split *sp, size_t batch, uint64
     ld->own = dt_alloc(G * sizeof(item));
     ld->run_start = dt_alloc(G * sizeof(size_t));
     ld->run_count = dt_alloc(G * sizeof(size_t));
-    ld->readbuf = dt_alloc(G * DT_IMG_BYTES);
-    ld->sendbuf = dt_alloc(G * DT_IMG_BYTES);
+    ld->readbuf = dt_alloc(G * DT_IMG);
+    ld->sendbuf = dt_alloc(G * DT_IMG);
     size_t lmax = ld->group_batches * ld->local_max;
     if (lmax > G) lmax = G;
     /* one rank: the send buffer is already in position order */
-    ld->localbuf = P == 1 ? ld->sendbuf : dt_alloc(lmax * DT_IMG_BYTES);
+    ld->localbuf = P == 1 ? ld->sendbuf : dt_alloc(lmax * DT_IMG);
     ld->send = dt_alloc(5 * P * sizeof(size_t));
     ld->sdispl = ld->send + P;
     ld->recv = ld->sdispl + P;
@@ -183,7 +183,7 @@ dt_loader *dt_loader_create_in(dt_comm *comm, dt_split *sp, size_t batch, uint64
     ld->local_pos = dt_alloc(lmax * sizeof(uint64_t));
     ld->batch_off = dt_alloc((ld->group_batches + 1) * sizeof(size_t));
 
-    ld->x = dt_alloc_floats(ld->local_max * DT_IMG_BYTES);
+    ld->x = dt_alloc_floats(ld->local_max * DT_IMG);
     ld->index = dt_alloc(ld->local_max * sizeof(uint32_t));
     ld->pos = dt_alloc(ld->local_max * sizeof(uint64_t));
     ld->digits = dt_alloc(ld->local_max);
@@ -294,16 +294,16 @@ static int load_group(dt_loader *ld, size_t k)
     qsort(ld->own, no, sizeof(item), cmp_dest_pos);
     memset(ld->send, 0, P * sizeof(size_t));
     for (size_t i = 0; i < no; i++) {
-        memcpy(ld->sendbuf + i * DT_IMG_BYTES, ld->readbuf + (size_t)ld->own[i].idx * DT_IMG_BYTES,
-               DT_IMG_BYTES);
-        ld->send[ld->own[i].dest] += DT_IMG_BYTES;
+        memcpy(ld->sendbuf + i * DT_IMG, ld->readbuf + (size_t)ld->own[i].idx * DT_IMG,
+               DT_IMG);
+        ld->send[ld->own[i].dest] += DT_IMG;
     }
     if (P > 1) {
         size_t so = 0, ro = 0;
         for (size_t r = 0; r < P; r++) {
             ld->sdispl[r] = so;
             so += ld->send[r];
-            ld->recv[r] *= DT_IMG_BYTES;
+            ld->recv[r] *= DT_IMG;
             ld->rdispl[r] = ro;
             ro += ld->recv[r];
             ld->cursor[r] = ld->rdispl[r];
@@ -312,8 +312,8 @@ static int load_group(dt_loader *ld, size_t k)
         dt_comm_alltoallv_bytes(ld->comm, ld->sendbuf, ld->send, ld->sdispl, ld->readbuf, ld->recv, ld->rdispl);
         for (size_t i = 0; i < nl; i++) {
             size_t src = (ld->local_idx[i] / ld->chunk) % P;
-            memcpy(ld->localbuf + i * DT_IMG_BYTES, ld->readbuf + ld->cursor[src], DT_IMG_BYTES);
-            ld->cursor[src] += DT_IMG_BYTES;
+            memcpy(ld->localbuf + i * DT_IMG, ld->readbuf + ld->cursor[src], DT_IMG);
+            ld->cursor[src] += DT_IMG;
         }
     }
     ld->group = (long long)k;
@@ -340,8 +340,8 @@ int dt_loader_next(dt_loader *ld, dt_batch *out)
     memcpy(ld->index, ld->local_idx + lo, n * sizeof(uint32_t));
     memcpy(ld->pos, ld->local_pos + lo, n * sizeof(uint64_t));
     if (dt_split_read(ld->sp, ld->index, n, NULL, ld->digits, ld->colors) < 0) return -1;
-    const uint8_t *src = ld->localbuf + lo * DT_IMG_BYTES;
-    for (size_t i = 0; i < n * DT_IMG_BYTES; i++) ld->x[i] = ld->lut[src[i]];
+    const uint8_t *src = ld->localbuf + lo * DT_IMG;
+    for (size_t i = 0; i < n * DT_IMG; i++) ld->x[i] = ld->lut[src[i]];
     ld->next_batch++;
     return 1;
 }

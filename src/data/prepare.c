@@ -115,7 +115,7 @@ static int write_split(hid_t file, const char *path, const split_spec *s)
     H5Pset_shuffle(dcpl);
     H5Pset_deflate(dcpl, 4);
     hid_t ds = H5Dcreate2(g, "images", H5T_STD_U8LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-    uint8_t *buf = dt_alloc((size_t)WRITE_BLOCK * DT_IMG_BYTES);
+    uint8_t *buf = dt_alloc((size_t)WRITE_BLOCK * DT_IMG);
     uint8_t *dig = dt_alloc(s->n ? s->n : 1);
     if (ds < 0) goto done;
     if (attr_i64(ds, "chunk", (int64_t)chunk[0]) < 0) goto done;
@@ -123,7 +123,7 @@ static int write_split(hid_t file, const char *path, const split_spec *s)
         size_t m = s->n - b0 < WRITE_BLOCK ? s->n - b0 : WRITE_BLOCK;
         for (size_t i = 0; i < m; i++) {
             uint32_t j = s->src[b0 + i];
-            dt_colorize(buf + i * DT_IMG_BYTES, s->grey + (size_t)j * DT_IMG_PIXELS,
+            dt_colorize(buf + i * DT_IMG, s->grey + (size_t)j * DT_PLANE,
                         dt_palette[s->color[b0 + i]]);
         }
         hsize_t start[4] = {b0, 0, 0, 0}, count[4] = {m, 3, DT_IMG_SIDE, DT_IMG_SIDE};
@@ -397,11 +397,11 @@ done:
 static void subset(dt_mnist *out, const dt_mnist *m, const uint32_t *idx, size_t n)
 {
     out->n = n;
-    out->images = dt_alloc(n * DT_IMG_PIXELS);
+    out->images = dt_alloc(n * DT_PLANE);
     out->labels = dt_alloc(n);
     for (size_t i = 0; i < n; i++) {
-        memcpy(out->images + i * DT_IMG_PIXELS, m->images + (size_t)idx[i] * DT_IMG_PIXELS,
-               DT_IMG_PIXELS);
+        memcpy(out->images + i * DT_PLANE, m->images + (size_t)idx[i] * DT_PLANE,
+               DT_PLANE);
         out->labels[i] = m->labels[idx[i]];
     }
 }
@@ -439,7 +439,7 @@ static int load_sources(sources *s, const char *dir, int synthetic, uint64_t see
         dt_mnist *m[2] = {&s->train, &s->test};
         for (int t = 0; t < 2; t++) {
             m[t]->n = n[t];
-            m[t]->images = dt_alloc(n[t] * DT_IMG_PIXELS);
+            m[t]->images = dt_alloc(n[t] * DT_PLANE);
             m[t]->labels = dt_alloc(n[t]);
             /* different seeds so test digits are not train digits */
             dt_synth_digits(m[t]->images, m[t]->labels, n[t], seed * 2 + (uint64_t)t);

@@ -113,7 +113,7 @@ static void draw_glyph(float *dist, const glyph *g, const warp *w, float r)
 
 void dt_synth_digits(uint8_t *grey, uint8_t *labels, size_t n, uint64_t seed)
 {
-    float dist[DT_IMG_PIXELS], noise[DT_IMG_PIXELS], u[U_COUNT];
+    float dist[DT_PLANE], noise[DT_PLANE], u[U_COUNT];
     for (size_t i = 0; i < n; i++) {
         dt_stream s = {seed, DT_RNG_SYNTH, 0, i};
         dt_rand_uniform(u, U_COUNT, s);
@@ -141,16 +141,16 @@ void dt_synth_digits(uint8_t *grey, uint8_t *labels, size_t n, uint64_t seed)
 
         float width = 1.6f + 1.8f * u[U_WIDTH]; /* stroke width in pixels */
         float r = width / 2;
-        for (int p = 0; p < DT_IMG_PIXELS; p++) dist[p] = 1e9f;
+        for (int p = 0; p < DT_PLANE; p++) dist[p] = 1e9f;
         draw_glyph(dist, &GLYPHS[d], &w, r);
 
         /* anti-aliased coverage, a soft core like MNIST's pen, and a little
          * noise on the strokes (the background stays exactly 0) */
         dt_stream sn2 = {seed, DT_RNG_SYNTH, 1, i};
-        dt_rand_uniform(noise, DT_IMG_PIXELS, sn2);
+        dt_rand_uniform(noise, DT_PLANE, sn2);
         float namp = 0.05f + 0.1f * u[U_NOISE];
-        uint8_t *g = grey + i * DT_IMG_PIXELS;
-        for (int p = 0; p < DT_IMG_PIXELS; p++) {
+        uint8_t *g = grey + i * DT_PLANE;
+        for (int p = 0; p < DT_PLANE; p++) {
             float v = r + 0.5f - dist[p];
             v = v < 0 ? 0 : v > 1 ? 1 : v;
             if (v > 0) v = v * (1 - namp * noise[p]);

@@ -132,7 +132,7 @@ static int gan_next_batch(void *g_)
         }
         g->h[k].nx = bt.n;
         g->h[k].gx = bt.global_n;
-        memcpy(g->h[k].x, bt.x, sizeof(float) * bt.n * IMG);
+        memcpy(g->h[k].x, bt.x, sizeof(float) * bt.n * DT_IMG);
     }
     return got;
 }
@@ -411,7 +411,7 @@ static void build_halves(gan *g)
         if (g->o.lambda_id > 0) dt_gen_ctx_create(&h->c3, g->maxB);
         dt_disc_ctx_create(&h->dc, g->maxB);
         float **bufs[] = HALF_BUFS(h);
-        for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) *bufs[i] = dt_alloc_floats((size_t)g->maxB * IMG);
+        for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) *bufs[i] = dt_alloc_floats((size_t)g->maxB * DT_IMG);
         h->colors = dt_alloc(sizeof(double) * 3 * g->o.batch);
     }
 }

@@ -39,8 +39,8 @@ void dt_gan_build_pairing(gan *g, dt_split *const *train)
     int ok = 1;
     if (dt_rank() == 0) {
         dt_pair_groups gr[2];
-        uint8_t *bytes = dt_alloc((size_t)BLK * IMG);
-        float *x = dt_alloc_floats((size_t)BLK * IMG);
+        uint8_t *bytes = dt_alloc((size_t)BLK * DT_IMG);
+        float *x = dt_alloc_floats((size_t)BLK * DT_IMG);
         uint32_t idx[BLK];
         for (int X = 0; X < 2; X++) dt_pair_groups_init(&gr[X]);
         for (int X = 0; X < 2 && ok; X++) {
@@ -50,8 +50,8 @@ void dt_gan_build_pairing(gan *g, dt_split *const *train)
                 for (size_t j = 0; j < m; j++) idx[j] = (uint32_t)(i + j);
                 ok = dt_split_read(train[X], idx, m, bytes, NULL, NULL) == 0;
                 if (!ok) break;
-                dt_bytes_to_float(x, bytes, m * IMG);
-                for (size_t j = 0; j < m; j++) dt_pair_groups_add(&gr[X], x + j * IMG);
+                dt_bytes_to_float(x, bytes, m * DT_IMG);
+                for (size_t j = 0; j < m; j++) dt_pair_groups_add(&gr[X], x + j * DT_IMG);
             }
         }
         if (ok && dt_pairing_from_groups(&g->pair, &gr[0], &gr[1]) < 0)
@@ -109,8 +109,8 @@ int dt_gan_evaluate(gan *g, dt_split *const *test, gan_eval *ev)
     memset(tally, 0, sizeof ev->tally);
     int ok = 1;
     dt_gen_ctx *c = &g->h[0].c1;
-    uint8_t *bytes = dt_alloc((size_t)g->maxB * IMG), *digits = dt_alloc((size_t)g->maxB);
-    float *x = dt_alloc_floats((size_t)g->maxB * IMG);
+    uint8_t *bytes = dt_alloc((size_t)g->maxB * DT_IMG), *digits = dt_alloc((size_t)g->maxB);
+    float *x = dt_alloc_floats((size_t)g->maxB * DT_IMG);
     uint32_t *idx = dt_alloc(sizeof(uint32_t) * (size_t)g->maxB);
     uint8_t *target = dt_alloc((size_t)g->maxB);
     for (int S = 0; S < 2 && ok; S++) {
@@ -124,7 +124,7 @@ int dt_gan_evaluate(gan *g, dt_split *const *test, gan_eval *ev)
                 ok = 0;
                 break;
             }
-            dt_bytes_to_float(x, bytes, n * IMG);
+            dt_bytes_to_float(x, bytes, n * DT_IMG);
             dt_gen_forward(&g->E[T], c, x, (int)n);
             for (size_t j = 0; j < n; j++) target[j] = g->mapping[T][digits[j] % 10];
             sums[2 * S] += dt_color_accuracy(c->y, target, n) * (double)n;
@@ -173,8 +173,8 @@ void dt_gan_log_off_pairs(const gan *g, const gan_eval *ev)
 /* For one test image of every digit of each domain: real | translated | back. */
 void dt_gan_translation_grid(gan *g, dt_split *const *test, const char *dir)
 {
-    float *grid = dt_alloc_floats((size_t)6 * 10 * IMG), *x = dt_alloc_floats((size_t)10 * IMG);
-    uint8_t *bytes = dt_alloc((size_t)10 * IMG), digit;
+    float *grid = dt_alloc_floats((size_t)6 * 10 * DT_IMG), *x = dt_alloc_floats((size_t)10 * DT_IMG);
+    uint8_t *bytes = dt_alloc((size_t)10 * DT_IMG), digit;
     dt_gen_ctx *c = &g->h[0].c1;
     for (int S = 0; S < 2; S++) {
         size_t n = dt_split_len(test[S]);
@@ -186,14 +186,14 @@ void dt_gan_translation_grid(gan *g, dt_split *const *test, const char *dir)
         }
         if (found < 10) continue;
         if (dt_split_read(test[S], pick, 10, bytes, NULL, NULL) < 0) continue;
-        dt_bytes_to_float(x, bytes, (size_t)10 * IMG);
-        float *rows = grid + (size_t)S * 30 * IMG;
-        memcpy(rows, x, sizeof(float) * 10 * IMG);
+        dt_bytes_to_float(x, bytes, (size_t)10 * DT_IMG);
+        float *rows = grid + (size_t)S * 30 * DT_IMG;
+        memcpy(rows, x, sizeof(float) * 10 * DT_IMG);
         dt_gen_forward(&g->E[1 - S], c, x, 10);
-        memcpy(rows + (size_t)10 * IMG, c->y, sizeof(float) * 10 * IMG);
-        memcpy(x, c->y, sizeof(float) * 10 * IMG);
+        memcpy(rows + (size_t)10 * DT_IMG, c->y, sizeof(float) * 10 * DT_IMG);
+        memcpy(x, c->y, sizeof(float) * 10 * DT_IMG);
         dt_gen_forward(&g->E[S], c, x, 10);
-        memcpy(rows + (size_t)20 * IMG, c->y, sizeof(float) * 10 * IMG);
+        memcpy(rows + (size_t)20 * DT_IMG, c->y, sizeof(float) * 10 * DT_IMG);
     }
     const char *labels[6] = {"real A", "A->B", "A->B->A", "real B", "B->A", "B->A->B"};
     char *p = dt_path_join(dir, "translations.png");

@@ -3,11 +3,9 @@
 #include <string.h>
 
 #include "dtrain/core.h"
+#include "dtrain/data.h"
 #include "dtrain/gan.h"
 
-#define S 28
-#define PIX (S * S)
-#define IMG (3 * PIX)
 
 /* ---- generator ------------------------------------------------------------- */
 
@@ -47,16 +45,16 @@ void dt_gen_free(dt_gen *g) { dt_params_free(&g->p); }
 void dt_gen_ctx_create(dt_gen_ctx *c, int maxB)
 {
     size_t B = (size_t)maxB;
-    c->cols1 = dt_alloc_floats(dt_conv2d_cols_size(maxB, 3, 32, S, S, 3));
-    c->cols2 = dt_alloc_floats(dt_conv2d_cols_size(maxB, 32, 40, S, S, 3));
-    c->h1 = dt_alloc_floats(B * 32 * PIX);
-    c->h2 = dt_alloc_floats(B * 40 * PIX);
-    c->o = dt_alloc_floats(B * IMG);
-    c->y = dt_alloc_floats(B * IMG);
-    c->dh1 = dt_alloc_floats(B * 32 * PIX);
-    c->dh2 = dt_alloc_floats(B * 40 * PIX);
-    c->dout = dt_alloc_floats(B * IMG);
-    c->dx1 = dt_alloc_floats(B * IMG);
+    c->cols1 = dt_alloc_floats(dt_conv2d_cols_size(maxB, 3, 32, DT_IMG_SIDE, DT_IMG_SIDE, 3));
+    c->cols2 = dt_alloc_floats(dt_conv2d_cols_size(maxB, 32, 40, DT_IMG_SIDE, DT_IMG_SIDE, 3));
+    c->h1 = dt_alloc_floats(B * 32 * DT_PLANE);
+    c->h2 = dt_alloc_floats(B * 40 * DT_PLANE);
+    c->o = dt_alloc_floats(B * DT_IMG);
+    c->y = dt_alloc_floats(B * DT_IMG);
+    c->dh1 = dt_alloc_floats(B * 32 * DT_PLANE);
+    c->dh2 = dt_alloc_floats(B * 40 * DT_PLANE);
+    c->dout = dt_alloc_floats(B * DT_IMG);
+    c->dx1 = dt_alloc_floats(B * DT_IMG);
 }
 
 void dt_gen_ctx_free(dt_gen_ctx *c)
@@ -70,28 +68,28 @@ static int brightest(const float *x, size_t i)
 {
     int k = 0;
     for (int ch = 1; ch < 3; ch++)
-        if (x[i + (size_t)ch * PIX] > x[i + (size_t)k * PIX]) k = ch;
+        if (x[i + (size_t)ch * DT_PLANE] > x[i + (size_t)k * DT_PLANE]) k = ch;
     return k;
 }
 
-static float intensity(const float *x, size_t i) { return x[i + (size_t)brightest(x, i) * PIX]; }
+static float intensity(const float *x, size_t i) { return x[i + (size_t)brightest(x, i) * DT_PLANE]; }
 
 void dt_gen_forward(dt_gen *g, dt_gen_ctx *c, const float *x, int B)
 {
-    size_t n = (size_t)B * IMG;
+    size_t n = (size_t)B * DT_IMG;
     c->x = x;
-    dt_conv2d_forward_relu(c->h1, c->cols1, x, g->c1.w, g->c1.b, B, 3, S, S, 32, 3, 1);
-    dt_conv2d_forward_relu(c->h2, c->cols2, c->h1, g->c2.w, g->c2.b, B, 32, S, S, 40, 3, 1);
-    dt_conv2d_forward(c->o, NULL, c->h2, g->c3.w, g->c3.b, B, 40, S, S, 3, 1, 0);
+    dt_conv2d_forward_relu(c->h1, c->cols1, x, g->c1.w, g->c1.b, B, 3, DT_IMG_SIDE, DT_IMG_SIDE, 32, 3, 1);
+    dt_conv2d_forward_relu(c->h2, c->cols2, c->h1, g->c2.w, g->c2.b, B, 32, DT_IMG_SIDE, DT_IMG_SIDE, 40, 3, 1);
+    dt_conv2d_forward(c->o, NULL, c->h2, g->c3.w, g->c3.b, B, 40, DT_IMG_SIDE, DT_IMG_SIDE, 3, 1, 0);
     if (g->out == DT_GEN_SIGMOID)
         dt_sigmoid_forward(c->y, c->o, n);
     else if (g->out == DT_GEN_RECOLOR)
         for (int b = 0; b < B; b++)
-            for (int q = 0; q < PIX; q++) {
-                size_t i = (size_t)b * IMG + (size_t)q;
+            for (int q = 0; q < DT_PLANE; q++) {
+                size_t i = (size_t)b * DT_IMG + (size_t)q;
                 float m = intensity(x, i);
                 for (int ch = 0; ch < 3; ch++) {
-                    size_t j = i + (size_t)ch * PIX;
+                    size_t j = i + (size_t)ch * DT_PLANE;
                     float t = tanhf(c->o[j]), v = x[j] + m * t;
                     c->dx1[j] = t; /* kept for the backward */
                     c->y[j] = v < 0.0f ? 0.0f : v > m ? m : v;
@@ -122,17 +120,17 @@ static float clamp_grad(const dt_gen *g, float v, float lo, float hi, float dy)
 
 void dt_gen_backward(dt_gen *g, dt_gen_ctx *c, const float *dy, float *dx, int B)
 {
-    size_t n = (size_t)B * IMG;
+    size_t n = (size_t)B * DT_IMG;
     if (g->out == DT_GEN_SIGMOID)
         for (size_t i = 0; i < n; i++) c->dout[i] = dy[i] * c->y[i] * (1.0f - c->y[i]);
     else if (g->out == DT_GEN_RECOLOR)
         for (int b = 0; b < B; b++)
-            for (int q = 0; q < PIX; q++) {
-                size_t i = (size_t)b * IMG + (size_t)q;
+            for (int q = 0; q < DT_PLANE; q++) {
+                size_t i = (size_t)b * DT_IMG + (size_t)q;
                 float m = intensity(c->x, i), through_m = 0.0f;
                 int k = brightest(c->x, i);
                 for (int ch = 0; ch < 3; ch++) {
-                    size_t j = i + (size_t)ch * PIX;
+                    size_t j = i + (size_t)ch * DT_PLANE;
                     float t = c->dx1[j], v = c->x[j] + m * t, d = clamp_grad(g, v, 0.0f, m, dy[j]);
                     int inside = v > 0.0f && v < m;
                     c->dout[j] = inside ? d * m * (1.0f - t * t) : d * m;
@@ -141,7 +139,7 @@ void dt_gen_backward(dt_gen *g, dt_gen_ctx *c, const float *dy, float *dx, int B
                     c->dx1[j] = d; /* the identity path */
                 }
                 /* the intensity's gradient goes to the channel that gave it */
-                c->dx1[i + (size_t)k * PIX] += through_m;
+                c->dx1[i + (size_t)k * DT_PLANE] += through_m;
             }
     else
         for (size_t i = 0; i < n; i++) {
@@ -150,9 +148,9 @@ void dt_gen_backward(dt_gen *g, dt_gen_ctx *c, const float *dy, float *dx, int B
             c->dout[i] = v > 0.0f && v < 1.0f ? d * (1.0f - t * t) : d;
             c->dx1[i] = d; /* the identity path */
         }
-    dt_conv2d_backward_relu(c->dh2, g->c3.dw, g->c3.db, NULL, c->dout, c->h2, g->c3.w, B, 40, S, S, 3, 1, 0);
-    dt_conv2d_backward_relu(c->dh1, g->c2.dw, g->c2.db, c->cols2, c->dh2, c->h1, g->c2.w, B, 32, S, S, 40, 3, 1);
-    dt_conv2d_backward(dx, g->c1.dw, g->c1.db, c->cols1, c->dh1, c->x, g->c1.w, B, 3, S, S, 32, 3, 1);
+    dt_conv2d_backward_relu(c->dh2, g->c3.dw, g->c3.db, NULL, c->dout, c->h2, g->c3.w, B, 40, DT_IMG_SIDE, DT_IMG_SIDE, 3, 1, 0);
+    dt_conv2d_backward_relu(c->dh1, g->c2.dw, g->c2.db, c->cols2, c->dh2, c->h1, g->c2.w, B, 32, DT_IMG_SIDE, DT_IMG_SIDE, 40, 3, 1);
+    dt_conv2d_backward(dx, g->c1.dw, g->c1.db, c->cols1, c->dh1, c->x, g->c1.w, B, 3, DT_IMG_SIDE, DT_IMG_SIDE, 32, 3, 1);
     if (dx && g->out != DT_GEN_SIGMOID)
         for (size_t i = 0; i < n; i++) dx[i] += c->dx1[i];
 }
@@ -186,9 +184,9 @@ void dt_disc_free(dt_disc *d) { dt_params_free(&d->p); }
 void dt_disc_ctx_create(dt_disc_ctx *c, int maxB)
 {
     size_t B = (size_t)maxB;
-    c->cols1 = dt_alloc_floats(dt_conv2d_cols_size(maxB, 3, 32, S, S, 3));
+    c->cols1 = dt_alloc_floats(dt_conv2d_cols_size(maxB, 3, 32, DT_IMG_SIDE, DT_IMG_SIDE, 3));
     c->cols2 = dt_alloc_floats(dt_conv2d_cols_size(maxB, 32, 64, 14, 14, 3));
-    c->a1 = dt_alloc_floats(B * 32 * PIX);
+    c->a1 = dt_alloc_floats(B * 32 * DT_PLANE);
     c->p1 = dt_alloc_floats(B * 32 * 196);
     c->a2 = dt_alloc_floats(B * 64 * 196);
     c->p2 = dt_alloc_floats(B * 64 * 49);
@@ -196,7 +194,7 @@ void dt_disc_ctx_create(dt_disc_ctx *c, int maxB)
     c->logit = dt_alloc_floats(B);
     c->i1 = dt_alloc(sizeof(int32_t) * B * 32 * 196);
     c->i2 = dt_alloc(sizeof(int32_t) * B * 64 * 49);
-    c->da1 = dt_alloc_floats(B * 32 * PIX);
+    c->da1 = dt_alloc_floats(B * 32 * DT_PLANE);
     c->dp1 = dt_alloc_floats(B * 32 * 196);
     c->da2 = dt_alloc_floats(B * 64 * 196);
     c->dp2 = dt_alloc_floats(B * 64 * 49);
@@ -215,8 +213,8 @@ void dt_disc_ctx_free(dt_disc_ctx *c)
  * into the pooling (and its backward into the pooling's backward) */
 void dt_disc_forward(dt_disc *d, dt_disc_ctx *c, const float *x, int B)
 {
-    dt_conv2d_forward(c->a1, c->cols1, x, d->c1.w, d->c1.b, B, 3, S, S, 32, 3, 1);
-    dt_relu_maxpool2_forward(c->p1, c->i1, c->a1, B, 32, S, S);
+    dt_conv2d_forward(c->a1, c->cols1, x, d->c1.w, d->c1.b, B, 3, DT_IMG_SIDE, DT_IMG_SIDE, 32, 3, 1);
+    dt_relu_maxpool2_forward(c->p1, c->i1, c->a1, B, 32, DT_IMG_SIDE, DT_IMG_SIDE);
     dt_conv2d_forward(c->a2, c->cols2, c->p1, d->c2.w, d->c2.b, B, 32, 14, 14, 64, 3, 1);
     dt_relu_maxpool2_forward(c->p2, c->i2, c->a2, B, 64, 14, 14);
     dt_linear_forward(c->f1, c->p2, d->f1.w, d->f1.b, B, 3136, 128);
@@ -241,8 +239,8 @@ static void disc_backward(dt_disc *d, dt_disc_ctx *c, const float *x, const floa
     dt_conv2d_backward(c->dp1, weights ? d->c2.dw : NULL, d->c2.db, c->cols2, c->da2, c->p1, d->c2.w, B, 32, 14, 14,
                        64, 3, 1);
     if (!weights && !dx) return;
-    dt_relu_maxpool2_backward(c->da1, c->dp1, c->p1, c->i1, B, 32, S, S);
-    dt_conv2d_backward(dx, weights ? d->c1.dw : NULL, d->c1.db, c->cols1, c->da1, x, d->c1.w, B, 3, S, S, 32, 3, 1);
+    dt_relu_maxpool2_backward(c->da1, c->dp1, c->p1, c->i1, B, 32, DT_IMG_SIDE, DT_IMG_SIDE);
+    dt_conv2d_backward(dx, weights ? d->c1.dw : NULL, d->c1.db, c->cols1, c->da1, x, d->c1.w, B, 3, DT_IMG_SIDE, DT_IMG_SIDE, 32, 3, 1);
 }
 
 void dt_disc_backward(dt_disc *d, dt_disc_ctx *c, const float *x, const float *dlogit, float *dx, int B)

@@ -6,15 +6,14 @@
 #include <string.h>
 
 #include "dtrain/core.h"
-
-#define PLANE 784
+#include "dtrain/data.h"
 
 size_t dt_image_color(double c[3], const float *img)
 {
     double s[3] = {0, 0, 0};
     size_t n = 0;
-    for (size_t q = 0; q < PLANE; q++) {
-        float r = img[q], g = img[q + PLANE], b = img[q + 2 * PLANE];
+    for (size_t q = 0; q < DT_PLANE; q++) {
+        float r = img[q], g = img[q + DT_PLANE], b = img[q + 2 * DT_PLANE];
         float m = fmaxf(r, fmaxf(g, b));
         if (m <= 0.3f) continue;
         s[0] += r / m, s[1] += g / m, s[2] += b / m, n++;
@@ -44,8 +43,8 @@ int dt_pairing_nearest(const dt_pairing *p, int X, const double c[3])
 int dt_pairing_nearest_rgb(const dt_pairing *p, int X, const float *img)
 {
     double s[3] = {0, 0, 0}, n = 0;
-    for (size_t q = 0; q < PLANE; q++) {
-        float r = img[q], g = img[q + PLANE], b = img[q + 2 * PLANE];
+    for (size_t q = 0; q < DT_PLANE; q++) {
+        float r = img[q], g = img[q + DT_PLANE], b = img[q + 2 * DT_PLANE];
         if (fmaxf(r, fmaxf(g, b)) <= 0.3f) continue;
         s[0] += r, s[1] += g, s[2] += b, n += 1;
     }
@@ -63,8 +62,8 @@ int dt_pairing_nearest_rgb(const dt_pairing *p, int X, const float *img)
 void dt_pair_groups_init(dt_pair_groups *gr)
 {
     memset(gr, 0, sizeof *gr);
-    gr->shape_sum = dt_alloc(sizeof(double) * DT_PAIR_MAXC * PLANE);
-    memset(gr->shape_sum, 0, sizeof(double) * DT_PAIR_MAXC * PLANE);
+    gr->shape_sum = dt_alloc(sizeof(double) * DT_PAIR_MAXC * DT_PLANE);
+    memset(gr->shape_sum, 0, sizeof(double) * DT_PAIR_MAXC * DT_PLANE);
 }
 
 void dt_pair_groups_free(dt_pair_groups *gr)
@@ -95,8 +94,8 @@ void dt_pair_groups_add(dt_pair_groups *gr, const float *img)
     }
     for (int j = 0; j < 3; j++) gr->color_sum[k][j] += c[j];
     gr->count[k] += 1;
-    double *s = gr->shape_sum + (size_t)k * PLANE;
-    for (size_t q = 0; q < PLANE; q++) s[q] += fmaxf(img[q], fmaxf(img[q + PLANE], img[q + 2 * PLANE]));
+    double *s = gr->shape_sum + (size_t)k * DT_PLANE;
+    for (size_t q = 0; q < DT_PLANE; q++) s[q] += dt_pixel_intensity(img, q);
 }
 
 /* the groups that hold at least DT_PAIR_MIN_SHARE of the images: their colors
@@ -111,8 +110,8 @@ static int keep_groups(dt_pairing *p, int X, const dt_pair_groups *gr, double *s
         if (gr->count[k] < DT_PAIR_MIN_SHARE * gr->images) continue;
         for (int j = 0; j < 3; j++) p->color[X][n][j] = (float)(gr->color_sum[k][j] / gr->count[k]);
         p->share[X][n] = gr->count[k] / kept;
-        for (size_t q = 0; q < PLANE; q++)
-            shapes[(size_t)n * PLANE + q] = gr->shape_sum[(size_t)k * PLANE + q] / gr->count[k];
+        for (size_t q = 0; q < DT_PLANE; q++)
+            shapes[(size_t)n * DT_PLANE + q] = gr->shape_sum[(size_t)k * DT_PLANE + q] / gr->count[k];
         n++;
     }
     p->nc[X] = n;
@@ -122,8 +121,8 @@ static int keep_groups(dt_pairing *p, int X, const dt_pair_groups *gr, double *s
 int dt_pairing_from_groups(dt_pairing *p, const dt_pair_groups *a, const dt_pair_groups *b)
 {
     memset(p, 0, sizeof *p);
-    double *shapes = dt_alloc(sizeof(double) * 2 * DT_PAIR_MAXC * PLANE);
-    int na = keep_groups(p, 0, a, shapes), nb = keep_groups(p, 1, b, shapes + (size_t)DT_PAIR_MAXC * PLANE);
+    double *shapes = dt_alloc(sizeof(double) * 2 * DT_PAIR_MAXC * DT_PLANE);
+    int na = keep_groups(p, 0, a, shapes), nb = keep_groups(p, 1, b, shapes + (size_t)DT_PAIR_MAXC * DT_PLANE);
     int rc = 0;
     if (na == 0 || nb == 0)
         rc = dt_seterr("color pairing: a domain's training images have no colored foreground");
@@ -135,9 +134,9 @@ int dt_pairing_from_groups(dt_pairing *p, const dt_pair_groups *a, const dt_pair
         double cost[DT_PAIR_MAXC * DT_PAIR_MAXC] = {0};
         for (int i = 0; i < na; i++)
             for (int j = 0; j < nb; j++) {
-                const double *u = shapes + (size_t)i * PLANE, *v = shapes + ((size_t)DT_PAIR_MAXC + j) * PLANE;
+                const double *u = shapes + (size_t)i * DT_PLANE, *v = shapes + ((size_t)DT_PAIR_MAXC + j) * DT_PLANE;
                 double d = 0;
-                for (size_t q = 0; q < PLANE; q++) d += (u[q] - v[q]) * (u[q] - v[q]);
+                for (size_t q = 0; q < DT_PLANE; q++) d += (u[q] - v[q]) * (u[q] - v[q]);
                 cost[i * na + j] = d;
             }
         dt_assign_min_cost(cost, na, p->to[0]);
@@ -190,9 +189,9 @@ void dt_pairing_tally(const dt_pairing *p, int T, const float *src, const float 
 {
     for (size_t i = 0; i < n; i++) {
         double c[3], s[3];
-        int k = dt_image_color(c, out + i * 3 * PLANE) ? dt_pairing_nearest(p, T, c) : -1;
-        int from = dt_image_color(s, src + i * 3 * PLANE) ? dt_pairing_nearest(p, 1 - T, s) : -1;
-        int right = from >= 0 && p->ok && p->to[1 - T][from] == dt_pairing_nearest_rgb(p, T, out + i * 3 * PLANE);
+        int k = dt_image_color(c, out + i * 3 * DT_PLANE) ? dt_pairing_nearest(p, T, c) : -1;
+        int from = dt_image_color(s, src + i * 3 * DT_PLANE) ? dt_pairing_nearest(p, 1 - T, s) : -1;
+        int right = from >= 0 && p->ok && p->to[1 - T][from] == dt_pairing_nearest_rgb(p, T, out + i * 3 * DT_PLANE);
         t->hist[k < 0 ? p->nc[T] : k] += 1;
         t->n += 1;
         t->agree += right;

@@ -50,13 +50,13 @@ static void exchange(gan *g, float *const *send, const size_t *n_send, float *co
     if (g->nhalves == 2) {
         for (int X = 0; X < 2; X++) {
             DT_ASSERT(n_recv[X] == n_send[1 - X]);
-            memcpy(recv[X], send[1 - X], sizeof(float) * IMG * n_recv[X]);
+            memcpy(recv[X], send[1 - X], sizeof(float) * DT_IMG * n_recv[X]);
         }
         g->msg_s += dt_now() - t0;
         return;
     }
     int partner = dt_rank() ^ 1;
-    dt_sendrecv_f(send[0], n_send[0] * IMG, partner, recv[0], n_recv[0] * IMG, partner, tag);
+    dt_sendrecv_f(send[0], n_send[0] * DT_IMG, partner, recv[0], n_recv[0] * DT_IMG, partner, tag);
     g->msg_s += dt_now() - t0;
 }
 
@@ -78,11 +78,11 @@ static void exchange_counts(gan *g)
 /* ---- losses ---------------------------------------------------------------- */
 
 /* L1 of y against x over n elements, weighted by lambda and averaged over the
- * global batch's elements (gn images): returns lambda * sum|y - x| / IMG and
+ * global batch's elements (gn images): returns lambda * sum|y - x| / DT_IMG and
  * writes its gradient w.r.t. y into d */
 double dt_gan_l1(float *d, const float *y, const float *x, size_t n, float lambda, size_t gn)
 {
-    return lambda * dt_l1(d, y, x, n, lambda / (float)(gn * IMG)) / IMG;
+    return lambda * dt_l1(d, y, x, n, lambda / (float)(gn * DT_IMG)) / DT_IMG;
 }
 
 /* ---- instance noise ------------------------------------------------------------ */
@@ -133,7 +133,7 @@ static void generator_losses(gan *g, half *h)
     dt_disc *D = &g->D[h->X];
     /* cycle: rec_x = G_X(fake_y), mean absolute error over the global batch's elements */
     dt_gen_forward(G, &h->c1, h->fake_y, (int)h->nx);
-    h->loss[0] += dt_gan_l1(h->d_rec, h->c1.y, h->x, h->nx * IMG, g->o.lambda_cyc, h->gx);
+    h->loss[0] += dt_gan_l1(h->d_rec, h->c1.y, h->x, h->nx * DT_IMG, g->o.lambda_cyc, h->gx);
     /* D_X sees fake_x once, for two uses: its own step's fake term (fake_x
      * -> 0, weight gradients; D_X does not change before its step) and the
      * adversarial term (D_X should call fake_x real; only the input
@@ -159,7 +159,7 @@ static void generator_losses(gan *g, half *h)
 static void generator_step(gan *g, half *h)
 {
     dt_gen *G = &g->G[h->X];
-    size_t n = h->ny * IMG;
+    size_t n = h->ny * DT_IMG;
     for (size_t i = 0; i < n; i++) h->d_fake_x[i] = h->d_adv[i] + h->d_recv[i];
     if (g->o.search > 0)
         for (size_t i = 0; i < n; i++) h->d_fake_x[i] += h->d_search[i];

@@ -21,12 +21,6 @@
 #include "dtrain/step.h"
 #include "gan_train.h"
 
-/* the intensity of pixel q of an image (3,28,28): its largest channel */
-float dt_gan_pixel_intensity(const float *x, size_t q)
-{
-    return fmaxf(x[q], fmaxf(x[q + IMG / 3], x[q + 2 * IMG / 3]));
-}
-
 /* --color-noise: each image's foreground repainted by a random color shift,
  * img += m * delta with m a pixel's intensity (its largest channel) and delta
  * three Gaussians of deviation sd per image, so D_X judges shape against a
@@ -35,12 +29,12 @@ float dt_gan_pixel_intensity(const float *x, size_t q)
 void dt_gan_color_shift(const gan *g, int X, int role, float *img, size_t lo, size_t n, float sd)
 {
     for (size_t i = 0; i < n; i++) {
-        float d[3], *x = img + i * IMG;
+        float d[3], *x = img + i * DT_IMG;
         dt_rand_normal(d, 3, (dt_stream){g->o.seed, DT_RNG_CNOISE, (uint64_t)g->step * 6 + (uint64_t)(X * 3 + role),
                                          lo + i});
-        for (size_t q = 0; q < IMG / 3; q++) {
-            float m = dt_gan_pixel_intensity(x, q);
-            for (int k = 0; k < 3; k++) x[q + (size_t)k * IMG / 3] += m * sd * d[k];
+        for (size_t q = 0; q < DT_PLANE; q++) {
+            float m = dt_pixel_intensity(x, q);
+            for (int k = 0; k < 3; k++) x[q + (size_t)k * DT_PLANE] += m * sd * d[k];
         }
     }
 }
@@ -56,14 +50,14 @@ const float *dt_gan_d_view(gan *g, int X, int role, float *buf, const float *img
     float sd = dt_gan_falling(g, g->o.d_noise), sc = dt_gan_falling(g, g->o.color_noise);
     if (sd == 0.0f && sc == 0.0f) return img;
     for (size_t i = 0; i < n; i++) {
-        float *o = buf + i * IMG;
+        float *o = buf + i * DT_IMG;
         if (sd == 0.0f) {
-            memcpy(o, img + i * IMG, sizeof(float) * IMG);
+            memcpy(o, img + i * DT_IMG, sizeof(float) * DT_IMG);
             continue;
         }
-        dt_rand_normal(o, IMG, (dt_stream){g->o.seed, DT_RNG_DNOISE, (uint64_t)g->step * 4 + (uint64_t)(X * 2 + role),
+        dt_rand_normal(o, DT_IMG, (dt_stream){g->o.seed, DT_RNG_DNOISE, (uint64_t)g->step * 4 + (uint64_t)(X * 2 + role),
                                            lo + i});
-        for (size_t j = 0; j < IMG; j++) o[j] = img[i * IMG + j] + sd * o[j];
+        for (size_t j = 0; j < DT_IMG; j++) o[j] = img[i * DT_IMG + j] + sd * o[j];
     }
     if (sc > 0.0f) dt_gan_color_shift(g, X, role, buf, lo, n, sc);
     return buf;
@@ -77,7 +71,7 @@ void dt_gan_real_colors(gan *g, half *h)
 {
     size_t lo = dt_gan_batch_offset(g, h->gx);
     memset(h->colors, 0, sizeof(double) * 3 * h->gx);
-    for (size_t i = 0; i < h->nx; i++) dt_image_color(h->colors + 3 * (lo + i), h->x + i * IMG);
+    for (size_t i = 0; i < h->nx; i++) dt_image_color(h->colors + 3 * (lo + i), h->x + i * DT_IMG);
     dt_comm_allreduce_sum_d(g->group, h->colors, 3 * h->gx); /* each slot has one writer */
 }
 
@@ -85,11 +79,11 @@ void dt_gan_real_colors(gan *g, half *h)
 void dt_gan_paint(float *out, const float *src, size_t n, const double c[3])
 {
     for (size_t i = 0; i < n; i++) {
-        const float *x = src + i * IMG;
-        float *y = out + i * IMG;
-        for (size_t q = 0; q < IMG / 3; q++) {
-            float m = dt_gan_pixel_intensity(x, q);
-            for (int k = 0; k < 3; k++) y[q + (size_t)k * IMG / 3] = m * (float)c[k];
+        const float *x = src + i * DT_IMG;
+        float *y = out + i * DT_IMG;
+        for (size_t q = 0; q < DT_PLANE; q++) {
+            float m = dt_pixel_intensity(x, q);
+            for (int k = 0; k < 3; k++) y[q + (size_t)k * DT_PLANE] = m * (float)c[k];
         }
     }
 }
@@ -107,7 +101,7 @@ static void swapped_paint(gan *g, half *h, float *w)
         double d = 0;
         for (int k = 0; k < 3; k++) d += (mine[k] - other[k]) * (mine[k] - other[k]);
         w[i] = d > 0.01 ? 1.0f : 0.0f;
-        dt_gan_paint(h->swapped + i * IMG, h->x + i * IMG, 1, other);
+        dt_gan_paint(h->swapped + i * DT_IMG, h->x + i * DT_IMG, 1, other);
     }
 }
 
@@ -163,11 +157,11 @@ void dt_gan_color_search(gan *g, half *h)
             if (k == 0 || h->dc.logit[i] > best[i]) best[i] = h->dc.logit[i], pick[i] = k;
     }
     if (K == 0) {
-        memset(h->d_search, 0, sizeof(float) * n * IMG);
+        memset(h->d_search, 0, sizeof(float) * n * DT_IMG);
         return;
     }
-    for (size_t i = 0; i < n; i++) dt_gan_paint(h->cand + i * IMG, h->y + i * IMG, 1, cand[pick[i]]);
-    dt_gan_l1(h->d_search, fake, h->cand, n * IMG, g->o.search, h->gy);
+    for (size_t i = 0; i < n; i++) dt_gan_paint(h->cand + i * DT_IMG, h->y + i * DT_IMG, 1, cand[pick[i]]);
+    dt_gan_l1(h->d_search, fake, h->cand, n * DT_IMG, g->o.search, h->gy);
 }
 
 /* --color-pair W: each fake_x = G_X(y) pulled (mean squared error over the
@@ -185,15 +179,15 @@ void dt_gan_color_pair(gan *g, half *h)
 {
     const float *fake = h->c2.y;
     int Y = 1 - h->X;
-    float sc = 2.0f * g->o.pair / (float)(h->gy * IMG);
+    float sc = 2.0f * g->o.pair / (float)(h->gy * DT_IMG);
     double s = 0;
     for (size_t i = 0; i < h->ny; i++) {
-        const float *y = h->y + i * IMG, *f = fake + i * IMG;
-        float *d = h->d_pair + i * IMG, *t = h->cand + i * IMG;
+        const float *y = h->y + i * DT_IMG, *f = fake + i * DT_IMG;
+        float *d = h->d_pair + i * DT_IMG, *t = h->cand + i * DT_IMG;
         double c[3];
         int k = dt_image_color(c, y) ? dt_pairing_nearest(&g->pair, Y, c) : -1;
         if (k < 0) {
-            memset(d, 0, sizeof(float) * IMG);
+            memset(d, 0, sizeof(float) * DT_IMG);
             continue;
         }
         int want = g->pair.to[Y][k];
@@ -201,12 +195,12 @@ void dt_gan_color_pair(gan *g, half *h)
         dt_gan_paint(t, y, 1, (const double[3]){to[0], to[1], to[2]});
         float w = dt_pairing_nearest_rgb(&g->pair, h->X, f) == want ? 1.0f : 1.0f + g->o.pair_focus;
         double e2 = 0;
-        for (size_t j = 0; j < IMG; j++) {
+        for (size_t j = 0; j < DT_IMG; j++) {
             float e = f[j] - t[j];
             e2 += (double)e * e;
             d[j] = w * sc * e;
         }
-        s += w * g->o.pair * e2 / IMG;
+        s += w * g->o.pair * e2 / DT_IMG;
     }
     h->loss[5] += s;
 }
@@ -227,6 +221,6 @@ void dt_gan_identity(gan *g, half *h)
 {
     dt_gen *G = &g->G[h->X];
     dt_gen_forward(G, &h->c3, h->x, (int)h->nx);
-    h->loss[4] += dt_gan_l1(h->d_rec, h->c3.y, h->x, h->nx * IMG, g->o.lambda_id, h->gx);
+    h->loss[4] += dt_gan_l1(h->d_rec, h->c3.y, h->x, h->nx * DT_IMG, g->o.lambda_id, h->gx);
     dt_gen_backward(G, &h->c3, h->d_rec, NULL, (int)h->nx);
 }

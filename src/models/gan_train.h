@@ -12,7 +12,6 @@
 #include "dtrain/gan_pairing.h"
 #include "dtrain/runctl.h"
 
-#define IMG 2352
 #define HIST 8 /* per epoch: G_AB, G_BA, D_A, D_B, acc_ab, acc_ba, tv_ab, tv_ba */
 
 typedef struct {
@@ -74,7 +73,7 @@ static const char *const DOMAIN[2] = {"A", "B"};
 
 /* gan_step.c: one iteration (SPEC's schedule; see there) */
 void dt_gan_iteration(gan *g);
-/* L1 over the global batch's elements, weight lambda: d = lambda sign(y - x) / (gn IMG); the loss */
+/* L1 over the global batch's elements, weight lambda: d = lambda sign(y - x) / (gn DT_IMG); the loss */
 double dt_gan_l1(float *d, const float *y, const float *x, size_t n, float lambda, size_t gn);
 /* a deviation s falling linearly to 0 over the run */
 float dt_gan_falling(const gan *g, float s);
@@ -92,7 +91,6 @@ void dt_gan_swapped_negatives(gan *g, half *h); /* --swap-neg: D_X's gradients, 
  * their global batch (role 0: real x, 1: fake x), in buf, or img itself */
 const float *dt_gan_d_view(gan *g, int X, int role, float *buf, const float *img, size_t lo, size_t n);
 float dt_gan_adv_weight(const gan *g);          /* --adv-ramp */
-float dt_gan_pixel_intensity(const float *x, size_t q);
 void dt_gan_paint(float *out, const float *src, size_t n, const double c[3]);
 void dt_gan_color_shift(const gan *g, int X, int role, float *img, size_t lo, size_t n, float sd);
 

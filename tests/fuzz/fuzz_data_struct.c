@@ -107,7 +107,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FZ_ASSERT(n > 0 && n == m.sp[s].n);
         /* a few images from the start, the middle and the end, labels of all */
         uint32_t idx[4] = {0, (uint32_t)(n / 2), (uint32_t)(n - 1), (uint32_t)(n / 3)};
-        uint8_t *img = malloc(4 * DT_IMG_BYTES), dg[4], co[4];
+        uint8_t *img = malloc(4 * DT_IMG), dg[4], co[4];
         FZ_ASSERT(dt_split_read(sp, idx, 4, img, dg, co) == 0);
         for (int k = 0; k < 4; k++) FZ_ASSERT(dg[k] <= 9 && co[k] <= 9);
         free(img);

@@ -44,7 +44,7 @@ static void check_epoch(dt_loader *ld, dt_split *sp, size_t B, uint64_t epoch, s
     uint32_t *order = dt_alloc(N * sizeof(uint32_t));
     dt_loader_order(ld, epoch, 0, N, order);
     int64_t *glob = dt_alloc(2 * B * sizeof(int64_t)); /* index + 1, owner rank + 1 */
-    uint8_t *img = dt_alloc(B * DT_IMG_BYTES), *dg = dt_alloc(B), *co = dt_alloc(B);
+    uint8_t *img = dt_alloc(B * DT_IMG), *dg = dt_alloc(B), *co = dt_alloc(B);
     double *sum = dt_alloc(sizeof(double));
     if (first_batch) dt_loader_seek(ld, epoch, first_batch);
     else dt_loader_start_epoch(ld, epoch);
@@ -69,14 +69,14 @@ static void check_epoch(dt_loader *ld, dt_split *sp, size_t B, uint64_t epoch, s
                 glob[2 * o] += (int64_t)b.index[i] + 1;
                 glob[2 * o + 1] += r + 1;
             }
-            for (size_t j = 0; j < DT_IMG_BYTES; j++) sum[0] += (double)b.x[i * DT_IMG_BYTES + j] * 255.0;
+            for (size_t j = 0; j < DT_IMG; j++) sum[0] += (double)b.x[i * DT_IMG + j] * 255.0;
         }
         /* the pixels are those of a direct read (small batches: the first
          * 100, to keep the run short) */
         if (b.n && (B >= 64 || k < first_batch + 100)) {
             CHECK(dt_split_read(sp, b.index, b.n, img, dg, co) == 0, "read: %s", dt_lasterr());
             size_t bad = 0;
-            for (size_t j = 0; j < b.n * DT_IMG_BYTES; j++) bad += b.x[j] != (float)img[j] / 255.0f;
+            for (size_t j = 0; j < b.n * DT_IMG; j++) bad += b.x[j] != (float)img[j] / 255.0f;
             CHECK(bad == 0 && memcmp(dg, b.digits, b.n) == 0 && memcmp(co, b.colors, b.n) == 0,
                   "batch %zu: %zu pixels differ from a direct read", k, bad);
         }

@@ -114,7 +114,7 @@ START_TEST(idx_reads_real_t10k)
     size_t hist[10] = {0}, ink = 0;
     for (size_t i = 0; i < m.n; i++) hist[m.labels[i]]++;
     for (int d = 0; d < 10; d++) ck_assert_uint_gt(hist[d], 800);
-    for (size_t i = 0; i < DT_IMG_PIXELS; i++) ink += m.images[i] > 0;
+    for (size_t i = 0; i < DT_PLANE; i++) ink += m.images[i] > 0;
     ck_assert_uint_gt(ink, 50);
     dt_mnist_free(&m);
 
@@ -414,19 +414,19 @@ END_TEST
 
 START_TEST(colorize_rounds_halves_up)
 {
-    uint8_t grey[DT_IMG_PIXELS], out[DT_IMG_BYTES];
-    for (int i = 0; i < DT_IMG_PIXELS; i++) grey[i] = (uint8_t)(i % 256);
+    uint8_t grey[DT_PLANE], out[DT_IMG];
+    for (int i = 0; i < DT_PLANE; i++) grey[i] = (uint8_t)(i % 256);
     for (int c = 0; c < 10; c++) {
         dt_colorize(out, grey, dt_palette[c]);
         int wrong = 0;
         for (int k = 0; k < 3; k++)
-            for (int i = 0; i < DT_IMG_PIXELS; i++) {
+            for (int i = 0; i < DT_PLANE; i++) {
                 int g = grey[i], want;
                 float ck = dt_palette[c][k];
                 if (ck == 0) want = 0;
                 else if (ck == 1) want = g;
                 else want = (g + 1) / 2; /* g/2 with .5 rounded up, in integers */
-                wrong += out[k * DT_IMG_PIXELS + i] != want;
+                wrong += out[k * DT_PLANE + i] != want;
             }
         ck_assert_int_eq(wrong, 0);
     }
@@ -437,18 +437,18 @@ START_TEST(colorize_rounds_halves_up)
     grey[2] = 3;
     grey[3] = 0;
     dt_colorize(out, grey, orange);
-    ck_assert_int_eq(out[DT_IMG_PIXELS + 0], 1);
-    ck_assert_int_eq(out[DT_IMG_PIXELS + 1], 128);
-    ck_assert_int_eq(out[DT_IMG_PIXELS + 2], 2);
-    ck_assert_int_eq(out[DT_IMG_PIXELS + 3], 0);
+    ck_assert_int_eq(out[DT_PLANE + 0], 1);
+    ck_assert_int_eq(out[DT_PLANE + 1], 128);
+    ck_assert_int_eq(out[DT_PLANE + 2], 2);
+    ck_assert_int_eq(out[DT_PLANE + 3], 0);
     ck_assert_int_eq(out[1], 255);
-    ck_assert_int_eq(out[2 * DT_IMG_PIXELS + 1], 0);
+    ck_assert_int_eq(out[2 * DT_PLANE + 1], 0);
     /* a general color: round(g * c) */
     const float odd[3] = {0.3f, 0.25f, 0.75f};
     grey[0] = 2; /* 0.5 (0.25*2): halves up -> 1 */
     dt_colorize(out, grey, odd);
-    ck_assert_int_eq(out[DT_IMG_PIXELS + 0], 1);
-    ck_assert_int_eq(out[2 * DT_IMG_PIXELS + 0], 2); /* 1.5 -> 2 */
+    ck_assert_int_eq(out[DT_PLANE + 0], 1);
+    ck_assert_int_eq(out[2 * DT_PLANE + 0], 2); /* 1.5 -> 2 */
     ck_assert_int_eq(out[1], 77);                    /* 76.5 (in float .3 is a hair above) */
     ck_assert_str_eq(dt_palette_names[0], "red");
     ck_assert_str_eq(dt_palette_names[7], "violet");
@@ -462,22 +462,22 @@ END_TEST
 START_TEST(synth_deterministic_and_inked)
 {
     enum { N = 500 };
-    uint8_t *a = malloc(N * DT_IMG_PIXELS), *b = malloc(N * DT_IMG_PIXELS), *c = malloc(N * DT_IMG_PIXELS);
+    uint8_t *a = malloc(N * DT_PLANE), *b = malloc(N * DT_PLANE), *c = malloc(N * DT_PLANE);
     uint8_t la[N], lb[N], lc[N];
     dt_synth_digits(a, la, N, 42);
     dt_synth_digits(b, lb, N, 42);
     dt_synth_digits(c, lc, N, 43);
-    ck_assert_int_eq(memcmp(a, b, N * DT_IMG_PIXELS), 0);
+    ck_assert_int_eq(memcmp(a, b, N * DT_PLANE), 0);
     ck_assert_int_eq(memcmp(la, lb, N), 0);
-    ck_assert_int_ne(memcmp(a, c, N * DT_IMG_PIXELS), 0);
+    ck_assert_int_ne(memcmp(a, c, N * DT_PLANE), 0);
     ck_assert_int_ne(memcmp(la, lc, N), 0);
     /* image i depends on (seed, i) only */
-    uint8_t one[DT_IMG_PIXELS], l1;
+    uint8_t one[DT_PLANE], l1;
     dt_synth_digits(one, &l1, 1, 42);
-    ck_assert_int_eq(memcmp(one, a, DT_IMG_PIXELS), 0);
+    ck_assert_int_eq(memcmp(one, a, DT_PLANE), 0);
     size_t hist[10] = {0};
     for (int i = 0; i < N; i++) {
-        const uint8_t *g = a + (size_t)i * DT_IMG_PIXELS;
+        const uint8_t *g = a + (size_t)i * DT_PLANE;
         ck_assert_uint_le(la[i], 9);
         hist[la[i]]++;
         int ink = 0, full = 0;
@@ -568,7 +568,7 @@ START_TEST(prepare_t10k_layout)
         ck_assert_uint_eq(dt_split_chunk(x), 64);
         uint32_t *idx = malloc(n * sizeof *idx);
         for (size_t i = 0; i < n; i++) idx[i] = (uint32_t)i;
-        uint8_t *img = malloc(n * DT_IMG_BYTES), *dg = malloc(n), *co = malloc(n);
+        uint8_t *img = malloc(n * DT_IMG), *dg = malloc(n), *co = malloc(n);
         ck_assert_int_eq(dt_split_read(x, idx, n, img, dg, co), 0);
         size_t hist[10] = {0};
         for (size_t i = 0; i < n; i++) {
@@ -578,18 +578,18 @@ START_TEST(prepare_t10k_layout)
             hist[co[i]]++;
             /* the channels follow the color: zero where the palette has 0,
              * the grey (max channel) where it has 1 */
-            const uint8_t *im = img + i * DT_IMG_BYTES;
+            const uint8_t *im = img + i * DT_IMG;
             const float *c = dt_palette[co[i]];
             int ink = 0;
             int wrong = 0;
-            for (int p = 0; p < DT_IMG_PIXELS; p++) {
+            for (int p = 0; p < DT_PLANE; p++) {
                 uint8_t g = 0;
                 for (int k = 0; k < 3; k++)
-                    if (im[k * DT_IMG_PIXELS + p] > g) g = im[k * DT_IMG_PIXELS + p];
+                    if (im[k * DT_PLANE + p] > g) g = im[k * DT_PLANE + p];
                 ink += g > 0;
                 for (int k = 0; k < 3; k++) {
                     int want = c[k] == 0 ? 0 : c[k] == 1 ? g : (g + 1) / 2;
-                    wrong += im[k * DT_IMG_PIXELS + p] != want;
+                    wrong += im[k * DT_PLANE + p] != want;
                 }
             }
             ck_assert_int_eq(wrong, 0);
@@ -691,11 +691,11 @@ START_TEST(prepare_t10k_layout)
         dt_split *te_sp = dt_split_open(ds2, "vae/test");
         uint32_t all[1000];
         for (uint32_t i = 0; i < 1000; i++) all[i] = i;
-        uint8_t *img = malloc(1000 * DT_IMG_BYTES), dg[1000], co[1000], want[DT_IMG_BYTES];
+        uint8_t *img = malloc(1000 * DT_IMG), dg[1000], co[1000], want[DT_IMG];
         ck_assert_int_eq(dt_split_read(te_sp, all, 1000, img, dg, co), 0);
         for (size_t i = 0; i < 1000; i++) {
-            dt_colorize(want, m.images + (size_t)te[i] * DT_IMG_PIXELS, dt_palette[co[i]]);
-            bad += memcmp(want, img + i * DT_IMG_BYTES, DT_IMG_BYTES) != 0;
+            dt_colorize(want, m.images + (size_t)te[i] * DT_PLANE, dt_palette[co[i]]);
+            bad += memcmp(want, img + i * DT_IMG, DT_IMG) != 0;
             bad += dg[i] != m.labels[te[i]];
         }
         ck_assert_uint_eq(bad, 0);
@@ -733,7 +733,7 @@ START_TEST(prepare_is_seeded)
     o.seed = 2;
     ck_assert_int_eq(dt_prepare(&o), 0);
     const char *paths[3] = {g_good, p2, p3};
-    uint8_t col[3][1000], img[3][64 * DT_IMG_BYTES];
+    uint8_t col[3][1000], img[3][64 * DT_IMG];
     uint32_t idx[1000];
     for (int i = 0; i < 1000; i++) idx[i] = (uint32_t)i;
     for (int k = 0; k < 3; k++) {
@@ -1090,17 +1090,17 @@ START_TEST(split_read_any_order)
     enum { N = 1000 };
     uint32_t all[N];
     for (int i = 0; i < N; i++) all[i] = (uint32_t)i;
-    uint8_t *full = malloc((size_t)N * DT_IMG_BYTES);
+    uint8_t *full = malloc((size_t)N * DT_IMG);
     ck_assert_int_eq(dt_split_read(sp, all, N, full, NULL, NULL), 0);
     uint32_t pick[300];
     for (int i = 0; i < 300; i++) pick[i] = (uint32_t)((i * 7919u + 13) % N);
     pick[5] = pick[6]; /* a repeat */
-    uint8_t *img = malloc(300 * DT_IMG_BYTES), dg[300], co[300], dga[N], coa[N];
+    uint8_t *img = malloc(300 * DT_IMG), dg[300], co[300], dga[N], coa[N];
     ck_assert_int_eq(dt_split_read(sp, pick, 300, img, dg, co), 0);
     ck_assert_int_eq(dt_split_read(sp, all, N, NULL, dga, coa), 0);
     for (int i = 0; i < 300; i++) {
-        ck_assert_int_eq(memcmp(img + (size_t)i * DT_IMG_BYTES, full + (size_t)pick[i] * DT_IMG_BYTES,
-                                DT_IMG_BYTES), 0);
+        ck_assert_int_eq(memcmp(img + (size_t)i * DT_IMG, full + (size_t)pick[i] * DT_IMG,
+                                DT_IMG), 0);
         ck_assert_int_eq(dg[i], dga[pick[i]]);
         ck_assert_int_eq(co[i], coa[pick[i]]);
     }
@@ -1122,7 +1122,7 @@ static void run_epoch(dt_loader *ld, dt_split *sp, uint64_t epoch, size_t B, uin
     ck_assert_uint_eq(nb, (N + B - 1) / B);
     dt_loader_start_epoch(ld, epoch);
     dt_batch b;
-    uint8_t *img = malloc(B * DT_IMG_BYTES), *dg = malloc(B), *co = malloc(B);
+    uint8_t *img = malloc(B * DT_IMG), *dg = malloc(B), *co = malloc(B);
     for (size_t k = 0; k < nb; k++) {
         ck_assert_int_eq(dt_loader_next(ld, &b), 1);
         ck_assert_uint_eq(b.batch_index, k);
@@ -1140,7 +1140,7 @@ static void run_epoch(dt_loader *ld, dt_split *sp, uint64_t epoch, size_t B, uin
             ck_assert_int_eq(memcmp(b.digits, dg, b.n), 0);
             ck_assert_int_eq(memcmp(b.colors, co, b.n), 0);
             size_t wrong = 0;
-            for (size_t i = 0; i < b.n * DT_IMG_BYTES; i++) wrong += b.x[i] != (float)img[i] / 255.0f;
+            for (size_t i = 0; i < b.n * DT_IMG; i++) wrong += b.x[i] != (float)img[i] / 255.0f;
             ck_assert_uint_eq(wrong, 0);
         }
     }
