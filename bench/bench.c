@@ -324,7 +324,8 @@ int main(int argc, char **argv)
         dt_vae_forward(m, B, gidx, (uint64_t)(s + 3), 0, sums);
         dt_step st; /* gradient exchange + Adam; backward says which gradients are final */
         dt_step_begin(&st, NULL, &adam, &m->p);
-        dt_vae_backward(m, B, 1.0f / (float)batch, &st);
+        dt_backward_hooks hooks = dt_step_hooks(&st);
+        dt_vae_backward(m, B, 1.0f / (float)batch, &hooks);
         dt_step_end(&st);
         double t2 = dt_now();
         double xa = st.secs - st.grad_secs; /* weight gradients are compute */

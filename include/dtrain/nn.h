@@ -160,6 +160,16 @@ void dt_relu_backward(float *dx, const float *dy, const float *y, size_t n);
 /* y = 1 / (1 + exp(-x)) */
 void dt_sigmoid_forward(float *y, const float *x, size_t n);
 
+/* What backward tells whoever takes the optimizer step (step.h:
+ * dt_step_hooks), layer by layer, without knowing it. A NULL hooks pointer:
+ * nobody listens, and backward writes every parameter gradient. */
+typedef struct {
+    void *ctx;
+    int grads;                             /* 1: backward writes the parameter gradients */
+    void (*rows)(void *ctx, int rows);     /* this rank's batch rows, before backward */
+    void (*done)(void *ctx, size_t from);  /* the block's layers from offset `from` on are done */
+} dt_backward_hooks;
+
 /* ---- losses (sums; the caller scales) ------------------------------------ */
 
 /* BCE of sigmoid(logits) against targets t in [0,1], fused and stable:

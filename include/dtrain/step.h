@@ -81,6 +81,8 @@ int dt_step_grads(const dt_step *s);
 void dt_step_rows(dt_step *s, int rows);
 void dt_step_ready(dt_step *s, size_t from);
 void dt_step_end(dt_step *s);
+/* The hooks a model's backward calls (nn.h): rows, ready and grads of s. */
+dt_backward_hooks dt_step_hooks(dt_step *s);
 /* Adam's moments whole in p->m and p->v on every rank of g (collective). */
 void dt_step_gather_moments(dt_comm *g, dt_params *p);
 

@@ -13,7 +13,6 @@
 
 #include "dtrain/data.h"
 #include "dtrain/nn.h"
-#include "dtrain/step.h"
 
 #define DT_MAX_TERMS 4
 
@@ -119,11 +118,10 @@ void dt_vae_init_params(dt_vae *m, uint64_t seed);
 
 /* Forward over B images already in m->x; sums[0] += BCE, sums[1..] += KLs. */
 void dt_vae_forward(dt_vae *m, int B, const uint64_t *gidx, uint64_t step, int eval, double *sums);
-/* Backward of (sum of losses) * scale into m->p.g (written). With s, the
- * optimizer step s (begun on m->p) hears which layers are done; where it
- * computes the parameter gradients itself (dt_step_grads 0: shared params)
- * backward leaves m->p.g alone. The caller ends the step. */
-void dt_vae_backward(dt_vae *m, int B, float scale, dt_step *s);
+/* Backward of (sum of losses) * scale into m->p.g (written), telling hooks
+ * (NULL: none) which layers are done; with hooks->grads 0 (node-shared
+ * params: the step computes them) it leaves m->p.g alone. */
+void dt_vae_backward(dt_vae *m, int B, float scale, const dt_backward_hooks *hooks);
 /* Decode z (B,Z) into m->xhat (B,2352) in [0,1]. */
 void dt_vae_decode(dt_vae *m, const float *z, int B);
 

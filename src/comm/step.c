@@ -43,6 +43,14 @@ void dt_step_ready(dt_step *s, size_t from)
     if (s->p->share) dt_shared_ready(s->p->share, s->p->n, from);
 }
 
+static void hook_rows(void *s, int rows) { dt_step_rows(s, rows); }
+static void hook_done(void *s, size_t from) { dt_step_ready(s, from); }
+
+dt_backward_hooks dt_step_hooks(dt_step *s)
+{
+    return (dt_backward_hooks){.ctx = s, .grads = dt_step_grads(s), .rows = hook_rows, .done = hook_done};
+}
+
 void dt_step_end(dt_step *s)
 {
     double t0 = dt_now();

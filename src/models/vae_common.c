@@ -137,9 +137,9 @@ void dt_vae_forward(dt_vae *m, int B, const uint64_t *gidx, uint64_t step, int e
 /* l and the layers after it in the block are done (backward goes from the
  * block's end to its start): a rank done with its backward may take their
  * gradients and updates while this one goes on */
-static void layer_done(dt_step *s, const dt_linear *l)
+static void layer_done(const dt_backward_hooks *h, const dt_linear *l)
 {
-    if (s) dt_step_ready(s, l->w_off);
+    if (h) h->done(h->ctx, l->w_off);
 }
 
 /* l's backward: dx (NULL: none) and, unless the step computes them, dW, db */
@@ -151,10 +151,10 @@ static void back(const dt_linear *l, float *dx, const float *dy, const float *x,
         dt_linear_backward_input(dx, dy, l->w, B, l->in, l->out);
 }
 
-void dt_vae_backward(dt_vae *m, int B, float scale, dt_step *s)
+void dt_vae_backward(dt_vae *m, int B, float scale, const dt_backward_hooks *s)
 {
-    int grads = !s || dt_step_grads(s);
-    if (s) dt_step_rows(s, B);
+    int grads = !s || s->grads;
+    if (s) s->rows(s->ctx, B);
     if (B == 0) { /* a rank without images this step contributes zeros */
         if (grads) dt_params_zero_grad(&m->p);
         return;

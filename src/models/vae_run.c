@@ -207,7 +207,8 @@ static double vae_step(void *r_, int64_t step, double *sums)
     dt_vae_forward(m, (int)r->b.n, r->gidx, (uint64_t)step, 0, s + 1);
     dt_step st;
     dt_step_begin(&st, NULL, &r->adam, &m->p);
-    dt_vae_backward(m, (int)r->b.n, 1.0f / (float)r->b.global_n, &st);
+    dt_backward_hooks hooks = dt_step_hooks(&st);
+    dt_vae_backward(m, (int)r->b.n, 1.0f / (float)r->b.global_n, &hooks);
     dt_watch("gradient exchange");
     dt_step_end(&st);
     dt_watch("loss reduction");
