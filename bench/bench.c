@@ -310,11 +310,13 @@ int main(int argc, char **argv)
     dt_vae_init_params(m, 1);
     dt_adam adam;
     dt_adam_default(&adam, 1e-3f);
+    dt_optim opt;
+    dt_optim_init(&opt, NULL, &adam, &m->p, DT_VAE_WRITES_GRADS);
     dt_rand_uniform(m->x, (size_t)B * DT_IMG, (dt_stream){1, DT_RNG_SAMPLE, 0, (uint64_t)r});
     uint64_t *gidx = dt_alloc(sizeof(uint64_t) * (size_t)maxB);
     for (int i = 0; i < B; i++) gidx[i] = lo + (size_t)i;
 
-    dt_vae_share(m);
+    dt_vae_share(m, &opt);
     double t_comp = 0, t_step = 0, t_wait = 0, t_all = 0;
     double *share = dt_alloc(sizeof(double) * 2 * (size_t)steps); /* per step: exchange + Adam, whole step */
     for (int s = -3; s < steps; s++) {
@@ -323,7 +325,7 @@ int main(int argc, char **argv)
         double t0 = dt_now(), sums[DT_MAX_TERMS] = {0};
         dt_vae_forward(m, B, gidx, (uint64_t)(s + 3), 0, sums);
         dt_step st; /* gradient exchange + Adam; backward says which gradients are final */
-        dt_step_begin(&st, NULL, &adam, &m->p);
+        dt_step_begin(&st, &opt);
         dt_backward_hooks hooks = dt_step_hooks(&st);
         dt_vae_backward(m, B, 1.0f / (float)batch, &hooks);
         dt_step_end(&st);
@@ -353,7 +355,7 @@ int main(int argc, char **argv)
     double g[2] = {t_gemm, 0};
     dt_allreduce_max_d(g, 1);
     double st_ms[2] = {0, 0};
-    const char *stores = dt_step_stores(&m->p, st_ms);
+    const char *stores = dt_step_stores(&opt, st_ms);
     dt_allreduce_max_d(st_ms, 2);
     double rss = (double)dt_peak_rss();
     dt_allreduce_max_d(&rss, 1);
@@ -367,7 +369,7 @@ int main(int argc, char **argv)
         printf("  ranks x threads          %d x %d, global batch %zu (local %d)\n", P, threads, batch, B);
         printf("  step                     %.2f ms (compute %.2f, gradient exchange + Adam %.2f)\n", wall * 1e3,
                per[0] * 1e3, per[1] * 1e3);
-        printf("  gradient exchange        %s\n", P == 1 ? "none (one rank)" : dt_step_exchange(&m->p));
+        printf("  gradient exchange        %s\n", P == 1 ? "none (one rank)" : dt_step_exchange(&opt));
         if (stores)
             printf("  Adam's weight stores     %s; per step through the caches %.2f ms, streamed %.2f ms"
                    " (slowest rank)\n",
@@ -383,6 +385,7 @@ int main(int argc, char **argv)
         printf("  peak RSS (max over ranks) %.1f MB\n", rss / 1e6);
     }
     dt_free(gidx);
+    dt_step_unshare(&opt);
     dt_vae_free(m);
     dt_comm_finalize();
     return 0;

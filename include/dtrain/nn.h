@@ -42,14 +42,6 @@ typedef struct {
     float *w, *g, *m, *v;
     int nviews;
     dt_view views[DT_MAX_VIEWS];
-    /* Set by dt_step_share when w, m and v live in memory shared by the
-     * ranks of one node (and g is unused): the shared step's state
-     * (src/comm/step_shared.c); dt_step_unshare ends it before dt_params_free.
-     * The shared memory itself lives until the job ends. */
-    struct dt_share *share;
-    /* 1 when the network's backward writes (=) every gradient once per step
-     * instead of adding to it: the optimizer step then need not clear g. */
-    int g_written;
 } dt_params;
 
 void dt_params_init(dt_params *p, const char *name);
@@ -133,7 +125,7 @@ void dt_linear_forward(float *y, const float *x, const float *W, const float *b,
 void dt_linear_backward(float *dx, float *dW, float *db, const float *dy, const float *x,
                         const float *W, int B, int in, int out);
 /* The same with dW = and db = (B = 0 gives zeros): for networks whose every
- * layer's backward runs once per step (dt_params.g_written). */
+ * layer's backward runs once per step (dt_optim.g_written, step.h). */
 void dt_linear_backward_write(float *dx, float *dW, float *db, const float *dy, const float *x, const float *W, int B,
                               int in, int out);
 /* dy (B,out) W (out,in) -> dx (B,in) overwritten: the input gradient alone */

@@ -7,7 +7,7 @@
 
 /* One optimizer step, the same on every rank, after backward on every rank
  * (gradients already divided by the global batch), through one interface:
- *   dt_step_begin(&s, g, a, p);            g: the ranks that hold p (NULL: all)
+ *   dt_step_begin(&s, o);                  o: the network's optimizer (dt_optim)
  *   dt_step_rows(&s, B);                   this rank's batch rows
  *   ... backward, telling the step which layers are done (dt_step_ready) ...
  *   dt_step_end(&s);
@@ -18,6 +18,23 @@
  *   left zeroed for the next step. Adam's moments stay sharded:
  *   dt_step_gather_moments makes them whole before they are read (checkpoints).
  *   node-shared: see dt_step_share. */
+/* A network's optimizer: Adam's settings and step count (a) over the ranks
+ * that hold the network (g; NULL: all), and the strategy of its step. The
+ * network's dt_params holds what is element by element (weights, gradients,
+ * Adam's moments); what the step needs beyond that lives here. */
+typedef struct {
+    dt_comm *g;
+    dt_adam *a;
+    dt_params *p;
+    /* 1 when the network's backward writes (=) every gradient once per step
+     * instead of adding to it: the step then need not clear them */
+    int g_written;
+    /* the node-shared strategy's state (step_shared.c), set by dt_step_share;
+     * NULL: messages */
+    struct dt_share *share;
+} dt_optim;
+void dt_optim_init(dt_optim *o, dt_comm *g, dt_adam *a, dt_params *p, int g_written);
+
 /* Where all ranks live on one node, the step can run in memory they share
  * (dt_step_share; collective, once, after the weights and moments are
  * initialized or loaded, the same on every rank, before training). Then:
@@ -42,17 +59,18 @@ typedef struct {
     int in, out;
     float **x, **dy;
 } dt_step_layer;
-int dt_step_share(dt_params *p, int max_rows, const dt_step_layer *ls, int nl);
-/* Before dt_params_free of shared params: this rank's part of the sharing. */
-void dt_step_unshare(dt_params *p);
+int dt_step_share(dt_optim *o, int max_rows, const dt_step_layer *ls, int nl);
+/* Before dt_params_free of shared params: this rank's part of the sharing
+ * (p's blocks then point nowhere: they live in the job's shared memory). */
+void dt_step_unshare(dt_optim *o);
 /* How shared params' Adam stores weights (DTRAIN_ADAM_STORES: "auto",
  * "cache" or "stream"; NULL: not shared), with the smoothed ms per step of
  * each way on this rank, for reports. */
-const char *dt_step_stores(const dt_params *p, double ms[2]);
-/* How the step exchanges gradients for p, for reports. */
-const char *dt_step_exchange(const dt_params *p);
+const char *dt_step_stores(const dt_optim *o, double ms[2]);
+/* How the step exchanges gradients, for reports. */
+const char *dt_step_exchange(const dt_optim *o);
 /* The step as backward runs:
- *   dt_step_begin(&s, g, a, p);
+ *   dt_step_begin(&s, o);
  *   dt_step_rows(&s, B);                  (this rank's batch)
  *   ... backward of the layers from `from` to the block's end ...
  *                                          dt_step_ready(&s, from);
@@ -70,20 +88,18 @@ const char *dt_step_exchange(const dt_params *p);
  * backward's arithmetic done elsewhere; wait_secs: the part spent waiting for
  * other ranks (shared params). */
 typedef struct {
-    dt_comm *g;
-    dt_adam *a;
-    dt_params *p;
+    dt_optim *o;
     dt_adam_k k;
     double secs, grad_secs, wait_secs;
 } dt_step;
-void dt_step_begin(dt_step *s, dt_comm *g, dt_adam *a, dt_params *p);
+void dt_step_begin(dt_step *s, dt_optim *o);
 int dt_step_grads(const dt_step *s);
 void dt_step_rows(dt_step *s, int rows);
 void dt_step_ready(dt_step *s, size_t from);
 void dt_step_end(dt_step *s);
 /* The hooks a model's backward calls (nn.h): rows, ready and grads of s. */
 dt_backward_hooks dt_step_hooks(dt_step *s);
-/* Adam's moments whole in p->m and p->v on every rank of g (collective). */
-void dt_step_gather_moments(dt_comm *g, dt_params *p);
+/* Adam's moments whole in p->m and p->v on every rank of o->g (collective). */
+void dt_step_gather_moments(dt_optim *o);
 
 #endif

@@ -13,6 +13,7 @@
 
 #include "dtrain/data.h"
 #include "dtrain/nn.h"
+#include "dtrain/step.h"
 
 #define DT_MAX_TERMS 4
 
@@ -100,6 +101,7 @@ typedef struct dt_vae {
     /* gradients of activations */
     float *dh1, *dh2, *dhd, *dz, *dg1, *dg2, *dlogits;
     float *bce; /* per-image BCE of the last forward */
+    int shared;  /* the activations above live in the job's shared memory (dt_vae_share) */
     dt_latent_part part[DT_MAX_PARTS]; /* the variant's parts, in its order */
     /* the per-image statistics of the last forward, for the embeddings file */
     int nstats;
@@ -112,8 +114,11 @@ dt_vae *dt_vae_create(const dt_vae_kind *kind, const dt_vae_opts *o, int max_bat
 void dt_vae_free(dt_vae *m);
 /* Before training, once the weights are initialized or loaded: on one node,
  * keep weights, moments and the layers' inputs and output gradients in
- * memory all ranks share (dt_step_share). Collective. */
-void dt_vae_share(dt_vae *m);
+ * memory all ranks share (dt_step_share, with o the optimizer of m->p).
+ * Collective. Then dt_step_unshare(o) before dt_vae_free. */
+void dt_vae_share(dt_vae *m, dt_optim *o);
+/* dt_vae_backward writes every gradient (dt_optim.g_written) */
+#define DT_VAE_WRITES_GRADS 1
 void dt_vae_init_params(dt_vae *m, uint64_t seed);
 
 /* Forward over B images already in m->x; sums[0] += BCE, sums[1..] += KLs. */

@@ -11,36 +11,42 @@
 
 /* the messages strategy: sum by reduce-scatter, Adam on this rank's block,
  * allgather of the new weights */
-static void messages_step(dt_comm *g, dt_adam *a, dt_params *p)
+static void messages_step(dt_optim *o)
 {
-    DT_ASSERT(!p->share); /* shared params step through dt_step */
+    dt_comm *g = o->g;
+    dt_params *p = o->p;
     size_t lo, hi;
     dt_comm_shard(g, p->n, &lo, &hi);
     dt_comm_reduce_scatter_sum_f(g, p->g, p->n);
-    dt_adam_step_range(a, p, lo, hi); /* clears g[lo, hi) */
+    dt_adam_step_range(o->a, p, lo, hi); /* clears g[lo, hi) */
     dt_comm_allgather_f(g, p->w, p->n);
-    if (!p->g_written) {
+    if (!o->g_written) {
         memset(p->g, 0, lo * sizeof(float));
         memset(p->g + hi, 0, (p->n - hi) * sizeof(float));
     }
 }
 
-void dt_step_begin(dt_step *s, dt_comm *g, dt_adam *a, dt_params *p)
+void dt_optim_init(dt_optim *o, dt_comm *g, dt_adam *a, dt_params *p, int g_written)
 {
-    *s = (dt_step){.g = g, .a = a, .p = p};
-    if (p->share) s->k = dt_adam_next(a);
+    *o = (dt_optim){.g = g, .a = a, .p = p, .g_written = g_written};
 }
 
-int dt_step_grads(const dt_step *s) { return !s->p->share; }
+void dt_step_begin(dt_step *s, dt_optim *o)
+{
+    *s = (dt_step){.o = o};
+    if (o->share) s->k = dt_adam_next(o->a);
+}
+
+int dt_step_grads(const dt_step *s) { return !s->o->share; }
 
 void dt_step_rows(dt_step *s, int rows)
 {
-    if (s->p->share) dt_shared_rows(s->p->share, rows);
+    if (s->o->share) dt_shared_rows(s->o->share, rows);
 }
 
 void dt_step_ready(dt_step *s, size_t from)
 {
-    if (s->p->share) dt_shared_ready(s->p->share, s->p->n, from);
+    if (s->o->share) dt_shared_ready(s->o->share, s->o->p->n, from);
 }
 
 static void hook_rows(void *s, int rows) { dt_step_rows(s, rows); }
@@ -54,24 +60,24 @@ dt_backward_hooks dt_step_hooks(dt_step *s)
 void dt_step_end(dt_step *s)
 {
     double t0 = dt_now();
-    if (s->p->share)
+    if (s->o->share)
         dt_shared_step(s);
     else
-        messages_step(s->g, s->a, s->p);
+        messages_step(s->o);
     s->secs += dt_now() - t0;
 }
 
-const char *dt_step_exchange(const dt_params *p)
+const char *dt_step_exchange(const dt_optim *o)
 {
-    return p->share ? "node-shared memory" : "reduce-scatter + allgather";
+    return o->share ? "node-shared memory" : "reduce-scatter + allgather";
 }
 
-void dt_step_gather_moments(dt_comm *g, dt_params *p)
+void dt_step_gather_moments(dt_optim *o)
 {
-    if (p->share) { /* each rank's rows into the shared copy */
-        dt_shared_gather_moments(g, p);
+    if (o->share) { /* each rank's rows into the shared copy */
+        dt_shared_gather_moments(o);
         return;
     }
-    dt_comm_allgather_f(g, p->m, p->n);
-    dt_comm_allgather_f(g, p->v, p->n);
+    dt_comm_allgather_f(o->g, o->p->m, o->p->n);
+    dt_comm_allgather_f(o->g, o->p->v, o->p->n);
 }

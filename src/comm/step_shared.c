@@ -105,8 +105,8 @@ static void copy_own(const dt_share *sh, float *dm, float *dv, const float *sm, 
 /* this rank's rows of layer i: the gradient and Adam, a tile at a time */
 static void update_rows(dt_step *s, int i, const int *rows, double *adam)
 {
-    dt_params *p = s->p;
-    dt_share *sh = p->share;
+    dt_params *p = s->o->p;
+    dt_share *sh = s->o->share;
     int in = sh->l[i].in, out = sh->l[i].out, r0, r1;
     own_rows(sh, i, &r0, &r1);
     int per = TILE / in < TILE_ROWS ? TILE / in : TILE_ROWS; /* rows per tile */
@@ -162,8 +162,8 @@ static void time_store(dt_share *sh, int k, double secs)
 
 void dt_shared_step(dt_step *s)
 {
-    dt_params *p = s->p;
-    dt_share *sh = p->share;
+    dt_params *p = s->o->p;
+    dt_share *sh = s->o->share;
     int P = sh->P, rows[P];
     uint64_t t = sh->steps;
     publish(sh, p->n, 0);
@@ -193,10 +193,11 @@ void dt_shared_rows(dt_share *sh, int rows)
 
 void dt_shared_ready(dt_share *sh, size_t n, size_t from) { publish(sh, n, from); }
 
-void dt_shared_gather_moments(dt_comm *g, dt_params *p)
+void dt_shared_gather_moments(dt_optim *o)
 {
-    copy_own(p->share, p->m, p->v, p->share->m, p->share->v);
-    dt_comm_shared_sync(g);
+    dt_params *p = o->p;
+    copy_own(o->share, p->m, p->v, o->share->m, o->share->v);
+    dt_comm_shared_sync(o->g);
 }
 
 /* the distinct buffers among the layers' x and dy, in order of first use */
@@ -216,9 +217,10 @@ static int distinct_bufs(const dt_step_layer *ls, int nl, float ***bufs, size_t 
     return nb;
 }
 
-int dt_step_share(dt_params *p, int max_rows, const dt_step_layer *ls, int nl)
+int dt_step_share(dt_optim *o, int max_rows, const dt_step_layer *ls, int nl)
 {
-    dt_comm *g = NULL; /* all ranks */
+    dt_params *p = o->p;
+    dt_comm *g = o->g;
     int P = dt_comm_size(g), r = dt_comm_rank(g);
     DT_ASSERT(nl <= MAX_LAYERS && max_rows >= 0);
     const char *st = getenv("DTRAIN_ADAM_STORES");
@@ -235,7 +237,7 @@ int dt_step_share(dt_params *p, int max_rows, const dt_step_layer *ls, int nl)
         at[j] = acts, acts += ((size_t)max_rows * width[j] + 15) & ~(size_t)15;
     /* a window's backing file holds every rank's part, and some slack */
     size_t nn = (p->n + 15) & ~(size_t)15; /* whole cache lines */
-    if (p->share || p->n >= (size_t)1 << 32 ||
+    if (o->share || p->n >= (size_t)1 << 32 ||
         !dt_comm_can_share(g, ((size_t)P + 3) * nn * sizeof(float) + (size_t)P * acts * sizeof(float)))
         return 0;
     dt_share *sh = calloc(1, sizeof *sh + (size_t)P * sizeof(float *));
@@ -292,27 +294,28 @@ int dt_step_share(dt_params *p, int max_rows, const dt_step_layer *ls, int nl)
     copy_own(sh, sh->m, sh->v, p->m, p->v);
     dt_free(p->g);
     p->g = (float *)(void *)(mm + 2 * sh->mv_bytes);
-    p->share = sh;
+    o->share = sh;
     free(ws);
     free(cs);
     return 1;
 }
 
-const char *dt_step_stores(const dt_params *p, double ms[2])
+const char *dt_step_stores(const dt_optim *o, double ms[2])
 {
-    const dt_share *sh = p->share;
+    const dt_share *sh = o->share;
     if (!sh) return NULL;
     for (int k = 0; k < 2; k++) ms[k] = sh->store_t[k] * 1e3;
     return sh->stores == STORE_AUTO ? "auto" : sh->stores == STORE_STREAM ? "stream" : "cache";
 }
 
-void dt_step_unshare(dt_params *p)
+void dt_step_unshare(dt_optim *o)
 {
-    dt_share *sh = p->share;
+    dt_params *p = o->p;
+    dt_share *sh = o->share;
     if (!sh) return;
     munmap(sh->m, 3 * sh->mv_bytes);
     free(sh);
-    p->share = NULL;
+    o->share = NULL;
     p->w = p->m = p->v = NULL; /* the job's shared memory, freed at the end */
     p->g = NULL;
 }

@@ -11,6 +11,6 @@ void dt_shared_rows(struct dt_share *sh, int rows);
 /* The layers of [from, n) are done on this rank (dt_step_ready). */
 void dt_shared_ready(struct dt_share *sh, size_t n, size_t from);
 /* Every rank's rows of the moments into p->m and p->v (collective). */
-void dt_shared_gather_moments(dt_comm *g, dt_params *p);
+void dt_shared_gather_moments(dt_optim *o);
 
 #endif

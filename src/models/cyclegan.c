@@ -414,6 +414,10 @@ static void build_halves(gan *g)
         for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) *bufs[i] = dt_alloc_floats((size_t)g->maxB * DT_IMG);
         h->colors = dt_alloc(sizeof(double) * 3 * g->o.batch);
     }
+    for (int X = 0; X < 2; X++) { /* each network's step over its domain's ranks */
+        dt_optim_init(&g->oG[X], g->group, &g->aG[X], &g->G[X].p, 0);
+        dt_optim_init(&g->oD[X], g->group, &g->aD[X], &g->D[X].p, 0);
+    }
 }
 
 static void free_all(gan *g)

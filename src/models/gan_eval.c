@@ -85,8 +85,9 @@ void dt_gan_share_networks(gan *g, int moments)
     for (int X = 0; X < 2; X++) {
         dt_params *ps[2] = {&g->G[X].p, &g->D[X].p};
         dt_adam *as[2] = {&g->aG[X], &g->aD[X]};
+        dt_optim *os[2] = {&g->oG[X], &g->oD[X]};
         for (int k = 0; k < 2; k++) {
-            if (moments && g->nhalves == 1 && g->h[0].X == X) dt_step_gather_moments(g->group, ps[k]);
+            if (moments && g->nhalves == 1 && g->h[0].X == X) dt_step_gather_moments(os[k]);
             if (g->P == 1) continue;
             dt_bcast(ps[k]->w, ps[k]->n * sizeof(float), leader(g, X));
             if (moments) {

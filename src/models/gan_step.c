@@ -103,10 +103,10 @@ size_t dt_gan_batch_offset(const gan *g, size_t gn)
 }
 
 /* one network's step, over the ranks of its domain */
-static void optimizer_step(gan *g, dt_adam *a, dt_params *p)
+static void optimizer_step(dt_optim *o)
 {
     dt_step s;
-    dt_step_begin(&s, g->group, a, p);
+    dt_step_begin(&s, o);
     dt_step_end(&s);
 }
 
@@ -168,7 +168,7 @@ static void generator_step(gan *g, half *h)
     dt_gen_backward(G, &h->c2, h->d_fake_x, NULL, (int)h->ny);
     dt_watch("generator optimizer step");
     if (g->step >= g->o.g_delay)
-        optimizer_step(g, &g->aG[h->X], &G->p);
+        optimizer_step(&g->oG[h->X]);
     else /* --g-delay: the discriminators learn first */
         dt_params_zero_grad(&G->p);
     ema_update(&g->E[h->X], G, g->o.ema);
@@ -187,7 +187,7 @@ static void discriminator_step(gan *g, half *h)
     dt_disc_backward(D, &h->dc, real, dl, NULL, (int)h->nx);
     if (g->o.swap_neg > 0) dt_gan_swapped_negatives(g, h);
     dt_watch("discriminator optimizer step");
-    optimizer_step(g, &g->aD[h->X], &D->p);
+    optimizer_step(&g->oD[h->X]);
 }
 
 /* One iteration, SPEC's schedule: see the top of this file. */

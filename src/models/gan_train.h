@@ -11,6 +11,7 @@
 #include "dtrain/gan.h"
 #include "dtrain/gan_pairing.h"
 #include "dtrain/runctl.h"
+#include "dtrain/step.h"
 
 #define HIST 8 /* per epoch: G_AB, G_BA, D_A, D_B, acc_ab, acc_ba, tv_ab, tv_ba */
 
@@ -61,6 +62,7 @@ typedef struct {
     dt_gen E[2];           /* the moving average of G[X]'s weights (--gen-ema): what is evaluated and saved */
     dt_disc D[2];
     dt_adam aG[2], aD[2];
+    dt_optim oG[2], oD[2]; /* their steps, over the ranks of the network's domain */
     half h[2];
     int maxB;
     uint8_t mapping[2][10]; /* palette index of digit d in domain A, B (to score only) */

@@ -50,11 +50,11 @@ static void layer_bufs(dt_vae *m, dt_step_layer *ls)
     }
 }
 
-void dt_vae_share(dt_vae *m)
+void dt_vae_share(dt_vae *m, dt_optim *o)
 {
     dt_step_layer ls[NL];
     layer_bufs(m, ls);
-    dt_step_share(&m->p, m->maxB, ls, NL);
+    m->shared = dt_step_share(o, m->maxB, ls, NL);
     bind(m); /* the block may have moved */
 }
 
@@ -70,7 +70,6 @@ dt_vae *dt_vae_create(const dt_vae_kind *kind, const dt_vae_opts *o, int max_bat
     for (int i = 0; i < NL; i++)
         dt_linear_declare(layer(m, i), &m->p, LAYERS[i].name, width(m, LAYERS[i].in), width(m, LAYERS[i].out));
     dt_params_alloc(&m->p);
-    m->p.g_written = 1; /* dt_vae_backward writes every gradient */
     bind(m);
     size_t B = (size_t)max_batch;
     for (int i = 0; i < NL; i++) {
@@ -87,10 +86,8 @@ void dt_vae_free(dt_vae *m)
 {
     if (!m) return;
     dt_latent_free(m);
-    if (m->p.share) { /* these live in the job's shared memory */
+    if (m->shared) /* these live in the job's shared memory */
         for (int i = 0; i < NL; i++) *buf(m, LAYERS[i].x) = *buf(m, LAYERS[i].dy) = NULL;
-        dt_step_unshare(&m->p);
-    }
     for (int i = 0; i < NL; i++) {
         dt_free(*buf(m, LAYERS[i].x));
         dt_free(*buf(m, LAYERS[i].dy));

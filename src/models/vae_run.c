@@ -153,6 +153,7 @@ typedef struct {
     const dt_vae_kind *kind;
     dt_vae *m;
     dt_adam adam;
+    dt_optim opt; /* the step of m->p with adam */
     dt_dataset *ds;
     dt_split *train, *test;
     dt_loader *ld;
@@ -177,7 +178,11 @@ static void vae_share_loaded(void *r_)
     dt_vae_share_loaded(r->m, &r->adam);
 }
 
-static void vae_ready(void *r_) { dt_vae_share(((vae_run *)r_)->m); }
+static void vae_ready(void *r_)
+{
+    vae_run *r = r_;
+    dt_vae_share(r->m, &r->opt);
+}
 
 static void vae_epoch_begin(void *r_, int64_t e, int64_t b)
 {
@@ -206,7 +211,7 @@ static double vae_step(void *r_, int64_t step, double *sums)
     dt_watch("forward/backward");
     dt_vae_forward(m, (int)r->b.n, r->gidx, (uint64_t)step, 0, s + 1);
     dt_step st;
-    dt_step_begin(&st, NULL, &r->adam, &m->p);
+    dt_step_begin(&st, &r->opt);
     dt_backward_hooks hooks = dt_step_hooks(&st);
     dt_vae_backward(m, (int)r->b.n, 1.0f / (float)r->b.global_n, &hooks);
     dt_watch("gradient exchange");
@@ -271,7 +276,7 @@ static int vae_epoch_end(void *r_, const dt_epoch_report *e, double *row)
     return 2 * (r->nt + 1);
 }
 
-static void vae_gather(void *r_) { dt_step_gather_moments(NULL, &((vae_run *)r_)->m->p); }
+static void vae_gather(void *r_) { dt_step_gather_moments(&((vae_run *)r_)->opt); }
 
 static int vae_save(void *r_, dt_ckpt_meta *meta, const char *path)
 {
@@ -447,6 +452,7 @@ static void build(vae_run *r, const dt_resume_info *info)
     r->m = dt_vae_create(r->kind, &a->o, (int)maxB);
     dt_vae_init_params(r->m, a->o.seed);
     dt_adam_default(&r->adam, a->o.lr);
+    dt_optim_init(&r->opt, NULL, &r->adam, &r->m->p, DT_VAE_WRITES_GRADS);
     r->ld = dt_loader_create(r->train, a->o.batch, a->o.seed, 1);
     dt_check_all(r->ld != NULL);
     r->gidx = dt_alloc(sizeof(uint64_t) * maxB);
@@ -511,6 +517,7 @@ int dt_vae_train(const char *model, int argc, char **argv, dt_vae_result *res)
     dt_vae_eval_free(&r->ev);
     dt_free(r->gidx);
     dt_loader_free(r->ld);
+    dt_step_unshare(&r->opt);
     dt_vae_free(r->m);
     dt_split_close(r->train);
     dt_split_close(r->test);

@@ -40,7 +40,6 @@ void dt_params_alloc(dt_params *p)
 
 void dt_params_free(dt_params *p)
 {
-    DT_ASSERT(!p->share); /* dt_step_unshare first */
     dt_free(p->w);
     dt_free(p->g);
     dt_free(p->m);
