@@ -113,6 +113,75 @@ static long long read_gz_payload(idx_src *s, size_t total, uint8_t **out)
     return (long long)got;
 }
 
+/* the header: magic, element type, dimensions into out->dims; *total: the
+ * payload's bytes. -1 with the reason. */
+static int read_header(idx_src *s, const char *path, dt_idx *out, int *ndim_out, size_t *total)
+{
+    uint8_t h[16];
+    long long r = src_read(s, h, 4);
+    if (r < 0) return -1;
+    if (r < 4 || h[0] != 0 || h[1] != 0)
+        return dt_seterr("%s: not an IDX file (bad magic %02x %02x %02x %02x, expected 00 00 08 "
+                         "01/03); check the path", path, r > 0 ? h[0] : 0, r > 1 ? h[1] : 0,
+                         r > 2 ? h[2] : 0, r > 3 ? h[3] : 0);
+    if (h[2] != 0x08) return dt_seterr("%s: IDX element type 0x%02x not supported (only 0x08, unsigned byte)", path, h[2]);
+    int ndim = h[3];
+    if (ndim != 1 && ndim != 3)
+        return dt_seterr("%s: IDX file with %d dimensions; expected 1 (labels) or 3 (images)", path, ndim);
+    r = src_read(s, h + 4, 4 * (size_t)ndim);
+    if (r < 0) return -1;
+    if (r < 4 * ndim)
+        return dt_seterr("%s: truncated: header ends after %lld of %d bytes; download the file again", path, r + 4,
+                         4 + 4 * ndim);
+    *total = 1;
+    for (int d = 0; d < ndim; d++) {
+        const uint8_t *p = h + 4 + 4 * d;
+        uint32_t v = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+        if (v == 0) return dt_seterr("%s: IDX dimension %d is zero", path, d);
+        out->dims[d] = v;
+        if (*total > IDX_MAX_BYTES / v) return dt_seterr("%s: IDX dimensions too large (corrupt header?)", path);
+        *total *= v;
+    }
+    *ndim_out = ndim;
+    return 0;
+}
+
+/* a raw file's payload: the header must account for the file's length
+ * exactly, before any allocation */
+static int read_raw(idx_src *s, const char *path, size_t have, size_t total, const char *what, dt_idx *out)
+{
+    if (have < total)
+        return dt_seterr("%s: truncated: expected %zu bytes of %s, found %zu; download the file "
+                         "again (make data)", path, total, what, have);
+    if (have > total)
+        return dt_seterr("%s: %zu unexpected bytes after the %zu-byte payload (corrupt file?); "
+                         "download the file again", path, have - total, total);
+    out->data = dt_alloc(total);
+    long long r = src_read(s, out->data, total);
+    if (r < 0) return -1;
+    if ((size_t)r != total) /* the file shrank while it was read */
+        return dt_seterr("%s: truncated: expected %zu bytes of %s, found %lld", path, total, what, r);
+    return 0;
+}
+
+/* a gzip file's payload, and nothing after it */
+static int read_gz(idx_src *s, const char *path, size_t total, const char *what, dt_idx *out)
+{
+    long long r = read_gz_payload(s, total, &out->data);
+    if (r < 0) return -1;
+    if ((size_t)r < total)
+        return dt_seterr("%s: truncated: expected %zu bytes of %s, found %lld; download the file "
+                         "again (make data)", path, total, what, r);
+    uint8_t extra[64];
+    r = src_read(s, extra, sizeof extra);
+    if (r < 0) return -1;
+    if (r > 0)
+        return dt_seterr("%s: %s%lld unexpected bytes after the %zu-byte payload (corrupt file?); "
+                         "download the file again", path, r == (long long)sizeof extra ? "at least " : "", r,
+                         total);
+    return 0;
+}
+
 int dt_idx_read(const char *path, dt_idx *out)
 {
     memset(out, 0, sizeof *out);
@@ -139,91 +208,18 @@ int dt_idx_read(const char *path, dt_idx *out)
         s->gz = 1;
         if (inflateInit2(&s->z, 15 + 16) != Z_OK) DT_FATAL("inflateInit2 failed");
     }
-
-    int rc = -1;
-    uint8_t h[16];
-    long long r = src_read(s, h, 4);
-    if (r < 0) goto done;
-    if (r < 4 || h[0] != 0 || h[1] != 0) {
-        dt_seterr("%s: not an IDX file (bad magic %02x %02x %02x %02x, expected 00 00 08 "
-                  "01/03); check the path", path, r > 0 ? h[0] : 0, r > 1 ? h[1] : 0,
-                  r > 2 ? h[2] : 0, r > 3 ? h[3] : 0);
-        goto done;
+    int ndim = 0;
+    size_t total = 0;
+    int rc = read_header(s, path, out, &ndim, &total);
+    if (rc == 0) {
+        const char *what = ndim == 3 ? "pixels" : "labels";
+        size_t hdr = 4 + 4 * (size_t)ndim;
+        rc = s->gz ? read_gz(s, path, total, what, out) : read_raw(s, path, (size_t)st.st_size - hdr, total, what, out);
     }
-    if (h[2] != 0x08) {
-        dt_seterr("%s: IDX element type 0x%02x not supported (only 0x08, unsigned byte)", path, h[2]);
-        goto done;
+    if (rc == 0) {
+        out->ndim = ndim;
+        out->size = total;
     }
-    int ndim = h[3];
-    if (ndim != 1 && ndim != 3) {
-        dt_seterr("%s: IDX file with %d dimensions; expected 1 (labels) or 3 (images)", path, ndim);
-        goto done;
-    }
-    r = src_read(s, h + 4, 4 * (size_t)ndim);
-    if (r < 0) goto done;
-    if (r < 4 * ndim) {
-        dt_seterr("%s: truncated: header ends after %lld of %d bytes; download the file again",
-                  path, r + 4, 4 + 4 * ndim);
-        goto done;
-    }
-    size_t total = 1, hdr = 4 + 4 * (size_t)ndim;
-    for (int d = 0; d < ndim; d++) {
-        const uint8_t *p = h + 4 + 4 * d;
-        uint32_t v = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-        if (v == 0) {
-            dt_seterr("%s: IDX dimension %d is zero", path, d);
-            goto done;
-        }
-        out->dims[d] = v;
-        if (total > IDX_MAX_BYTES / v) {
-            dt_seterr("%s: IDX dimensions too large (corrupt header?)", path);
-            goto done;
-        }
-        total *= v;
-    }
-    const char *what = ndim == 3 ? "pixels" : "labels";
-    if (!s->gz) {
-        /* the header must account for the file's length exactly, before any allocation */
-        size_t have = (size_t)st.st_size - hdr;
-        if (have < total) {
-            dt_seterr("%s: truncated: expected %zu bytes of %s, found %zu; download the file "
-                      "again (make data)", path, total, what, have);
-            goto done;
-        }
-        if (have > total) {
-            dt_seterr("%s: %zu unexpected bytes after the %zu-byte payload (corrupt file?); "
-                      "download the file again", path, have - total, total);
-            goto done;
-        }
-        out->data = dt_alloc(total);
-        r = src_read(s, out->data, total);
-        if (r < 0) goto done;
-        if ((size_t)r != total) { /* the file shrank while it was read */
-            dt_seterr("%s: truncated: expected %zu bytes of %s, found %lld", path, total, what, r);
-            goto done;
-        }
-    } else {
-        r = read_gz_payload(s, total, &out->data);
-        if (r < 0) goto done;
-        if ((size_t)r < total) {
-            dt_seterr("%s: truncated: expected %zu bytes of %s, found %lld; download the file "
-                      "again (make data)", path, total, what, r);
-            goto done;
-        }
-        uint8_t extra[64];
-        r = src_read(s, extra, sizeof extra);
-        if (r < 0) goto done;
-        if (r > 0) {
-            dt_seterr("%s: %s%lld unexpected bytes after the %zu-byte payload (corrupt file?); "
-                      "download the file again", path, r == (long long)sizeof extra ? "at least " : "",
-                      r, total);
-            goto done;
-        }
-    }
-    out->ndim = ndim;
-    out->size = total;
-    rc = 0;
-done:
     src_close(s);
     dt_free(s);
     if (rc < 0) dt_idx_free(out);

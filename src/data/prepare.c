@@ -261,6 +261,106 @@ static int write_image(const char *tmp, const uint8_t *img, size_t n)
 
 /* The file is built in memory (HDF5's core driver, no backing store) and
  * written, behind its gate block, by write_image. */
+/* Split t (0: train, 1: test) of m: the VAE's set (a seeded palette color
+ * per image), then the CycleGAN's halves of a seeded permutation (sorted, for
+ * locality), A coloring digit d with palette[d], B with palette[(d+3) mod 10]. */
+static int write_splits(hid_t f, const dt_mnist *m, int t, const uint32_t *origin, uint64_t seed, int quiet)
+{
+    static const char *const names[2] = {"train", "test"};
+    size_t n = m->n, na = n / 2, nb = n - n / 2;
+    uint32_t *src_idx = dt_alloc((n ? n : 1) * sizeof(uint32_t)), *perm = dt_alloc((n ? n : 1) * sizeof(uint32_t));
+    uint32_t *half = dt_alloc((nb ? nb : 1) * sizeof(uint32_t));
+    uint8_t *color = dt_alloc(n ? n : 1), *ccol = dt_alloc(nb ? nb : 1);
+    for (size_t i = 0; i < n; i++) {
+        src_idx[i] = (uint32_t)i;
+        /* uniform palette index: stream (COLOR, a = split, b = image) */
+        dt_stream s = {seed, DT_RNG_COLOR, (uint64_t)t, i};
+        color[i] = (uint8_t)(dt_rand_u64(s, 0) % 10);
+    }
+    char path[64];
+    snprintf(path, sizeof path, "vae/%s", names[t]);
+    if (!quiet) dt_log("prepare: writing /%s (%zu images)\n", path, n);
+    split_spec sp = {n, m->images, m->labels, src_idx, color, origin};
+    int rc = write_split(f, path, &sp);
+    dt_stream ps = {seed, DT_RNG_SPLIT, 1, (uint64_t)t};
+    dt_rand_permutation(perm, (uint32_t)n, ps);
+    for (int dom = 0; dom < 2 && rc == 0; dom++) {
+        size_t h = dom == 0 ? na : nb;
+        memcpy(half, perm + (dom == 0 ? 0 : na), h * sizeof(uint32_t));
+        qsort(half, h, sizeof(uint32_t), cmp_u32);
+        for (size_t i = 0; i < h; i++) ccol[i] = (uint8_t)((m->labels[half[i]] + 3 * dom) % 10);
+        snprintf(path, sizeof path, "cyclegan/%c/%s", dom == 0 ? 'A' : 'B', names[t]);
+        if (!quiet) dt_log("prepare: writing /%s (%zu images)\n", path, h);
+        split_spec cs = {h, m->images, m->labels, half, ccol, half};
+        rc = write_split(f, path, &cs);
+    }
+    dt_free(src_idx);
+    dt_free(color);
+    dt_free(perm);
+    dt_free(half);
+    dt_free(ccol);
+    return rc;
+}
+
+/* /cyclegan's digit -> palette mappings of A and B, and /palette */
+static int write_colors(hid_t f)
+{
+    uint8_t map[2][10];
+    for (int d = 0; d < 10; d++) {
+        map[0][d] = (uint8_t)d;
+        map[1][d] = (uint8_t)((d + 3) % 10);
+    }
+    hid_t g = H5Gopen2(f, "cyclegan", H5P_DEFAULT);
+    int ok = g >= 0 && write_u8(g, "mapping_A", map[0], 10) == 0 && write_u8(g, "mapping_B", map[1], 10) == 0;
+    if (g >= 0)
+        ok = ok && attr_string(g, "mapping", "A: digit d has palette[d]; B: digit d has palette[(d+3) mod 10]") == 0;
+    if (g >= 0) H5Gclose(g);
+    if (!ok) return -1;
+    hsize_t d[2] = {10, 3};
+    hid_t sp = H5Screate_simple(2, d, NULL);
+    hid_t ds = H5Dcreate2(f, "palette", H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    ok = ds >= 0 && H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, dt_palette) >= 0 &&
+         attr_strings(ds, "names", dt_palette_names, 10) == 0;
+    if (ds >= 0) H5Dclose(ds);
+    H5Sclose(sp);
+    return ok ? 0 : -1;
+}
+
+/* the root's attributes: format, provenance, sizes */
+static int write_provenance(hid_t f, const sources *src, uint64_t seed)
+{
+    char when[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    const char *files[4], *shas[4];
+    for (int i = 0; i < src->nfiles; i++) {
+        files[i] = src->files[i];
+        shas[i] = src->sha[i];
+    }
+    if (attr_i64(f, "format_version", DT_DATA_FORMAT_VERSION) < 0 ||
+        attr_string(f, "created_by", "dtrain " DT_VERSION) < 0 || attr_u64(f, "seed", seed) < 0 ||
+        attr_i64(f, "synthetic", src->synthetic) < 0 || attr_string(f, "source", src->source) < 0 ||
+        attr_strings(f, "source_files", files, (size_t)src->nfiles) < 0 ||
+        attr_strings(f, "source_sha256", shas, (size_t)src->nfiles) < 0 ||
+        attr_i64(f, "n_train", (int64_t)src->train.n) < 0 || attr_i64(f, "n_test", (int64_t)src->test.n) < 0 ||
+        attr_string(f, "created_utc", when) < 0)
+        return -1;
+    return 0;
+}
+
+/* the file built in memory, as bytes (without the user block) */
+static int file_image(hid_t f, uint8_t **img, size_t *nimg)
+{
+    if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) return -1;
+    ssize_t n = H5Fget_file_image(f, NULL, 0);
+    if (n <= 0) return -1;
+    *nimg = (size_t)n;
+    *img = dt_alloc(*nimg);
+    return H5Fget_file_image(f, *img, *nimg) == n ? 0 : -1;
+}
+
 static int write_file(const char *tmp, const sources *src, uint64_t seed, int quiet)
 {
     hid_t fcpl = H5Pcreate(H5P_FILE_CREATE), fapl = H5Pcreate(H5P_FILE_ACCESS);
@@ -273,122 +373,16 @@ static int write_file(const char *tmp, const sources *src, uint64_t seed, int qu
     if (f < 0) return dt_seterr("%s: HDF5 cannot create the file in memory", tmp);
     uint8_t *img = NULL;
     size_t nimg = 0;
-    int rc = -1;
-    const dt_mnist *sets[2] = {&src->train, &src->test};
-    const char *names[2] = {"train", "test"};
-    uint32_t *src_idx = NULL, *perm = NULL, *half = NULL;
-    uint8_t *color = NULL, *ccol = NULL;
-
-    for (int t = 0; t < 2; t++) {
-        const dt_mnist *m = sets[t];
-        size_t n = m->n;
-        src_idx = dt_alloc(n * sizeof(uint32_t));
-        color = dt_alloc(n);
-        for (size_t i = 0; i < n; i++) {
-            src_idx[i] = (uint32_t)i;
-            /* uniform palette index: stream (COLOR, a = split, b = image) */
-            dt_stream s = {seed, DT_RNG_COLOR, (uint64_t)t, i};
-            color[i] = (uint8_t)(dt_rand_u64(s, 0) % 10);
-        }
-        char path[64];
-        snprintf(path, sizeof path, "vae/%s", names[t]);
-        if (!quiet) dt_log("prepare: writing /%s (%zu images)\n", path, n);
-        split_spec sp = {n, m->images, m->labels, src_idx, color, src->origin[t]};
-        if (write_split(f, path, &sp) < 0) goto done;
-
-        /* CycleGAN: a seeded permutation cut in halves (sorted, for locality);
-         * A colors digit d with palette[d], B with palette[(d+3) mod 10]. */
-        perm = dt_alloc((n ? n : 1) * sizeof(uint32_t));
-        dt_stream ps = {seed, DT_RNG_SPLIT, 1, (uint64_t)t};
-        dt_rand_permutation(perm, (uint32_t)n, ps);
-        size_t na = n / 2, nb = n - n / 2;
-        half = dt_alloc((nb ? nb : 1) * sizeof(uint32_t));
-        ccol = dt_alloc(nb ? nb : 1);
-        for (int dom = 0; dom < 2; dom++) {
-            size_t h = dom == 0 ? na : nb;
-            memcpy(half, perm + (dom == 0 ? 0 : na), h * sizeof(uint32_t));
-            qsort(half, h, sizeof(uint32_t), cmp_u32);
-            for (size_t i = 0; i < h; i++) ccol[i] = (uint8_t)((m->labels[half[i]] + 3 * dom) % 10);
-            snprintf(path, sizeof path, "cyclegan/%c/%s", dom == 0 ? 'A' : 'B', names[t]);
-            if (!quiet) dt_log("prepare: writing /%s (%zu images)\n", path, h);
-            split_spec cs = {h, m->images, m->labels, half, ccol, half};
-            if (write_split(f, path, &cs) < 0) goto done;
-        }
-        dt_free(src_idx);
-        dt_free(color);
-        dt_free(perm);
-        dt_free(half);
-        dt_free(ccol);
-        src_idx = perm = half = NULL;
-        color = ccol = NULL;
-    }
-    {
-        uint8_t map[2][10];
-        for (int d = 0; d < 10; d++) {
-            map[0][d] = (uint8_t)d;
-            map[1][d] = (uint8_t)((d + 3) % 10);
-        }
-        hid_t g = H5Gopen2(f, "cyclegan", H5P_DEFAULT);
-        int ok = g >= 0 && write_u8(g, "mapping_A", map[0], 10) == 0 &&
-                 write_u8(g, "mapping_B", map[1], 10) == 0;
-        if (g >= 0) ok = ok && attr_string(g, "mapping", "A: digit d has palette[d]; B: digit d "
-                                                          "has palette[(d+3) mod 10]") == 0;
-        if (g >= 0) H5Gclose(g);
-        if (!ok) goto done;
-    }
-    {
-        hsize_t d[2] = {10, 3};
-        hid_t sp = H5Screate_simple(2, d, NULL);
-        hid_t ds = H5Dcreate2(f, "palette", H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-        int ok = ds >= 0 &&
-                 H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, dt_palette) >= 0 &&
-                 attr_strings(ds, "names", dt_palette_names, 10) == 0;
-        if (ds >= 0) H5Dclose(ds);
-        H5Sclose(sp);
-        if (!ok) goto done;
-    }
-    {
-        char when[32];
-        time_t now = time(NULL);
-        struct tm tm;
-        gmtime_r(&now, &tm);
-        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-        const char *files[4], *shas[4];
-        for (int i = 0; i < src->nfiles; i++) {
-            files[i] = src->files[i];
-            shas[i] = src->sha[i];
-        }
-        if (attr_i64(f, "format_version", DT_DATA_FORMAT_VERSION) < 0 ||
-            attr_string(f, "created_by", "dtrain " DT_VERSION) < 0 || attr_u64(f, "seed", seed) < 0 ||
-            attr_i64(f, "synthetic", src->synthetic) < 0 || attr_string(f, "source", src->source) < 0 ||
-            attr_strings(f, "source_files", files, (size_t)src->nfiles) < 0 ||
-            attr_strings(f, "source_sha256", shas, (size_t)src->nfiles) < 0 ||
-            attr_i64(f, "n_train", (int64_t)src->train.n) < 0 ||
-            attr_i64(f, "n_test", (int64_t)src->test.n) < 0 || attr_string(f, "created_utc", when) < 0)
-            goto done;
-    }
-    if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) goto done;
-    {
-        ssize_t n = H5Fget_file_image(f, NULL, 0); /* without the user block */
-        if (n <= 0) goto done;
-        nimg = (size_t)n;
-        img = dt_alloc(nimg);
-        if (H5Fget_file_image(f, img, nimg) != n) goto done;
-    }
-    rc = 0;
-done:
-    dt_free(src_idx);
-    dt_free(color);
-    dt_free(perm);
-    dt_free(half);
-    dt_free(ccol);
+    int rc = write_splits(f, &src->train, 0, src->origin[0], seed, quiet);
+    if (rc == 0) rc = write_splits(f, &src->test, 1, src->origin[1], seed, quiet);
+    if (rc == 0) rc = write_colors(f);
+    if (rc == 0) rc = write_provenance(f, src, seed);
+    if (rc == 0) rc = file_image(f, &img, &nimg);
     if (H5Fclose(f) < 0) rc = -1;
-    if (rc < 0) {
-        dt_seterr("%s: HDF5 failed to build the data set in memory (out of memory?); nothing was "
-                  "replaced", tmp);
-    } else {
+    if (rc < 0)
+        dt_seterr("%s: HDF5 failed to build the data set in memory (out of memory?); nothing was replaced", tmp);
+    else
         rc = write_image(tmp, img, nimg);
-    }
     dt_free(img);
     return rc;
 }
