@@ -30,52 +30,32 @@ static void append_file(FILE *out, const char *path, int skip_header)
     fclose(f);
 }
 
-static int write_report(const char *out, const dt_vae_result *r, int epochs, uint64_t seed, const char *data)
+/* the table of test losses (study.md) and study.csv */
+static void loss_table(FILE *f, FILE *c, const dt_vae_result *r)
 {
-    char *md = dt_path_join(out, "study.md"), *csv = dt_path_join(out, "study.csv");
-    char *mi = dt_path_join(out, "latent_mi.csv"), *png = dt_path_join(out, "test_loss.png");
-    FILE *f = fopen(md, "w"), *c = fopen(csv, "w"), *m = fopen(mi, "w");
-    int rc = 0;
-    double lv = r[0].test[0], ld = r[1].test[0], lj = r[2].test[0];
-    int agrees = lj < ld && ld < lv;
-    if (!f || !c || !m) {
-        rc = dt_seterr("cannot write the study's files in %s", out);
-        goto done;
-    }
     fprintf(c, "model,test_loss,test_bce,test_kl_cont,test_kl_disc,images_per_s,wall_s,all_categories_in_use\n");
-    fprintf(f, "# The three VAEs on colored MNIST\n\n");
-    fprintf(f, "Data `%s`, seed %llu, %d epochs each, the same batches and noise keys for all three.\n\n", data,
-            (unsigned long long)seed, epochs);
     fprintf(f, "| model | test loss / image | BCE | KL continuous | KL discrete | images/s | wall time | all categories used |\n");
     fprintf(f, "|---|---:|---:|---:|---:|---:|---:|:---:|\n");
     for (int i = 0; i < NM; i++) {
-        double kc = NAN, kd = NAN;
-        const char *name = r[i].kind->name;
-        if (!strcmp(name, "vae")) kc = r[i].test[2];
-        if (!strcmp(name, "dvae")) kd = r[i].test[2];
-        if (!strcmp(name, "jvae")) kc = r[i].test[2], kd = r[i].test[3];
+        double kl[2] = {NAN, NAN}; /* continuous, discrete: each part's term */
+        const dt_vae_kind *k = r[i].kind;
+        for (int p = 0; p < k->nparts; p++) kl[k->parts[p] == DT_PART_CAT] = r[i].test[2 + p];
         char w[32], kcs[32] = "-", kds[32] = "-";
         dt_fmt_duration(w, sizeof w, r[i].wall_s);
-        if (isfinite(kc)) snprintf(kcs, sizeof kcs, "%.2f", kc);
-        if (isfinite(kd)) snprintf(kds, sizeof kds, "%.2f", kd);
-        fprintf(f, "| %s (`%s`) | %.2f | %.2f | %s | %s | %.0f | %s | %s |\n", r[i].kind->title, name, r[i].test[0],
+        if (isfinite(kl[0])) snprintf(kcs, sizeof kcs, "%.2f", kl[0]);
+        if (isfinite(kl[1])) snprintf(kds, sizeof kds, "%.2f", kl[1]);
+        fprintf(f, "| %s (`%s`) | %.2f | %.2f | %s | %s | %.0f | %s | %s |\n", k->title, k->name, r[i].test[0],
                 r[i].test[1], kcs, kds, r[i].images_per_s, w,
                 r[i].all_in_use < 0 ? "-" : r[i].all_in_use ? "yes" : "no");
-        fprintf(c, "%s,%.6f,%.6f,%s,%s,%.1f,%.3f,%d\n", name, r[i].test[0], r[i].test[1],
-                isfinite(kc) ? kcs : "", isfinite(kd) ? kds : "", r[i].images_per_s, r[i].wall_s, r[i].all_in_use);
+        fprintf(c, "%s,%.6f,%.6f,%s,%s,%.1f,%.3f,%d\n", k->name, r[i].test[0], r[i].test[1],
+                isfinite(kl[0]) ? kcs : "", isfinite(kl[1]) ? kds : "", r[i].images_per_s, r[i].wall_s,
+                r[i].all_in_use);
     }
-    fprintf(f, "\n**The report's claim** — the joint VAE reaches the lowest loss, then the discrete, then the "
-               "continuous one (joint < discrete < continuous): ");
-    if (agrees)
-        fprintf(f, "**this run agrees** (%.2f < %.2f < %.2f).\n\n", lj, ld, lv);
-    else
-        fprintf(f, "**this run does not agree**: joint %.2f, discrete %.2f, continuous %.2f.\n\n", lj, ld, lv);
-    fprintf(f, "What differs from the report's recipe, and why: the discrete VAE as literally specified collapses "
-               "(within the first epoch every variable settles on one category and the loss stays near 482); dtrain "
-               "weights its KL term with a factor that starts at 20 and falls linearly to 1 over the first 1,000 "
-               "steps (`--kl-start 20 --kl-warmup 1000`; `--kl-start 1` restores the literal recipe). The joint and "
-               "continuous VAEs follow the report as read in SPEC.md. Losses are per image: BCE summed over the "
-               "2352 outputs plus the KL terms (unweighted), on the test set with fixed noise.\n\n");
+}
+
+/* what each categorical variable captured: study.md's table, latent_mi.csv */
+static void variables_table(FILE *f, FILE *m, const char *out)
+{
     fprintf(f, "## What each categorical variable captured\n\n");
     fprintf(f, "Normalized mutual information of each variable's most likely category with the digit and with "
                "the color of the test images (1: the variable determines it; 0: unrelated).\n\n");
@@ -100,21 +80,56 @@ static int write_report(const char *out, const dt_vae_result *r, int epochs, uin
         dt_free(p);
         dt_free(dir);
     }
-    fprintf(f, "\nPer-model tables of category against digit and color: `<model>/latents.md`. Pictures: "
-               "`<model>/*.png`; the three test-loss curves: `test_loss.png`.\n");
+}
 
-    /* the curves: test loss after each epoch */
+/* the three test-loss curves */
+static int curves(const char *png, const dt_vae_result *r, int epochs)
+{
     float *x = dt_alloc_floats((size_t)epochs), *y = dt_alloc_floats((size_t)NM * epochs);
     for (int e = 0; e < epochs; e++) x[e] = (float)(e + 1);
     for (int i = 0; i < NM; i++)
         for (int e = 0; e < epochs; e++)
             y[i * epochs + e] = r[i].curve && e < r[i].epochs ? (float)r[i].curve[e] : NAN;
     const char *names[NM] = {"continuous (vae)", "discrete (dvae)", "joint (jvae)"};
-    if (dt_plot_lines(png, x, y, NM, epochs, names, "test loss per image", "epoch", "BCE + KL",
-                      &(dt_lines_opts){.xint = 1}) < 0)
-        rc = -1;
+    int rc = dt_plot_lines(png, x, y, NM, epochs, names, "test loss per image", "epoch", "BCE + KL",
+                           &(dt_lines_opts){.xint = 1});
     dt_free(x);
     dt_free(y);
+    return rc;
+}
+
+static int write_report(const char *out, const dt_vae_result *r, int epochs, uint64_t seed, const char *data)
+{
+    char *md = dt_path_join(out, "study.md"), *csv = dt_path_join(out, "study.csv");
+    char *mi = dt_path_join(out, "latent_mi.csv"), *png = dt_path_join(out, "test_loss.png");
+    FILE *f = fopen(md, "w"), *c = fopen(csv, "w"), *m = fopen(mi, "w");
+    int rc = 0;
+    double lv = r[0].test[0], ld = r[1].test[0], lj = r[2].test[0];
+    int agrees = lj < ld && ld < lv;
+    if (!f || !c || !m) {
+        rc = dt_seterr("cannot write the study's files in %s", out);
+        goto done;
+    }
+    fprintf(f, "# The three VAEs on colored MNIST\n\n");
+    fprintf(f, "Data `%s`, seed %llu, %d epochs each, the same batches and noise keys for all three.\n\n", data,
+            (unsigned long long)seed, epochs);
+    loss_table(f, c, r);
+    fprintf(f, "\n**The report's claim** — the joint VAE reaches the lowest loss, then the discrete, then the "
+               "continuous one (joint < discrete < continuous): ");
+    if (agrees)
+        fprintf(f, "**this run agrees** (%.2f < %.2f < %.2f).\n\n", lj, ld, lv);
+    else
+        fprintf(f, "**this run does not agree**: joint %.2f, discrete %.2f, continuous %.2f.\n\n", lj, ld, lv);
+    fprintf(f, "What differs from the report's recipe, and why: the discrete VAE as literally specified collapses "
+               "(within the first epoch every variable settles on one category and the loss stays near 482); dtrain "
+               "weights its KL term with a factor that starts at 20 and falls linearly to 1 over the first 1,000 "
+               "steps (`--kl-start 20 --kl-warmup 1000`; `--kl-start 1` restores the literal recipe). The joint and "
+               "continuous VAEs follow the report as read in SPEC.md. Losses are per image: BCE summed over the "
+               "2352 outputs plus the KL terms (unweighted), on the test set with fixed noise.\n\n");
+    variables_table(f, m, out);
+    fprintf(f, "\nPer-model tables of category against digit and color: `<model>/latents.md`. Pictures: "
+               "`<model>/*.png`; the three test-loss curves: `test_loss.png`.\n");
+    if (curves(png, r, epochs) < 0) rc = -1;
 done:
     if (f && fclose(f) != 0) rc = -1;
     if (c && fclose(c) != 0) rc = -1;
