@@ -217,12 +217,9 @@ static int distinct_bufs(const dt_step_layer *ls, int nl, float ***bufs, size_t 
     return nb;
 }
 
-int dt_step_share(dt_optim *o, int max_rows, const dt_step_layer *ls, int nl)
+/* DTRAIN_ADAM_STORES as STORE_* (collective: a bad value is a user error) */
+static int stores_asked(void)
 {
-    dt_params *p = o->p;
-    dt_comm *g = o->g;
-    int P = dt_comm_size(g), r = dt_comm_rank(g);
-    DT_ASSERT(nl <= MAX_LAYERS && max_rows >= 0);
     const char *st = getenv("DTRAIN_ADAM_STORES");
     int stores = !st || !*st || strcmp(st, "auto") == 0 ? STORE_AUTO
                  : strcmp(st, "cache") == 0         ? STORE_CACHE
@@ -230,6 +227,50 @@ int dt_step_share(dt_optim *o, int max_rows, const dt_step_layer *ls, int nl)
                                                     : -1;
     if (stores < 0) dt_seterr("DTRAIN_ADAM_STORES is '%s'; use cache, stream or auto (the default)", st);
     dt_check_all(stores >= 0);
+    return stores;
+}
+
+/* sh's layers in the order backward finishes them (the block's end first),
+ * their activations as offsets in rank r's part */
+static void order_layers(dt_share *sh, const dt_step_layer *ls, int nl, int r)
+{
+    sh->nl = nl;
+    for (int i = 0; i < nl; i++) {
+        int j = i;
+        for (; j > 0 && sh->l[j - 1].w_off < ls[i].w_off; j--) sh->l[j] = sh->l[j - 1];
+        sh->l[j].w_off = ls[i].w_off;
+        sh->l[j].b_off = ls[i].b_off;
+        sh->l[j].in = ls[i].in;
+        sh->l[j].out = ls[i].out;
+        sh->l[j].x_at = (size_t)(*ls[i].x - sh->acts[r]);
+        sh->l[j].dy_at = (size_t)(*ls[i].dy - sh->acts[r]);
+        DT_ASSERT(ls[i].in <= TILE); /* a tile holds at least one row */
+    }
+}
+
+/* this rank's moments (untouched pages cost nothing), and in place of the
+ * gradient block, which the step no longer needs, pages that fault if
+ * anything ever touches them */
+static void private_moments(dt_share *sh, dt_params *p)
+{
+    sh->mv_bytes = (p->n * sizeof(float) + 4095) & ~(size_t)4095;
+    char *mm = mmap(NULL, 3 * sh->mv_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mm == MAP_FAILED || mprotect(mm + 2 * sh->mv_bytes, sh->mv_bytes, PROT_NONE) != 0)
+        DT_FATAL("out of memory mapping %zu bytes", 3 * sh->mv_bytes);
+    sh->m = (float *)(void *)mm;
+    sh->v = (float *)(void *)(mm + sh->mv_bytes);
+    copy_own(sh, sh->m, sh->v, p->m, p->v);
+    dt_free(p->g);
+    p->g = (float *)(void *)(mm + 2 * sh->mv_bytes);
+}
+
+int dt_step_share(dt_optim *o, int max_rows, const dt_step_layer *ls, int nl)
+{
+    dt_params *p = o->p;
+    dt_comm *g = o->g;
+    int P = dt_comm_size(g), r = dt_comm_rank(g);
+    DT_ASSERT(nl <= MAX_LAYERS && max_rows >= 0);
+    int stores = stores_asked();
     float **bufs[2 * MAX_LAYERS];
     size_t width[2 * MAX_LAYERS], at[2 * MAX_LAYERS], acts = 0;
     int nb = distinct_bufs(ls, nl, bufs, width);
@@ -268,32 +309,9 @@ int dt_step_share(dt_optim *o, int max_rows, const dt_step_layer *ls, int nl)
     sh->P = P;
     sh->r = r;
     sh->stores = stores;
-    sh->nl = nl;
     sh->ctl = (uint64_t *)(void *)cs[0];
-    for (int i = 0; i < nl; i++) {
-        /* in the order backward finishes them: the block's end first */
-        int j = i;
-        for (; j > 0 && sh->l[j - 1].w_off < ls[i].w_off; j--) sh->l[j] = sh->l[j - 1];
-        sh->l[j].w_off = ls[i].w_off;
-        sh->l[j].b_off = ls[i].b_off;
-        sh->l[j].in = ls[i].in;
-        sh->l[j].out = ls[i].out;
-        sh->l[j].x_at = (size_t)(*ls[i].x - sh->acts[r]);
-        sh->l[j].dy_at = (size_t)(*ls[i].dy - sh->acts[r]);
-        DT_ASSERT(ls[i].in <= TILE); /* a tile holds at least one row */
-    }
-    /* this rank's moments (untouched pages cost nothing), and in place of
-     * the gradient block, which the step no longer needs, pages that fault
-     * if anything ever touches them */
-    sh->mv_bytes = (p->n * sizeof(float) + 4095) & ~(size_t)4095;
-    char *mm = mmap(NULL, 3 * sh->mv_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (mm == MAP_FAILED || mprotect(mm + 2 * sh->mv_bytes, sh->mv_bytes, PROT_NONE) != 0)
-        DT_FATAL("out of memory mapping %zu bytes", 3 * sh->mv_bytes);
-    sh->m = (float *)(void *)mm;
-    sh->v = (float *)(void *)(mm + sh->mv_bytes);
-    copy_own(sh, sh->m, sh->v, p->m, p->v);
-    dt_free(p->g);
-    p->g = (float *)(void *)(mm + 2 * sh->mv_bytes);
+    order_layers(sh, ls, nl, r);
+    private_moments(sh, p);
     o->share = sh;
     free(ws);
     free(cs);

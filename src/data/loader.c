@@ -236,16 +236,11 @@ static int cmp_dest_pos(const void *a, const void *b)
     return (x->pos > y->pos) - (x->pos < y->pos);
 }
 
-static int load_group(dt_loader *ld, size_t k)
+/* who uses each position of batches [b0, b1) (from g0); this rank's samples
+ * in position order, counted by the rank that reads them */
+static void assign_positions(dt_loader *ld, size_t b0, size_t b1, size_t g0)
 {
     size_t P = (size_t)ld->P, me = (size_t)ld->me, B = ld->batch;
-    size_t b0 = k * ld->group_batches;
-    size_t b1 = b0 + ld->group_batches < ld->nbatches ? b0 + ld->group_batches : ld->nbatches;
-    size_t g0 = b0 * B, g1 = b1 * B < ld->n ? b1 * B : ld->n;
-    order_range(ld, ld->epoch, ld->chunk_perm, ld->win_start, g0, g1, ld->gorder, ld->win_list,
-                ld->win_perm);
-
-    /* who uses each position; this rank's samples in position order */
     memset(ld->recv, 0, P * sizeof(size_t));
     size_t nl = 0;
     for (size_t b = b0; b < b1; b++) {
@@ -264,15 +259,19 @@ static int load_group(dt_loader *ld, size_t k)
             }
     }
     ld->batch_off[b1 - b0] = nl;
+}
 
-    /* the images of my chunks, sorted by index, as runs of consecutive indices */
-    size_t no = 0;
+/* the images of this rank's chunks among positions [g0, g1), read in runs of
+ * consecutive indices into readbuf (slot i: own[i], index order); their
+ * count, or -1 (collective outcome) */
+static long long read_own(dt_loader *ld, size_t g0, size_t g1)
+{
+    size_t P = (size_t)ld->P, me = (size_t)ld->me, no = 0, nr = 0;
     for (size_t p = g0; p < g1; p++) {
         uint32_t idx = ld->gorder[p - g0];
         if ((idx / ld->chunk) % P == me) ld->own[no++] = (item){idx, ld->gdest[p - g0], p};
     }
     qsort(ld->own, no, sizeof(item), cmp_idx);
-    size_t nr = 0;
     for (size_t i = 0; i < no; i++) {
         if (nr && ld->run_start[nr - 1] + ld->run_count[nr - 1] == ld->own[i].idx) {
             ld->run_count[nr - 1]++;
@@ -283,39 +282,55 @@ static int load_group(dt_loader *ld, size_t k)
     }
     int rc = dt_split_read_runs(ld->sp, ld->run_start, ld->run_count, nr, ld->readbuf);
     if (!dt_comm_all_ok(ld->comm, rc == 0)) {
-        if (rc == 0) dt_seterr("/%s: another rank failed to read images (see its message)",
-                            dt_split_name(ld->sp));
+        if (rc == 0) dt_seterr("/%s: another rank failed to read images (see its message)", dt_split_name(ld->sp));
         return -1;
     }
+    return (long long)no;
+}
 
+/* the no images read go to the ranks that use them; this rank's nl arrive
+ * in localbuf in position order */
+static void exchange_images(dt_loader *ld, size_t no, size_t nl)
+{
+    size_t P = (size_t)ld->P;
     /* readbuf slot i holds own[i] (index order); lay the images out by
      * (destination, position) in sendbuf, keeping the slot in idx's place */
     for (size_t i = 0; i < no; i++) ld->own[i].idx = (uint32_t)i;
     qsort(ld->own, no, sizeof(item), cmp_dest_pos);
     memset(ld->send, 0, P * sizeof(size_t));
     for (size_t i = 0; i < no; i++) {
-        memcpy(ld->sendbuf + i * DT_IMG, ld->readbuf + (size_t)ld->own[i].idx * DT_IMG,
-               DT_IMG);
+        memcpy(ld->sendbuf + i * DT_IMG, ld->readbuf + (size_t)ld->own[i].idx * DT_IMG, DT_IMG);
         ld->send[ld->own[i].dest] += DT_IMG;
     }
-    if (P > 1) {
-        size_t so = 0, ro = 0;
-        for (size_t r = 0; r < P; r++) {
-            ld->sdispl[r] = so;
-            so += ld->send[r];
-            ld->recv[r] *= DT_IMG;
-            ld->rdispl[r] = ro;
-            ro += ld->recv[r];
-            ld->cursor[r] = ld->rdispl[r];
-        }
-        /* readbuf is free again: receive into it, then put in position order */
-        dt_comm_alltoallv_bytes(ld->comm, ld->sendbuf, ld->send, ld->sdispl, ld->readbuf, ld->recv, ld->rdispl);
-        for (size_t i = 0; i < nl; i++) {
-            size_t src = (ld->local_idx[i] / ld->chunk) % P;
-            memcpy(ld->localbuf + i * DT_IMG, ld->readbuf + ld->cursor[src], DT_IMG);
-            ld->cursor[src] += DT_IMG;
-        }
+    if (P == 1) return;
+    size_t so = 0, ro = 0;
+    for (size_t r = 0; r < P; r++) {
+        ld->sdispl[r] = so;
+        so += ld->send[r];
+        ld->recv[r] *= DT_IMG;
+        ld->rdispl[r] = ro;
+        ro += ld->recv[r];
+        ld->cursor[r] = ld->rdispl[r];
     }
+    /* readbuf is free again: receive into it, then put in position order */
+    dt_comm_alltoallv_bytes(ld->comm, ld->sendbuf, ld->send, ld->sdispl, ld->readbuf, ld->recv, ld->rdispl);
+    for (size_t i = 0; i < nl; i++) {
+        size_t src = (ld->local_idx[i] / ld->chunk) % P;
+        memcpy(ld->localbuf + i * DT_IMG, ld->readbuf + ld->cursor[src], DT_IMG);
+        ld->cursor[src] += DT_IMG;
+    }
+}
+
+static int load_group(dt_loader *ld, size_t k)
+{
+    size_t b0 = k * ld->group_batches;
+    size_t b1 = b0 + ld->group_batches < ld->nbatches ? b0 + ld->group_batches : ld->nbatches;
+    size_t g0 = b0 * ld->batch, g1 = b1 * ld->batch < ld->n ? b1 * ld->batch : ld->n;
+    order_range(ld, ld->epoch, ld->chunk_perm, ld->win_start, g0, g1, ld->gorder, ld->win_list, ld->win_perm);
+    assign_positions(ld, b0, b1, g0);
+    long long no = read_own(ld, g0, g1);
+    if (no < 0) return -1;
+    exchange_images(ld, (size_t)no, ld->batch_off[b1 - b0]);
     ld->group = (long long)k;
     return 0;
 }

@@ -259,7 +259,8 @@ static const dt_model_ops GAN_OPS = {
 
 /* Collective: the command line, then, when resuming, the checkpoint's
  * settings (info: what is resumed; it must outlive o). */
-static void parse(gan_opts *o, int argc, char **argv, dt_resume_info *info)
+/* The options of `dtrain cyclegan` over o, set to their defaults; their count. */
+static int gan_options(gan_opts *o, dt_opt *opts)
 {
     *o = (gan_opts){.data = DT_DATA_DEFAULT_PATH,
                     .out = "results/cyclegan",
@@ -276,7 +277,7 @@ static void parse(gan_opts *o, int argc, char **argv, dt_resume_info *info)
                     .lambda_cyc = 10.0f,
                     .seed = 1};
     dt_run_opts_default(&o->run);
-    dt_opt opts[] = {
+    const dt_opt table[] = {
         {"data", DT_OPT_STR, &o->data, "FILE", "colored-MNIST HDF5 file (prepared if missing)", 1, 0},
         {"epochs", DT_OPT_INT, &o->epochs, "N", "epochs (over the smaller of the two training sets)", 0, 100000},
         {"batch", DT_OPT_SIZE, &o->batch, "N", "global batch size of each domain", 1, 4096},
@@ -334,7 +335,16 @@ static void parse(gan_opts *o, int argc, char **argv, dt_resume_info *info)
         DT_RUN_OPT_STOP(&o->run),
         DT_RUN_OPT_TIMEOUT(&o->run),
     };
-    int n = (int)(sizeof opts / sizeof *opts);
+    int n = (int)(sizeof table / sizeof *table);
+    DT_ASSERT(n <= DT_OPTS_MAX);
+    memcpy(opts, table, sizeof table);
+    return n;
+}
+
+static void parse(gan_opts *o, int argc, char **argv, dt_resume_info *info)
+{
+    dt_opt opts[DT_OPTS_MAX];
+    int n = gan_options(o, opts);
     dt_engine_parse("cyclegan", opts, n, argc, argv,
                     "usage: [mpirun -np N] dtrain cyclegan [options]    (N = 1 or even)\n\n"
                     "Train the CycleGAN that recolors digits between domain A (digit d in palette[d]) and\n"
