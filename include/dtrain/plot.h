@@ -66,6 +66,8 @@ int dt_image_blit_chw(dt_image *im, int x, int y, const float *chw, int c, int h
 int dt_text_width(const char *s, int scale);
 /* Draw s with its cell's top-left corner at (x, y); glyph pixels are scale x scale. */
 void dt_draw_text(dt_image *im, int x, int y, const char *s, const uint8_t rgb[3], int scale);
+/* Titles: dark text drawn twice, one pixel apart, for a heavier stroke. */
+void dt_draw_text_bold(dt_image *im, int x, int y, const char *s, int scale);
 /* Draw s rotated 90 degrees counter-clockwise (reads bottom to top) inside the box
  * with top-left (x, y), DT_FONT_H*scale wide and dt_text_width(s, scale) tall. */
 void dt_draw_text_up(dt_image *im, int x, int y, const char *s, const uint8_t rgb[3],

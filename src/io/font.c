@@ -161,3 +161,10 @@ void dt_draw_text_up(dt_image *im, int x, int y, const char *s, const uint8_t rg
 {
     draw(im, x, y, s, rgb, scale, 1);
 }
+
+void dt_draw_text_bold(dt_image *im, int x, int y, const char *s, int scale)
+{
+    static const uint8_t ink[3] = {30, 30, 30};
+    dt_draw_text(im, x, y, s, ink, scale);
+    dt_draw_text(im, x + 1, y, s, ink, scale);
+}

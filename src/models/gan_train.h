@@ -96,6 +96,16 @@ float dt_gan_adv_weight(const gan *g);          /* --adv-ramp */
 void dt_gan_paint(float *out, const float *src, size_t n, const double c[3]);
 void dt_gan_color_shift(const gan *g, int X, int role, float *img, size_t lo, size_t n, float sd);
 
+/* gan_opts.c: the options */
+/* Collective: the command line into o, then, when resuming, the
+ * checkpoint's settings (info must outlive o); refuses a bad --gen-out, an
+ * odd rank count, a batch smaller than a domain's ranks (status 2). */
+void dt_gan_parse(gan_opts *o, int argc, char **argv, dt_resume_info *info);
+/* --gen-out's name as DT_GEN_*, or -1 */
+int dt_gan_out_kind(const char *name);
+/* the learning rates' factor in epoch e (from 0): --lr-decay-from */
+float dt_gan_lr_factor(const gan_opts *o, int64_t e);
+
 /* gan_eval.c: pairing, sharing, evaluation, pictures */
 void dt_gan_build_pairing(gan *g, dt_split *const *train);
 void dt_gan_share_networks(gan *g, int moments);
