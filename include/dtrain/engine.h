@@ -104,6 +104,10 @@ void dt_engine_run(dt_engine *e);
  * settings. */
 void dt_engine_parse(const char *model, dt_opt *opts, int n, int argc, char **argv, const char *usage,
                      dt_run_opts *run, const char *const *out, dt_resume_info *info, dt_settings *settings);
+/* The same for options already set (given[i]: opts[i] was set by the
+ * caller, as if on the command line): resume and settings. */
+void dt_engine_configure(const char *model, const dt_opt *opts, int n, const unsigned char *given, dt_run_opts *run,
+                         const char *const *out, dt_resume_info *info, dt_settings *settings);
 /* Set the threads of the products and OpenBLAS (0: auto = 1 per rank with
  * several ranks, else the cores this process may use, or
  * $OPENBLAS_NUM_THREADS); returns the count. */

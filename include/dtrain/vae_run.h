@@ -44,6 +44,16 @@ typedef struct {
 
 /* `dtrain <model> argv...` (argv[0] is the model's name); res may be NULL. */
 int dt_vae_train(const char *model, int argc, char **argv, dt_vae_result *res);
+/* The same run from a typed configuration (what `dtrain study` sets; every
+ * other option the variant's default), as if given on the command line. */
+typedef struct {
+    const char *data, *out;
+    int epochs, threads;
+    size_t batch;
+    uint64_t seed;
+    dt_run_opts run; /* --resume (NULL or "auto"), --stop-signal, --step-timeout */
+} dt_vae_config;
+int dt_vae_train_config(const dt_vae_kind *kind, const dt_vae_config *c, dt_vae_result *res);
 
 /* Evaluation over every rank's block of the test split. */
 typedef struct dt_vae_eval {

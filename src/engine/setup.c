@@ -17,6 +17,12 @@ void dt_engine_parse(const char *model, dt_opt *opts, int n, int argc, char **ar
     DT_ASSERT(n <= DT_OPTS_MAX);
     int rc = dt_opts_parse_or_exit(opts, n, argc, argv, usage, given);
     dt_check_all(rc == 0);
+    dt_engine_configure(model, opts, n, given, run, out, info, settings);
+}
+
+void dt_engine_configure(const char *model, const dt_opt *opts, int n, const unsigned char *given, dt_run_opts *run,
+                         const char *const *out, dt_resume_info *info, dt_settings *settings)
+{
     dt_run_resume(run, *out, model, info); /* *out: as parsed */
     if (info->resumed) {
         /* --resume auto: the folder that held the checkpoint is the run's */

@@ -185,22 +185,14 @@ int dt_cmd_study(int argc, char **argv)
     }
     dt_vae_result r[NM];
     memset(r, 0, sizeof r);
-    char se[32], sb[32], ss[32], st[32], sto[32];
-    snprintf(sto, sizeof sto, "%g", run.step_timeout);
-    snprintf(se, sizeof se, "%d", epochs);
-    snprintf(sb, sizeof sb, "%zu", batch);
-    snprintf(ss, sizeof ss, "%llu", (unsigned long long)seed);
-    snprintf(st, sizeof st, "%d", threads);
     for (int i = 0; i < NM; i++) {
         char *dir = dt_path_join(out, MODELS[i]);
-        char *av[] = {(char *)MODELS[i], "--data", (char *)data, "--epochs", se, "--batch", sb, "--seed", ss,
-                      "--threads", st, "--out", dir, "--stop-signal", (char *)run.stop_signals, "--step-timeout", sto,
-                      run.resume ? "--resume" : NULL, "auto", NULL};
-        int ac = 0;
-        while (av[ac]) ac++;
+        dt_vae_config c = {.data = data, .out = dir, .epochs = epochs, .threads = threads, .batch = batch,
+                           .seed = seed, .run = run};
+        c.run.overwrite = 0; /* the study cleared the folders above */
         dt_log("\n== study: %s\n", MODELS[i]);
-        /* a stop signal ends the whole study inside dt_vae_train (status 75) */
-        dt_vae_train(MODELS[i], ac, av, &r[i]);
+        /* a stop signal ends the whole study inside dt_vae_train_config (status 75) */
+        dt_vae_train_config(dt_vae_kind_find(MODELS[i]), &c, &r[i]);
         dt_free(dir);
     }
     if (dt_rank() == 0 && write_report(out, r, epochs, seed, data) < 0) dt_warn("%s", dt_lasterr());

@@ -23,6 +23,8 @@
 
 /* Collective: the command line, then, when resuming, the checkpoint's
  * settings (info: what is resumed; it must outlive a). */
+static void check_batch(const dt_vae_args *a);
+
 static void parse(const char *model, dt_vae_args *a, int argc, char **argv, dt_resume_info *info)
 {
     dt_opt opts[DT_OPTS_MAX];
@@ -33,6 +35,33 @@ static void parse(const char *model, dt_vae_args *a, int argc, char **argv, dt_r
              "MPI ranks.\nWrites pictures, metrics.csv, summary.json, checkpoint.h5 and embeddings.h5 into --out.\n",
              model, dt_vae_kind_find(model)->title);
     dt_engine_parse(model, opts, n, argc, argv, usage, &a->run, &a->out, info, &a->settings);
+    check_batch(a);
+}
+
+/* The run a configuration describes: the variant's defaults, then c's
+ * values, as if given on the command line. */
+static void configure(const dt_vae_kind *kind, const dt_vae_config *c, dt_vae_args *a, dt_resume_info *info)
+{
+    dt_opt opts[DT_OPTS_MAX];
+    unsigned char given[DT_OPTS_MAX] = {0};
+    int n = dt_vae_options(kind->name, a, opts);
+    a->data = c->data;
+    a->out = c->out;
+    a->o.epochs = c->epochs;
+    a->o.batch = c->batch;
+    a->o.seed = c->seed;
+    a->o.threads = c->threads;
+    a->run = c->run;
+    static const char *const set[] = {"data", "out", "epochs", "batch", "seed", "threads", "resume",
+                                      "stop-signal", "step-timeout"};
+    for (int i = 0; i < n; i++)
+        for (size_t k = 0; k < sizeof set / sizeof *set; k++) given[i] |= strcmp(opts[i].name, set[k]) == 0;
+    dt_engine_configure(kind->name, opts, n, given, &a->run, &a->out, info, &a->settings);
+    check_batch(a);
+}
+
+static void check_batch(const dt_vae_args *a)
+{
     if (!dt_all_ok(a->o.batch >= (size_t)dt_size())) {
         dt_seterr("--batch %zu is smaller than the number of ranks (%d): every rank needs at least one image",
                   a->o.batch, dt_size());
@@ -386,22 +415,17 @@ static const dt_model_ops VAE_OPS = {
     .finish = vae_finish,
 };
 
-int dt_vae_train(const char *model, int argc, char **argv, dt_vae_result *res)
+/* Collective: train r->kind with r->a's options (info: what is resumed) */
+static int train(vae_run *r, dt_resume_info *info, double t_start)
 {
-    double t_start = dt_now();
-    vae_run *r = dt_alloc(sizeof *r);
-    r->kind = dt_vae_kind_find(model);
-    DT_ASSERT(r->kind);
-    r->res = res;
+    const char *model = r->kind->name;
     r->nt = 1 + r->kind->nparts;
-    dt_resume_info info;
-    parse(model, &r->a, argc, argv, &info);
     dt_vae_args *a = &r->a;
     a->o.threads = dt_threads_setup(a->o.threads);
     dt_run_begin(&a->run);
     /* output folder first: a run that cannot write its results should not start */
     dt_run_claim(&a->run, a->out);
-    build(r, &info);
+    build(r, info);
     dt_model_ops ops = VAE_OPS;
     char cols[512];
     ops.name = r->kind->name;
@@ -421,7 +445,7 @@ int dt_vae_train(const char *model, int argc, char **argv, dt_vae_result *res)
                    .checkpoint_every = a->o.checkpoint_every,
                    .seed = a->o.seed,
                    .run = &a->run,
-                   .info = &info,
+                   .info = info,
                    .settings = &a->settings,
                    .data_sha256 = a->data_sha256,
                    .t_start = t_start};
@@ -436,4 +460,27 @@ int dt_vae_train(const char *model, int argc, char **argv, dt_vae_result *res)
     dt_dataset_close(r->ds);
     dt_free(r);
     return 0;
+}
+
+int dt_vae_train(const char *model, int argc, char **argv, dt_vae_result *res)
+{
+    double t_start = dt_now();
+    vae_run *r = dt_alloc(sizeof *r);
+    r->kind = dt_vae_kind_find(model);
+    DT_ASSERT(r->kind);
+    r->res = res;
+    dt_resume_info info;
+    parse(model, &r->a, argc, argv, &info);
+    return train(r, &info, t_start);
+}
+
+int dt_vae_train_config(const dt_vae_kind *kind, const dt_vae_config *c, dt_vae_result *res)
+{
+    double t_start = dt_now();
+    vae_run *r = dt_alloc(sizeof *r);
+    r->kind = kind;
+    r->res = res;
+    dt_resume_info info;
+    configure(kind, c, &r->a, &info);
+    return train(r, &info, t_start);
 }
