@@ -29,8 +29,6 @@ int dt_opts_parse(const dt_opt *opts, int nopts, int argc, char **argv, int firs
  * usually with dt_check_all, so that every rank ends together). */
 int dt_opts_parse_or_exit(const dt_opt *opts, int nopts, int argc, char **argv, const char *usage,
                           unsigned char *given);
-/* Print the options with their defaults. */
-void dt_opts_help(FILE *f, const dt_opt *opts, int nopts);
 
 /* ---- settings: the option values a checkpoint keeps ---------------------------- */
 

@@ -10,7 +10,6 @@
 /* MPI_Init_thread (funneled) and the abort hook; sets the log rank. */
 void dt_comm_init(int *argc, char ***argv);
 void dt_comm_finalize(void);
-int dt_comm_active(void); /* 1 between init and finalize */
 
 int dt_rank(void);
 int dt_size(void);
@@ -78,8 +77,6 @@ void dt_barrier(void);
  * Counts and displacements are in bytes (converted to element counts here). */
 void dt_alltoallv_bytes(const void *sendbuf, const size_t *send, const size_t *sdispl,
                         void *recvbuf, const size_t *recv, const size_t *rdispl);
-/* Gather of one size_t from every rank, result on every rank (out[size]). */
-void dt_allgather_size(size_t mine, size_t *out);
 
 /* A file-access property list (hid_t) for HDF5: the MPI-IO driver over all
  * ranks when MPI is active, the default driver otherwise. Caller closes it.

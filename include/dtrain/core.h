@@ -2,7 +2,7 @@
  *
  * Error model. Library functions never exit: on failure they record a message
  * with dt_seterr() and return -1 (or NULL). The command layer turns a recorded
- * message into `dtrain: error: <message>` and exit status 2 (dt_die). Internal
+ * message into `dtrain: error: <message>` and exit status 2 (dt_check_all). Internal
  * faults (a bug, an allocation failure, an MPI or HDF5 call that should not
  * fail) go through DT_FATAL, which aborts the whole MPI job. */
 #ifndef DTRAIN_CORE_H
@@ -40,9 +40,6 @@ int dt_seterr(const char *fmt, ...) DT_PRINTF(1, 2);
 const char *dt_lasterr(void);
 void dt_clearerr(void);
 
-/* User error: print `dtrain: error: <msg>` and end the whole job with status 2.
- * Safe to call from one rank alone: with several ranks it aborts the job. */
-DT_NORETURN void dt_die(const char *fmt, ...) DT_PRINTF(1, 2);
 /* Internal fault: print file:line and abort the whole job with status 3. */
 DT_NORETURN void dt_fatal_at(const char *file, int line, const char *fmt, ...) DT_PRINTF(3, 4);
 #define DT_FATAL(...) dt_fatal_at(__FILE__, __LINE__, __VA_ARGS__)
@@ -54,7 +51,6 @@ DT_NORETURN void dt_fatal_at(const char *file, int line, const char *fmt, ...) D
 /* How a fatal error ends the job. The dist module installs MPI_Abort here
  * once MPI is up; before that (and in unit tests) it is exit(). */
 void dt_set_abort_hook(DT_NORETURN void (*hook)(int status));
-DT_NORETURN void dt_exit_job(int status);
 
 /* ---- allocation --------------------------------------------------------- */
 

@@ -128,7 +128,6 @@ dt_dataset *dt_dataset_open(const char *path);
 void dt_dataset_close(dt_dataset *ds);
 /* 1 if the top-level group ("vae", "cyclegan") exists. */
 int dt_dataset_has(const dt_dataset *ds, const char *group);
-const char *dt_dataset_path(const dt_dataset *ds);
 /* The SHA-256 of the file's content that its gate holds and open verified:
  * what identifies the data set (a checkpoint records it). */
 const char *dt_dataset_sha256(const dt_dataset *ds);

@@ -113,8 +113,6 @@ int dt_run_nothing_left(const dt_resume_info *info, const char *model, const cha
  * (DTRAIN_RAISE_AT=STEP[:RANK] raises the first stop signal on that rank
  * after that step: exact stops for tests.) */
 int dt_run_stop_local(int64_t steps);
-/* Collective: the stop signal any rank received (0: none). */
-int dt_run_stop_poll(void);
 
 /* Rank 0, after dt_ckpt_save failed (dt_lasterr set) at step: add what
  * became of the previous checkpoint at path and what to do. */

@@ -75,7 +75,7 @@ const char *dt_step_exchange(const dt_optim *o);
  *   ... backward of the layers from `from` to the block's end ...
  *                                          dt_step_ready(&s, from);
  *   ... the rest of backward ...           dt_step_end(&s);
- * dt_step_grads(&s) says whether backward must write p->g (1), or leave the
+ * dt_step_hooks(&s).grads says whether backward must write p->g (1), or leave the
  * parameter gradients to dt_step_end (0: node-shared params; backward then
  * writes only input gradients). dt_step_ready says that on this rank the
  * layers of [from, n) are done: their dy are final and their weights will
@@ -93,7 +93,6 @@ typedef struct {
     double secs, grad_secs, wait_secs;
 } dt_step;
 void dt_step_begin(dt_step *s, dt_optim *o);
-int dt_step_grads(const dt_step *s);
 void dt_step_rows(dt_step *s, int rows);
 void dt_step_ready(dt_step *s, size_t from);
 void dt_step_end(dt_step *s);

@@ -144,8 +144,6 @@ void dt_latent_forward(dt_vae *m, int B, const uint64_t *gidx, uint64_t step, in
 /* dz (B,Z) -> dhead (B,H), overwritten; KL gradients scaled by scale. */
 void dt_latent_backward(dt_vae *m, int B, float scale);
 
-double dt_gauss_part_forward(dt_gauss_part *p, dt_vae *m, int B, const uint64_t *gidx, uint64_t step, int eval);
-void dt_gauss_part_backward(dt_gauss_part *p, dt_vae *m, int B, float scale);
 double dt_cat_part_forward(dt_cat_part *p, dt_vae *m, int B, const uint64_t *gidx, uint64_t step, int eval);
 void dt_cat_part_backward(dt_cat_part *p, dt_vae *m, int B, float scale);
 

@@ -42,9 +42,7 @@ typedef struct {
     int all_in_use;                  /* every category of every variable used (-1: none) */
 } dt_vae_result;
 
-/* `dtrain <model> argv...` (argv[0] is the model's name); res may be NULL. */
-int dt_vae_train(const char *model, int argc, char **argv, dt_vae_result *res);
-/* The same run from a typed configuration (what `dtrain study` sets; every
+/* A VAE run from a typed configuration (what `dtrain study` sets; every
  * other option the variant's default), as if given on the command line. */
 typedef struct {
     const char *data, *out;

@@ -81,7 +81,7 @@ int dt_opts_parse(const dt_opt *opts, int nopts, int argc, char **argv, int firs
     return 0;
 }
 
-void dt_opts_help(FILE *f, const dt_opt *opts, int nopts)
+static void opts_help(FILE *f, const dt_opt *opts, int nopts)
 {
     for (int k = 0; k < nopts; k++) {
         const dt_opt *o = &opts[k];
@@ -110,7 +110,7 @@ int dt_opts_parse_or_exit(const dt_opt *opts, int nopts, int argc, char **argv, 
         if (dt_rank() == 0) {
             fputs(usage, stdout);
             printf("\noptions:\n");
-            dt_opts_help(stdout, opts, nopts);
+            opts_help(stdout, opts, nopts);
         }
         dt_comm_finalize();
         exit(0);

@@ -54,7 +54,6 @@ void dt_comm_finalize(void)
     dt_set_abort_hook(NULL);
 }
 
-int dt_comm_active(void) { return g_active; }
 int dt_rank(void) { return g_rank; }
 int dt_size(void) { return g_size; }
 
@@ -303,20 +302,6 @@ void dt_comm_alltoallv_bytes(dt_comm *g, const void *sendbuf, const size_t *send
     }
     MPI_CHECK(MPI_Alltoallv(sendbuf, sc, sd, MPI_BYTE, recvbuf, rc, rd, MPI_BYTE, comm_of(g)));
     free(sc);
-}
-
-void dt_allgather_size(size_t mine, size_t *out)
-{
-    if (!g_active || g_size == 1) {
-        out[0] = mine;
-        return;
-    }
-    uint64_t v = mine;
-    uint64_t *all = malloc(sizeof(uint64_t) * (size_t)g_size);
-    if (!all) DT_FATAL("out of memory");
-    MPI_CHECK(MPI_Allgather(&v, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, MPI_COMM_WORLD));
-    for (int r = 0; r < g_size; r++) out[r] = (size_t)all[r];
-    free(all);
 }
 
 int64_t dt_h5_fapl(void)

@@ -37,7 +37,7 @@ void dt_step_begin(dt_step *s, dt_optim *o)
     if (o->share) s->k = dt_adam_next(o->a);
 }
 
-int dt_step_grads(const dt_step *s) { return !s->o->share; }
+static int step_grads(const dt_step *s) { return !s->o->share; }
 
 void dt_step_rows(dt_step *s, int rows)
 {
@@ -54,7 +54,7 @@ static void hook_done(void *s, size_t from) { dt_step_ready(s, from); }
 
 dt_backward_hooks dt_step_hooks(dt_step *s)
 {
-    return (dt_backward_hooks){.ctx = s, .grads = dt_step_grads(s), .rows = hook_rows, .done = hook_done};
+    return (dt_backward_hooks){.ctx = s, .grads = step_grads(s), .rows = hook_rows, .done = hook_done};
 }
 
 void dt_step_end(dt_step *s)

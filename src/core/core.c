@@ -27,24 +27,12 @@ void dt_clearerr(void) { g_err[0] = '\0'; }
 
 void dt_set_abort_hook(DT_NORETURN void (*hook)(int status)) { g_abort_hook = hook; }
 
-void dt_exit_job(int status)
+static DT_NORETURN void exit_job(int status)
 {
     fflush(stdout);
     fflush(stderr);
     if (g_abort_hook) g_abort_hook(status);
     exit(status);
-}
-
-void dt_die(const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    fflush(stdout);
-    fprintf(stderr, "dtrain: error: %s\n", msg);
-    dt_exit_job(DT_EXIT_USAGE);
 }
 
 void dt_fatal_at(const char *file, int line, const char *fmt, ...)
@@ -56,7 +44,7 @@ void dt_fatal_at(const char *file, int line, const char *fmt, ...)
     va_end(ap);
     fflush(stdout);
     fprintf(stderr, "dtrain: internal error (%s:%d): %s\n", file, line, msg);
-    dt_exit_job(DT_EXIT_INTERNAL);
+    exit_job(DT_EXIT_INTERNAL);
 }
 
 int dt_check_regular(const char *path, const char *what)

@@ -215,7 +215,6 @@ int dt_dataset_has(const dt_dataset *ds, const char *group)
 
 const char *dt_dataset_sha256(const dt_dataset *ds) { return ds->sha256; }
 
-const char *dt_dataset_path(const dt_dataset *ds) { return ds->path; }
 
 /* A 1-D uint8 dataset of length n, read whole (collectively). */
 static int read_labels(const dt_dataset *ds, hid_t g, const char *split, const char *name, size_t n,

@@ -66,8 +66,6 @@ int dt_run_stop_local(int64_t steps)
     return dt_stop_requested();
 }
 
-int dt_run_stop_poll(void) { return dt_check_all_max(1, dt_stop_requested()); }
-
 /* ---- the output folder ------------------------------------------------------ */
 
 /* Every file a training command or the study writes into its folder: what

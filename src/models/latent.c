@@ -38,7 +38,7 @@ static void gauss_free(dt_gauss_part *p)
     dt_free(p->scratch);
 }
 
-double dt_gauss_part_forward(dt_gauss_part *p, dt_vae *m, int B, const uint64_t *gidx, uint64_t step, int eval)
+static double gauss_forward(dt_gauss_part *p, dt_vae *m, int B, const uint64_t *gidx, uint64_t step, int eval)
 {
     int d = p->d;
     cols_get(p->mu, m->hd, B, m->H, p->h0, d);
@@ -54,7 +54,7 @@ double dt_gauss_part_forward(dt_gauss_part *p, dt_vae *m, int B, const uint64_t 
     return dt_kl_gauss_forward(NULL, p->mu, p->logvar, B, d);
 }
 
-void dt_gauss_part_backward(dt_gauss_part *p, dt_vae *m, int B, float scale)
+static void gauss_backward(dt_gauss_part *p, dt_vae *m, int B, float scale)
 {
     int d = p->d;
     size_t n = (size_t)B * d;
@@ -211,7 +211,7 @@ void dt_latent_forward(dt_vae *m, int B, const uint64_t *gidx, uint64_t step, in
 {
     for (int i = 0; i < m->kind->nparts; i++) {
         dt_latent_part *p = &m->part[i];
-        kl[i] += p->kind == DT_PART_GAUSS ? dt_gauss_part_forward(&p->gauss, m, B, gidx, step, eval)
+        kl[i] += p->kind == DT_PART_GAUSS ? gauss_forward(&p->gauss, m, B, gidx, step, eval)
                                           : dt_cat_part_forward(&p->cat, m, B, gidx, step, eval);
     }
 }
@@ -221,7 +221,7 @@ void dt_latent_backward(dt_vae *m, int B, float scale)
     for (int i = 0; i < m->kind->nparts; i++) {
         dt_latent_part *p = &m->part[i];
         if (p->kind == DT_PART_GAUSS)
-            dt_gauss_part_backward(&p->gauss, m, B, scale);
+            gauss_backward(&p->gauss, m, B, scale);
         else
             dt_cat_part_backward(&p->cat, m, B, scale);
     }

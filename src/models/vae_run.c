@@ -372,7 +372,7 @@ static const char *columns(const dt_vae_kind *kind, char *buf, size_t len)
     return buf;
 }
 
-int dt_cmd_vae_family(int argc, char **argv) { return dt_vae_train(argv[0], argc, argv, NULL); }
+
 
 /* Collective: the data, the model and its loader, for r->a's options */
 static void build(vae_run *r, const dt_resume_info *info)
@@ -462,7 +462,8 @@ static int train(vae_run *r, dt_resume_info *info, double t_start)
     return 0;
 }
 
-int dt_vae_train(const char *model, int argc, char **argv, dt_vae_result *res)
+/* `dtrain <model> argv...` (argv[0] is the model's name) */
+static int vae_train_argv(const char *model, int argc, char **argv, dt_vae_result *res)
 {
     double t_start = dt_now();
     vae_run *r = dt_alloc(sizeof *r);
@@ -484,3 +485,5 @@ int dt_vae_train_config(const dt_vae_kind *kind, const dt_vae_config *c, dt_vae_
     configure(kind, c, &r->a, &info);
     return train(r, &info, t_start);
 }
+
+int dt_cmd_vae_family(int argc, char **argv) { return vae_train_argv(argv[0], argc, argv, NULL); }
