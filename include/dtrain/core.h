@@ -48,7 +48,7 @@ DT_NORETURN void dt_fatal_at(const char *file, int line, const char *fmt, ...) D
         if (!(cond)) DT_FATAL("assertion failed: %s", #cond);                            \
     } while (0)
 
-/* How a fatal error ends the job. The dist module installs MPI_Abort here
+/* How a fatal error ends the job. The comm module installs MPI_Abort here
  * once MPI is up; before that (and in unit tests) it is exit(). */
 void dt_set_abort_hook(DT_NORETURN void (*hook)(int status));
 

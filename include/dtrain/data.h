@@ -3,7 +3,7 @@
  *
  * Errors: functions return -1 (or NULL) after dt_seterr() with a message that
  * names the file and says what to do. Nothing here exits or calls MPI directly;
- * the loader exchanges images through the dist module. */
+ * the loader exchanges images through the comm module. */
 #ifndef DTRAIN_DATA_H
 #define DTRAIN_DATA_H
 
@@ -187,7 +187,7 @@ typedef struct dt_loader dt_loader;
 /* All buffers are allocated here, for the largest local batch. The split must
  * outlive the loader. Starts at epoch 0, batch 0. */
 dt_loader *dt_loader_create(dt_split *sp, size_t batch, uint64_t seed, int shuffle);
-/* The same over a group of ranks (see dist.h; NULL: all ranks): the global
+/* The same over a group of ranks (see comm.h; NULL: all ranks): the global
  * batch is split over the group's ranks, and only they call dt_loader_next. */
 struct dt_comm;
 dt_loader *dt_loader_create_in(struct dt_comm *comm, dt_split *sp, size_t batch, uint64_t seed, int shuffle);
