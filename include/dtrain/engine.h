@@ -89,7 +89,7 @@ struct dt_engine {
     double train_s, images; /* seconds in steps, images trained on, this run */
     int stopped;            /* at --max-steps */
     int idle;               /* nothing left to train (dt_run_nothing_left) */
-    int trained_in_epoch;   /* steps taken in the epoch in progress when it stopped */
+    int64_t run_step0;      /* the step this run started from */
     char *ckpt_path;
 };
 

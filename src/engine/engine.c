@@ -64,13 +64,13 @@ static FILE *open_metrics(const dt_engine *e)
     return csv;
 }
 
-static void progress(dt_engine *e, dt_progress *prog, int64_t epoch, int64_t b, int64_t start_step)
+static void progress(dt_engine *e, dt_progress *prog, int64_t epoch, int64_t b)
 {
     if (!prog->tty) return;
     char st[200], eta[32], model[96] = "";
     int64_t total = e->epoch_steps * e->epochs;
     if (e->max_steps > 0 && total > e->max_steps) total = e->max_steps;
-    double per = e->train_s / (double)(e->step - start_step);
+    double per = e->train_s / (double)(e->step - e->run_step0); /* seconds per step, this run */
     dt_fmt_duration(eta, sizeof eta, per * (double)(total - e->step));
     if (e->ops->status) e->ops->status(e->m, model, sizeof model);
     snprintf(st, sizeof st, "epoch %lld/%d  %s%s%.0f img/s  ETA %s", (long long)epoch + 1, e->epochs, model,
@@ -81,7 +81,6 @@ static void progress(dt_engine *e, dt_progress *prog, int64_t epoch, int64_t b, 
 /* One epoch's steps from batch b0; 1 when --max-steps stopped it inside. */
 static int train_epoch(dt_engine *e, int64_t epoch, int64_t b0, dt_progress *prog, double *images)
 {
-    int64_t start_step = e->step;
     for (int64_t b = b0; b < e->epoch_steps; b++) {
         double t0 = dt_now();
         /* the phases name where a rank was when the watchdog fires */
@@ -100,12 +99,11 @@ static int train_epoch(dt_engine *e, int64_t epoch, int64_t b0, dt_progress *pro
         e->train_s += dt_now() - t0;
         e->images += n;
         *images += n;
-        progress(e, prog, epoch, b, start_step);
+        progress(e, prog, epoch, b);
         int last = b + 1 == e->epoch_steps;
         if (!last && e->max_steps > 0 && e->step >= e->max_steps) {
             /* stop mid-epoch: the checkpoint holds the exact position */
             checkpoint(e, epoch, b + 1);
-            e->trained_in_epoch = 1;
             return 1;
         }
         if (!last && e->checkpoint_every > 0 && e->step % e->checkpoint_every == 0) checkpoint(e, epoch, b + 1);
@@ -143,12 +141,12 @@ static void train(dt_engine *e, FILE *csv)
     dt_progress prog;
     dt_progress_init(&prog);
     double t_loop = dt_now();
+    e->run_step0 = e->step;
     e->stopped = e->max_steps > 0 && e->step >= e->max_steps; /* resumed at or past it: no step */
     for (int64_t epoch = e->epoch0; epoch < e->epochs && !e->stopped; epoch++) {
         double t_epoch = dt_now(), images = 0;
         int64_t b0 = epoch == e->epoch0 ? e->batch0 : 0;
         if (b0 == 0) memset(e->sums, 0, sizeof e->sums);
-        e->trained_in_epoch = 0;
         e->ops->epoch_begin(e->m, epoch, b0);
         e->stopped = train_epoch(e, epoch, b0, &prog, &images);
         dt_progress_clear(&prog);
