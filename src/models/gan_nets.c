@@ -1,5 +1,6 @@
 /* The CycleGAN's generator and discriminator (see include/dtrain/gan.h). */
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "dtrain/core.h"
@@ -9,25 +10,73 @@
 
 /* ---- generator ------------------------------------------------------------- */
 
+/* A network's layers, once: convolutions (k > 0: kernel k, padding pad) or
+ * linear layers (k = 0), where each sits in its struct, its widths. Declaring,
+ * binding, initializing and the checkpoint's names follow from the table. */
+typedef struct {
+    const char *name;
+    size_t at;
+    int in, out, k, pad;
+} layer_spec;
+
+static const layer_spec GEN[] = {
+    {"conv1", offsetof(dt_gen, c1), 3, 32, 3, 1},
+    {"conv2", offsetof(dt_gen, c2), 32, 40, 3, 1},
+    {"conv3", offsetof(dt_gen, c3), 40, 3, 1, 0},
+};
+static const layer_spec DISC[] = {
+    {"conv1", offsetof(dt_disc, c1), 3, 32, 3, 1},
+    {"conv2", offsetof(dt_disc, c2), 32, 64, 3, 1},
+    {"fc1", offsetof(dt_disc, f1), 64 * 7 * 7, 128, 0, 0},
+    {"fc2", offsetof(dt_disc, f2), 128, 1, 0, 0},
+};
+
+/* declare the n layers of net (the struct holding them) in p, allocate, bind */
+static void build(void *net, dt_params *p, const char *name, const layer_spec *ls, int n)
+{
+    dt_params_init(p, name);
+    for (int i = 0; i < n; i++) {
+        void *l = (char *)net + ls[i].at;
+        if (ls[i].k)
+            dt_conv2d_declare(l, p, ls[i].name, ls[i].in, ls[i].out, ls[i].k, ls[i].pad);
+        else
+            dt_linear_declare(l, p, ls[i].name, ls[i].in, ls[i].out);
+    }
+    dt_params_alloc(p);
+    for (int i = 0; i < n; i++) {
+        void *l = (char *)net + ls[i].at;
+        if (ls[i].k)
+            dt_conv2d_bind(l, p);
+        else
+            dt_linear_bind(l, p);
+    }
+}
+
+/* PyTorch's default initialization of each layer, keys first, first + 1, ... */
+static void init(void *net, const layer_spec *ls, int n, uint64_t seed, uint64_t first)
+{
+    for (int i = 0; i < n; i++) {
+        void *l = (char *)net + ls[i].at;
+        if (ls[i].k)
+            dt_conv2d_init(l, seed, first + (uint64_t)i);
+        else
+            dt_linear_init(l, seed, first + (uint64_t)i);
+    }
+}
+
+#define NGEN ((int)(sizeof GEN / sizeof *GEN))
+#define NDISC ((int)(sizeof DISC / sizeof *DISC))
+
 void dt_gen_create(dt_gen *g, const char *name, int out)
 {
-    dt_params_init(&g->p, name);
-    dt_conv2d_declare(&g->c1, &g->p, "conv1", 3, 32, 3, 1);
-    dt_conv2d_declare(&g->c2, &g->p, "conv2", 32, 40, 3, 1);
-    dt_conv2d_declare(&g->c3, &g->p, "conv3", 40, 3, 1, 0);
-    dt_params_alloc(&g->p);
-    dt_conv2d_bind(&g->c1, &g->p);
-    dt_conv2d_bind(&g->c2, &g->p);
-    dt_conv2d_bind(&g->c3, &g->p);
+    build(g, &g->p, name, GEN, NGEN);
     g->out = out;
     g->true_clamp = 0;
 }
 
 void dt_gen_init(dt_gen *g, uint64_t seed, uint64_t key)
 {
-    dt_conv2d_init(&g->c1, seed, 3 * key);
-    dt_conv2d_init(&g->c2, seed, 3 * key + 1);
-    dt_conv2d_init(&g->c3, seed, 3 * key + 2);
+    init(g, GEN, NGEN, seed, NGEN * key);
     if (g->out != DT_GEN_SIGMOID) { /* start as the identity: the change is zero */
         memset(g->c3.w, 0, sizeof(float) * 3 * 40);
         memset(g->c3.b, 0, sizeof(float) * 3);
@@ -157,27 +206,9 @@ void dt_gen_backward(dt_gen *g, dt_gen_ctx *c, const float *dy, float *dx, int B
 
 /* ---- discriminator ---------------------------------------------------------- */
 
-void dt_disc_create(dt_disc *d, const char *name)
-{
-    dt_params_init(&d->p, name);
-    dt_conv2d_declare(&d->c1, &d->p, "conv1", 3, 32, 3, 1);
-    dt_conv2d_declare(&d->c2, &d->p, "conv2", 32, 64, 3, 1);
-    dt_linear_declare(&d->f1, &d->p, "fc1", 64 * 7 * 7, 128);
-    dt_linear_declare(&d->f2, &d->p, "fc2", 128, 1);
-    dt_params_alloc(&d->p);
-    dt_conv2d_bind(&d->c1, &d->p);
-    dt_conv2d_bind(&d->c2, &d->p);
-    dt_linear_bind(&d->f1, &d->p);
-    dt_linear_bind(&d->f2, &d->p);
-}
+void dt_disc_create(dt_disc *d, const char *name) { build(d, &d->p, name, DISC, NDISC); }
 
-void dt_disc_init(dt_disc *d, uint64_t seed, uint64_t key)
-{
-    dt_conv2d_init(&d->c1, seed, 4 * key);
-    dt_conv2d_init(&d->c2, seed, 4 * key + 1);
-    dt_linear_init(&d->f1, seed, 4 * key + 2);
-    dt_linear_init(&d->f2, seed, 4 * key + 3);
-}
+void dt_disc_init(dt_disc *d, uint64_t seed, uint64_t key) { init(d, DISC, NDISC, seed, NDISC * key); }
 
 void dt_disc_free(dt_disc *d) { dt_params_free(&d->p); }
 
