@@ -9,7 +9,7 @@
  *                        --checkpoint-every
  *       evaluation and the epoch's log line (the model's), a metrics.csv row,
  *       the epoch's checkpoint, a stop asked for meanwhile
- *   the final evaluation, pictures and summary (the model's), the end record.
+ *   the final evaluation and pictures (the model's), summary.json, the end record.
  *
  * The stop protocol (runctl.h) exists here only: a stop signal on any rank is
  * agreed on before the next step, the checkpoint written at that position,
@@ -22,6 +22,7 @@
 
 #include "dtrain/ckpt.h"
 #include "dtrain/data.h"
+#include "dtrain/report.h"
 #include "dtrain/runctl.h"
 
 typedef struct dt_engine dt_engine;
@@ -63,8 +64,11 @@ typedef struct {
     /* rank 0: write the checkpoint; meta holds the engine's fields, the
      * model adds its own (arch, ...) */
     int (*save)(void *m, dt_ckpt_meta *meta, const char *path);
-    /* after the last step: final evaluation, pictures, summary */
+    /* after the last step: final evaluation, pictures */
     void (*finish)(void *m, const dt_engine *e);
+    /* rank 0, then: the model's fields of summary.json (the engine writes
+     * the model's name first and what every run has after them) */
+    void (*summary)(void *m, const dt_engine *e, dt_json *j);
 } dt_model_ops;
 
 #define DT_ROW_MAX 32
@@ -73,8 +77,9 @@ struct dt_engine {
     /* set by the command before dt_engine_run */
     const dt_model_ops *ops;
     void *m;
-    const char *out;
+    const char *out, *data;
     int epochs, threads;
+    size_t batch; /* global */
     int64_t epoch_steps; /* batches in one epoch */
     long max_steps, checkpoint_every;
     uint64_t seed;

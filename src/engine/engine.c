@@ -160,6 +160,41 @@ static void train(dt_engine *e, FILE *csv)
     }
 }
 
+/* Collective: summary.json, the model's fields between the engine's (rank 0
+ * writes; peak_rss_bytes is the largest over the ranks) */
+static void write_summary(const dt_engine *e)
+{
+    double rss = (double)dt_peak_rss();
+    dt_allreduce_max_d(&rss, 1);
+    if (dt_rank() != 0) return;
+    char *path = dt_path_join(e->out, "summary.json");
+    dt_json j;
+    if (dt_json_open(&j, path) == 0) {
+        dt_json_str(&j, "model", e->ops->name);
+        e->ops->summary(e->m, e, &j);
+        dt_json_int(&j, "ranks", dt_size());
+        dt_json_int(&j, "threads", e->threads);
+        dt_json_int(&j, "epochs", e->epochs);
+        dt_json_int(&j, "batch", (long long)e->batch);
+        dt_json_int(&j, "seed", (long long)e->seed);
+        dt_json_int(&j, "steps", e->step);
+        dt_json_num(&j, "images_per_s", e->train_s > 0 ? e->images / e->train_s : 0);
+        dt_json_num(&j, "wall_s", dt_now() - e->t_start);
+        dt_json_str(&j, "data", e->data);
+        dt_json_str(&j, "version", DT_VERSION);
+#ifdef DT_GIT_REV
+        dt_json_str(&j, "revision", DT_GIT_REV);
+        dt_json_str(&j, "compiler", DT_CC);
+        dt_json_str(&j, "cflags", DT_CFLAGS);
+#endif
+        dt_json_int(&j, "peak_rss_bytes", (long long)rss);
+        if (e->info->resumed) dt_json_str(&j, "resumed_from", e->info->from);
+        if (dt_json_close(&j) < 0) dt_warn("%s", dt_lasterr());
+    } else
+        dt_warn("%s", dt_lasterr());
+    dt_free(path);
+}
+
 void dt_engine_run(dt_engine *e)
 {
     e->ckpt_path = dt_path_join(e->out, "checkpoint.h5");
@@ -175,6 +210,7 @@ void dt_engine_run(dt_engine *e)
     dt_stop_defer(0); /* no step boundary from here on: a stop signal ends the job at once */
     if (csv) fclose(csv);
     e->ops->finish(e->m, e);
+    if (!e->idle) write_summary(e); /* a run that trained nothing leaves its results as they are */
     dt_run_finish(e->step, e->epoch_at, e->idle ? "nothing to train" : e->stopped ? "--max-steps reached" : "finished");
     dt_free(e->ckpt_path);
     e->ckpt_path = NULL;

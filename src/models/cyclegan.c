@@ -169,40 +169,23 @@ static int gan_epoch_end(void *g_, const dt_epoch_report *r, double *row)
     return (int)(sizeof v / sizeof *v);
 }
 
-static void write_summary(gan *g, const dt_engine *e)
+static void gan_summary(void *g_, const dt_engine *e, dt_json *j)
 {
+    const gan *g = g_;
     const gan_eval *ev = &g->ev;
-    char *sum = dt_path_join(g->o.out, "summary.json");
-    dt_json j;
-    if (dt_json_open(&j, sum) == 0) {
-        dt_json_str(&j, "model", "cyclegan");
-        dt_json_num(&j, "color_acc_ab", ev->acc[0]);
-        dt_json_num(&j, "color_acc_ba", ev->acc[1]);
-        dt_json_num(&j, "shape_ab", ev->shape[0]);
-        dt_json_num(&j, "shape_ba", ev->shape[1]);
-        dt_json_num(&j, "hist_tv_ab", ev->tv[0]);
-        dt_json_num(&j, "hist_tv_ba", ev->tv[1]);
-        dt_json_num(&j, "pair_agree_ab", ev->agree[0]);
-        dt_json_num(&j, "pair_agree_ba", ev->agree[1]);
-        dt_json_num(&j, "images_per_s", e->train_s > 0 ? e->images / e->train_s : 0);
-        /* rank 0's time in the partner exchanges (waiting for the partner included) */
-        dt_json_num(&j, "message_share", e->train_s > 0 ? g->msg_s / e->train_s : 0);
-        dt_json_num(&j, "wall_s", dt_now() - e->t_start);
-        dt_json_int(&j, "ranks", g->P);
-        dt_json_int(&j, "threads", g->o.threads);
-        dt_json_int(&j, "epochs", g->o.epochs);
-        dt_json_int(&j, "steps", e->step);
-        dt_json_int(&j, "batch", (long long)g->o.batch);
-        dt_json_int(&j, "seed", (long long)g->o.seed);
-        dt_json_str(&j, "gen_out", g->o.gen_out);
-        dt_json_num(&j, "lambda_cyc", g->o.lambda_cyc);
-        dt_json_num(&j, "lr", g->o.lr);
-        dt_json_str(&j, "data", g->o.data);
-        dt_json_str(&j, "version", DT_VERSION);
-        if (e->info->resumed) dt_json_str(&j, "resumed_from", e->info->from);
-        if (dt_json_close(&j) < 0) dt_warn("%s", dt_lasterr());
-    }
-    dt_free(sum);
+    dt_json_num(j, "color_acc_ab", ev->acc[0]);
+    dt_json_num(j, "color_acc_ba", ev->acc[1]);
+    dt_json_num(j, "shape_ab", ev->shape[0]);
+    dt_json_num(j, "shape_ba", ev->shape[1]);
+    dt_json_num(j, "hist_tv_ab", ev->tv[0]);
+    dt_json_num(j, "hist_tv_ba", ev->tv[1]);
+    dt_json_num(j, "pair_agree_ab", ev->agree[0]);
+    dt_json_num(j, "pair_agree_ba", ev->agree[1]);
+    /* rank 0's time in the partner exchanges (waiting for the partner included) */
+    dt_json_num(j, "message_share", e->train_s > 0 ? g->msg_s / e->train_s : 0);
+    dt_json_str(j, "gen_out", g->o.gen_out);
+    dt_json_num(j, "lambda_cyc", g->o.lambda_cyc);
+    dt_json_num(j, "lr", g->o.lr);
 }
 
 static void gan_finish(void *g_, const dt_engine *e)
@@ -214,7 +197,6 @@ static void gan_finish(void *g_, const dt_engine *e)
     if (dt_rank() != 0) return;
     dt_gan_translation_grid(g, g->test, g->o.out);
     dt_gan_curves(g->o.out, g->hist, g->o.epochs);
-    write_summary(g, e);
     dt_log("dtrain cyclegan: color accuracy A->B %.3f, B->A %.3f; shape %.3f, %.3f; results in %s/\n", g->ev.acc[0],
            g->ev.acc[1], g->ev.shape[0], g->ev.shape[1], g->o.out);
 }
@@ -233,6 +215,7 @@ static const dt_model_ops GAN_OPS = {
     .gather = gan_gather,
     .save = gan_save,
     .finish = gan_finish,
+    .summary = gan_summary,
 };
 
 /* ---- the command -------------------------------------------------------------------- */
@@ -362,6 +345,8 @@ int dt_cmd_cyclegan(int argc, char **argv)
     dt_engine e = {.ops = &GAN_OPS,
                    .m = g,
                    .out = g->o.out,
+                   .data = g->o.data,
+                   .batch = g->o.batch,
                    .epochs = g->o.epochs,
                    .threads = g->o.threads,
                    .epoch_steps = g->o.epoch_steps,

@@ -104,6 +104,8 @@ typedef struct {
     int nt;                           /* 1 + KL terms */
     double last[DT_MAX_TERMS + 1];    /* the last step's [count, bce, kl...] */
     double tr[DT_MAX_TERMS + 1], te[DT_MAX_TERMS + 1]; /* per image: [loss, bce, kl...] */
+    dt_cat_analysis ca; /* the categorical variables at the end (has_ca) */
+    int has_ca;
     dt_vae_result *res;
 } vae_run;
 
@@ -257,51 +259,25 @@ static void losses_json(dt_json *j, const vae_run *r, const char *prefix, const 
     }
 }
 
-static void write_summary(const vae_run *r, const dt_engine *e, const dt_cat_analysis *ca, double rss)
+static void vae_summary(void *r_, const dt_engine *e, dt_json *j)
 {
+    const vae_run *r = r_;
     const dt_vae_opts *o = &r->a.o;
-    char *path = dt_path_join(r->a.out, "summary.json");
-    dt_json j;
-    if (dt_json_open(&j, path) != 0) {
-        dt_warn("%s", dt_lasterr());
-        dt_free(path);
-        return;
-    }
-    dt_json_str(&j, "model", r->kind->name);
-    dt_json_str(&j, "title", r->kind->title);
-    dt_json_int(&j, "ranks", dt_size());
-    dt_json_int(&j, "threads", o->threads);
-    dt_json_int(&j, "epochs", o->epochs);
-    dt_json_int(&j, "batch", (long long)o->batch);
-    dt_json_num(&j, "lr", o->lr);
-    dt_json_int(&j, "seed", (long long)o->seed);
-    dt_json_int(&j, "steps", e->step);
-    losses_json(&j, r, "train_", r->tr);
-    losses_json(&j, r, "test_", r->te);
-    dt_json_num(&j, "images_per_s", e->train_s > 0 ? e->images / e->train_s : 0);
-    dt_json_num(&j, "wall_s", dt_now() - e->t_start);
-    dt_json_str(&j, "data", r->a.data);
-    dt_json_int(&j, "train_images", (long long)dt_split_len(r->train));
-    dt_json_int(&j, "test_images", (long long)r->ev.N);
-    dt_json_str(&j, "version", DT_VERSION);
-#ifdef DT_GIT_REV
-    dt_json_str(&j, "revision", DT_GIT_REV);
-    dt_json_str(&j, "compiler", DT_CC);
-    dt_json_str(&j, "cflags", DT_CFLAGS);
-#endif
-    dt_json_int(&j, "peak_rss_bytes", (long long)rss); /* the largest over the ranks */
-    if (ca) {
+    dt_json_str(j, "title", r->kind->title);
+    dt_json_num(j, "lr", o->lr);
+    losses_json(j, r, "train_", r->tr);
+    losses_json(j, r, "test_", r->te);
+    dt_json_int(j, "train_images", (long long)dt_split_len(r->train));
+    dt_json_int(j, "test_images", (long long)r->ev.N);
+    if (r->has_ca) {
         char buf[512];
         int min_use = o->K;
-        variables_json(buf, sizeof buf, ca, o->N, &min_use);
-        dt_json_raw(&j, "variables", buf);
-        dt_json_int(&j, "categories_in_use_min", min_use);
-        dt_json_int(&j, "all_categories_in_use", ca->all_in_use);
-        dt_json_num(&j, "tau_final", dt_gumbel_tau(o, (uint64_t)e->step));
+        variables_json(buf, sizeof buf, &r->ca, o->N, &min_use);
+        dt_json_raw(j, "variables", buf);
+        dt_json_int(j, "categories_in_use_min", min_use);
+        dt_json_int(j, "all_categories_in_use", r->ca.all_in_use);
+        dt_json_num(j, "tau_final", dt_gumbel_tau(o, (uint64_t)e->step));
     }
-    if (e->info->resumed) dt_json_str(&j, "resumed_from", e->info->from);
-    if (dt_json_close(&j) < 0) dt_warn("%s", dt_lasterr());
-    dt_free(path);
 }
 
 /* the train loss of the run's last epoch, or of the part of it trained */
@@ -327,22 +303,19 @@ static void vae_finish(void *r_, const dt_engine *e)
         dt_free(emb);
     }
     dt_vae_eval_gather(&r->ev);
-    double rss = (double)dt_peak_rss();
-    dt_allreduce_max_d(&rss, 1);
     int q = dt_vae_stat_index(r->m, "q");
-    dt_cat_analysis ca;
     uint8_t *codes = NULL;
     const dt_vae_opts *o = &r->a.o;
     if (q >= 0) {
         codes = dt_alloc(r->ev.N * (size_t)o->N);
         dt_cat_argmax(codes, r->ev.stats[q], r->ev.N, o->N, o->K);
-        dt_cat_analyze(&ca, codes, r->ev.digits, r->ev.colors, r->ev.N, o->N, o->K);
+        dt_cat_analyze(&r->ca, codes, r->ev.digits, r->ev.colors, r->ev.N, o->N, o->K);
+        r->has_ca = 1;
     }
     if (dt_rank() == 0 && !e->idle) {
-        if (q >= 0 && dt_cat_analysis_write(&ca, r->kind->name, r->a.out) < 0) dt_warn("%s", dt_lasterr());
+        if (q >= 0 && dt_cat_analysis_write(&r->ca, r->kind->name, r->a.out) < 0) dt_warn("%s", dt_lasterr());
         dt_vae_pictures(r->m, r->test, r->ev.stats, r->ev.digits, r->ev.colors, r->ev.N, r->a.out,
-                        q >= 0 ? &ca : NULL, codes);
-        write_summary(r, e, q >= 0 ? &ca : NULL, rss);
+                        q >= 0 ? &r->ca : NULL, codes);
         char w[32];
         dt_fmt_duration(w, sizeof w, dt_now() - e->t_start);
         dt_log("dtrain %s: test loss %.2f per image (bce %.2f); results in %s/ (%s)\n", r->kind->name, r->te[0],
@@ -353,10 +326,9 @@ static void vae_finish(void *r_, const dt_engine *e)
         memcpy(r->res->test, r->te, sizeof(double) * (size_t)(r->nt + 1));
         r->res->images_per_s = e->train_s > 0 ? e->images / e->train_s : 0;
         r->res->wall_s = dt_now() - e->t_start;
-        r->res->all_in_use = q >= 0 ? ca.all_in_use : -1;
+        r->res->all_in_use = q >= 0 ? r->ca.all_in_use : -1;
         r->res->kind = r->kind;
     }
-    if (q >= 0) dt_cat_analysis_free(&ca);
     dt_free(codes);
 }
 
@@ -413,6 +385,7 @@ static const dt_model_ops VAE_OPS = {
     .gather = vae_gather,
     .save = vae_save,
     .finish = vae_finish,
+    .summary = vae_summary,
 };
 
 /* Collective: train r->kind with r->a's options (info: what is resumed) */
@@ -438,6 +411,8 @@ static int train(vae_run *r, dt_resume_info *info, double t_start)
     dt_engine e = {.ops = &ops,
                    .m = r,
                    .out = a->out,
+                   .data = a->data,
+                   .batch = a->o.batch,
                    .epochs = a->o.epochs,
                    .threads = a->o.threads,
                    .epoch_steps = (int64_t)dt_loader_nbatches(r->ld),
@@ -450,6 +425,7 @@ static int train(vae_run *r, dt_resume_info *info, double t_start)
                    .data_sha256 = a->data_sha256,
                    .t_start = t_start};
     dt_engine_run(&e);
+    if (r->has_ca) dt_cat_analysis_free(&r->ca);
     dt_vae_eval_free(&r->ev);
     dt_free(r->gidx);
     dt_loader_free(r->ld);
