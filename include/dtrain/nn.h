@@ -121,6 +121,11 @@ void dt_linear_init(dt_linear *l, uint64_t seed, uint64_t key);
 
 /* x (B,in) W (out,in) b (out) -> y (B,out) */
 void dt_linear_forward(float *y, const float *x, const float *W, const float *b, int B, int in, int out);
+/* The same with l's weights and widths: y (B, l->out) from x (B, l->in) */
+static inline void dt_linear_apply(const dt_linear *l, float *y, const float *x, int B)
+{
+    dt_linear_forward(y, x, l->w, l->b, B, l->in, l->out);
+}
 /* dy (B,out) x (B,in) W (out,in) -> dx (B,in) overwritten (NULL: skip), dW += , db += */
 void dt_linear_backward(float *dx, float *dW, float *db, const float *dy, const float *x,
                         const float *W, int B, int in, int out);

@@ -248,9 +248,9 @@ void dt_disc_forward(dt_disc *d, dt_disc_ctx *c, const float *x, int B)
     dt_relu_maxpool2_forward(c->p1, c->i1, c->a1, B, 32, DT_IMG_SIDE, DT_IMG_SIDE);
     dt_conv2d_forward(c->a2, c->cols2, c->p1, d->c2.w, d->c2.b, B, 32, 14, 14, 64, 3, 1);
     dt_relu_maxpool2_forward(c->p2, c->i2, c->a2, B, 64, 14, 14);
-    dt_linear_forward(c->f1, c->p2, d->f1.w, d->f1.b, B, 3136, 128);
+    dt_linear_apply(&d->f1, c->f1, c->p2, B);
     dt_relu_forward(c->f1, c->f1, (size_t)B * 128);
-    dt_linear_forward(c->logit, c->f1, d->f2.w, d->f2.b, B, 128, 1);
+    dt_linear_apply(&d->f2, c->logit, c->f1, B);
 }
 
 /* weights 1: the parameter gradients (+=); 0: none (d->p.g untouched) */

@@ -105,11 +105,11 @@ void dt_vae_init_params(dt_vae *m, uint64_t seed)
 /* z (B,Z) -> logits (B,2352), through g1, g2 */
 static void decoder_forward(dt_vae *m, const float *z, int B)
 {
-    dt_linear_forward(m->g1, z, m->d1.w, m->d1.b, B, m->Z, 256);
+    dt_linear_apply(&m->d1, m->g1, z, B);
     dt_relu_forward(m->g1, m->g1, (size_t)B * 256);
-    dt_linear_forward(m->g2, m->g1, m->d2.w, m->d2.b, B, 256, 512);
+    dt_linear_apply(&m->d2, m->g2, m->g1, B);
     dt_relu_forward(m->g2, m->g2, (size_t)B * 512);
-    dt_linear_forward(m->logits, m->g2, m->d3.w, m->d3.b, B, 512, DT_IMG);
+    dt_linear_apply(&m->d3, m->logits, m->g2, B);
 }
 
 void dt_vae_decode(dt_vae *m, const float *z, int B)
@@ -121,11 +121,11 @@ void dt_vae_decode(dt_vae *m, const float *z, int B)
 void dt_vae_forward(dt_vae *m, int B, const uint64_t *gidx, uint64_t step, int eval, double *sums)
 {
     if (B == 0) return;
-    dt_linear_forward(m->h1, m->x, m->e1.w, m->e1.b, B, DT_IMG, 512);
+    dt_linear_apply(&m->e1, m->h1, m->x, B);
     dt_relu_forward(m->h1, m->h1, (size_t)B * 512);
-    dt_linear_forward(m->h2, m->h1, m->e2.w, m->e2.b, B, 512, 256);
+    dt_linear_apply(&m->e2, m->h2, m->h1, B);
     dt_relu_forward(m->h2, m->h2, (size_t)B * 256);
-    dt_linear_forward(m->hd, m->h2, m->head.w, m->head.b, B, 256, m->H);
+    dt_linear_apply(&m->head, m->hd, m->h2, B);
     dt_latent_forward(m, B, gidx, step, eval, sums + 1);
     decoder_forward(m, m->z, B);
     sums[0] += dt_bce_logits_forward(m->bce, m->logits, m->x, B, DT_IMG);
