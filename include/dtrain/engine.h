@@ -91,7 +91,7 @@ struct dt_engine {
     /* kept by the engine, read by the model's finish */
     int64_t step, epoch0, batch0, epoch_at; /* epoch_at: of the last step taken, from 1 */
     double sums[DT_CKPT_MAX_SUMS];
-    double train_s, images; /* seconds in steps, images trained on, this run */
+    double train_s, images; /* seconds in steps (the loader's time excluded), images trained on, this run */
     int stopped;            /* at --max-steps */
     int idle;               /* nothing left to train (dt_run_nothing_left) */
     int64_t run_step0;      /* the step this run started from */

@@ -82,7 +82,6 @@ static void progress(dt_engine *e, dt_progress *prog, int64_t epoch, int64_t b)
 static int train_epoch(dt_engine *e, int64_t epoch, int64_t b0, dt_progress *prog, double *images)
 {
     for (int64_t b = b0; b < e->epoch_steps; b++) {
-        double t0 = dt_now();
         /* the phases name where a rank was when the watchdog fires */
         dt_watch_step(e->step);
         dt_watch("data loading");
@@ -93,6 +92,7 @@ static int train_epoch(dt_engine *e, int64_t epoch, int64_t b0, dt_progress *pro
             checkpoint(e, epoch, b);
             dt_run_stop(sig, e->step, epoch + 1, e->ckpt_path);
         }
+        double t0 = dt_now(); /* images/s: per second of step time, the loader's excluded */
         double n = e->ops->step(e->m, e->step, e->sums);
         e->step++;
         e->epoch_at = epoch + 1;
