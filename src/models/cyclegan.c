@@ -37,18 +37,42 @@ static void nets_of(gan *g, dt_params **nets)
     memcpy(nets, all, sizeof all);
 }
 
+/* The epoch's loss sums in a checkpoint: sums[0] = 1, then domain X's six
+ * (half.loss) at 1 + 6X: the sums over all ranks, so that an epoch resumed
+ * mid-way reports the losses of all its steps. */
+#define GAN_SUMS (1 + 2 * 6)
+_Static_assert(sizeof ((gan *)0)->sums == GAN_SUMS * sizeof(double), "gan.sums holds GAN_SUMS");
+
+/* collective: every rank's sums, whole, in g->sums */
+static void gather_sums(gan *g)
+{
+    memset(g->sums, 0, sizeof g->sums);
+    g->sums[0] = 1;
+    for (int k = 0; k < g->nhalves; k++) memcpy(g->sums + 1 + 6 * g->h[k].X, g->h[k].loss, sizeof g->h[k].loss);
+    double mine[GAN_SUMS - 1];
+    memcpy(mine, g->sums + 1, sizeof mine);
+    dt_allreduce_sum_d(mine, GAN_SUMS - 1);
+    memcpy(g->sums + 1, mine, sizeof mine);
+}
+
 static int gan_save(void *g_, dt_ckpt_meta *meta, const char *path)
 {
     gan *g = g_;
     arch_of(g, meta->arch, sizeof meta->arch);
+    meta->nsums = GAN_SUMS;
+    memcpy(meta->sums, g->sums, sizeof g->sums);
     dt_params *nets[6];
     nets_of(g, nets);
     dt_adam opts[6] = {g->aG[0], g->aG[1], g->aD[0], g->aD[1], g->aG[0], g->aG[1]}; /* E has no optimizer */
     return dt_ckpt_save(path, meta, nets, opts, 6);
 }
 
-/* collective: rank 0 gathers all four networks */
-static void gan_gather(void *g) { dt_gan_share_networks(g, 1); }
+/* collective: rank 0 gathers all four networks, and the epoch's sums */
+static void gan_gather(void *g)
+{
+    dt_gan_share_networks(g, 1);
+    gather_sums(g);
+}
 
 /* rank 0: the checkpoint at path into the four networks */
 static int gan_load(void *g_, const char *path, int64_t epoch_steps, dt_ckpt_meta *meta)
@@ -61,6 +85,9 @@ static int gan_load(void *g_, const char *path, int64_t epoch_steps, dt_ckpt_met
     dt_adam opts[6];
     int rc = dt_ckpt_load(path, "cyclegan", arch, epoch_steps, meta, nets, opts, 6);
     if (rc == 0) g->aG[0] = opts[0], g->aG[1] = opts[1], g->aD[0] = opts[2], g->aD[1] = opts[3];
+    /* the epoch's sums (a checkpoint without them: none) */
+    memset(g->sums, 0, sizeof g->sums);
+    if (rc == 0 && meta->nsums == GAN_SUMS) memcpy(g->sums, meta->sums, sizeof g->sums);
     return rc;
 }
 
@@ -72,6 +99,7 @@ static void gan_share_loaded(void *g_)
     nets_of(g, nets);
     dt_bcast(g->aG, sizeof g->aG, 0);
     dt_bcast(g->aD, sizeof g->aD, 0);
+    dt_bcast(g->sums, sizeof g->sums, 0);
     for (int k = 0; k < 6; k++) {
         dt_bcast(nets[k]->w, nets[k]->n * sizeof(float), 0);
         dt_bcast(nets[k]->m, nets[k]->n * sizeof(float), 0);
@@ -95,6 +123,10 @@ static void gan_epoch_begin(void *g_, int64_t epoch, int64_t b)
         else
             dt_loader_start_epoch(g->h[k].ld, (uint64_t)epoch);
         memset(g->h[k].loss, 0, sizeof g->h[k].loss);
+        /* resuming inside the epoch: its sums so far, on one rank of the domain */
+        int X = g->h[k].X;
+        if (b > 0 && (g->P == 1 || dt_rank() == X))
+            memcpy(g->h[k].loss, g->sums + 1 + 6 * X, sizeof g->h[k].loss);
     }
 }
 

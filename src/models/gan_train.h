@@ -68,6 +68,7 @@ typedef struct {
     uint8_t mapping[2][10]; /* palette index of digit d in domain A, B (to score only) */
     dt_pairing pair;        /* the colors of A and B and which goes with which, from the images */
     double msg_s;           /* time spent in the partner exchanges */
+    double sums[13];        /* the epoch's loss sums over all ranks, for checkpoints (cyclegan.c) */
     int64_t step, total_steps;
 } gan;
 

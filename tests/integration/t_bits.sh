@@ -6,7 +6,8 @@
 # moments, the epoch's loss sums), its metrics.csv (times left out) and, for the
 # VAEs, its embeddings. The hashes must equal tests/integration/bits.ref, which
 # holds those of the code as it was when the file was written: code that is meant
-# to compute the same things (a refactor) proves it here.
+# to compute the same things (a refactor) proves it here. And a run resumed
+# mid-epoch must report the metrics of one never stopped.
 #   DTRAIN_BITS_RECORD=1   write bits.ref from this build instead of comparing
 #   DTRAIN_BITS_ONLY=REGEX only the cases whose name matches
 # The data are drawn digits (tests/memory/mkdata.py, 800 of them), the same
@@ -86,6 +87,21 @@ while read -r name np ex model args; do
     # shellcheck disable=SC2086
     one_case "$name" "$np" "$ex" "$model" $args >>"$got"
 done < <(cases)
+
+# a run stopped mid-epoch and resumed reports the metrics of one never stopped:
+# the epoch's loss sums travel in the checkpoint
+for c in "vae-np2-shared vae" "cyclegan-np2 cyclegan"; do
+    set -- $c
+    [ -d "$T/$1" ] || continue
+    whole="$T/$1-whole"
+    bs=64
+    [ "$2" = cyclegan ] && bs=32
+    timeout -k 5 300 "$MPIRUN" -np 2 "$DTRAIN" "$2" --data "$D" --epochs 2 --seed 3 --batch $bs --out "$whole" \
+        </dev/null >"$whole.log" 2>&1
+    check "bits: $1: the metrics of a run resumed mid-epoch equal those of a run never stopped" \
+        cmp -s <(awk -F, -v OFS=, '{NF -= 3; print}' "$T/$1/metrics.csv") \
+        <(awk -F, -v OFS=, '{NF -= 3; print}' "$whole/metrics.csv")
+done
 
 if [ -n "${DTRAIN_BITS_RECORD:-}" ]; then
     { echo "# name checkpoint metrics embeddings: tests/integration/t_bits.sh (DTRAIN_BITS_RECORD=1)"; cat "$got"; } >"$REF"
