@@ -329,6 +329,16 @@ int main(int argc, char **argv)
         dt_backward_hooks hooks = dt_step_hooks(&st);
         dt_vae_backward(m, B, 1.0f / (float)batch, &hooks);
         dt_step_end(&st);
+        /* the losses over the ranks, as training sums them: exactly (the
+         * same bits for any rank count), or with DTRAIN_REDUCE=plain as
+         * doubles in MPI's order */
+        if (opt.plain) {
+            dt_allreduce_sum_d(sums, (size_t)kind->nparts + 1);
+        } else {
+            dt_xsum xs[DT_MAX_TERMS] = {0};
+            dt_vae_xsums(m, B, xs);
+            dt_comm_xsum(NULL, xs, (size_t)kind->nparts + 1);
+        }
         double t2 = dt_now();
         double xa = st.secs - st.grad_secs; /* weight gradients are compute */
         t_comp += t2 - t0 - xa;
@@ -370,6 +380,8 @@ int main(int argc, char **argv)
         printf("  step                     %.2f ms (compute %.2f, gradient exchange + Adam %.2f)\n", wall * 1e3,
                per[0] * 1e3, per[1] * 1e3);
         printf("  gradient exchange        %s\n", P == 1 ? "none (one rank)" : dt_step_exchange(&opt));
+        printf("  reduction                %s\n", opt.plain ? "plain (DTRAIN_REDUCE=plain: rank blocks summed)"
+                                                           : "exact (the same bits for any rank count)");
         if (stores)
             printf("  Adam's weight stores     %s; per step through the caches %.2f ms, streamed %.2f ms"
                    " (slowest rank)\n",

@@ -3,7 +3,10 @@
 #  1. the VAE step without I/O: compute FLOP rate against sgemm alone on the
 #     same shapes, communication + Adam share, at 1 rank x 2 threads and 2 x 1;
 #  2. real training (I/O included) on a 60,000-image set: images/s, peak RSS;
-#  3. the CycleGAN step's networks against sgemm 1024^3, then CycleGAN training.
+#  3. the exact reduction (the same bits for any rank count) against the plain
+#     one (DTRAIN_REDUCE=plain): the VAE step at 1, 2 and 3 ranks, CycleGAN
+#     training at 1 and 2 ranks;
+#  4. the CycleGAN step's networks against sgemm 1024^3, then CycleGAN training.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export DTRAIN_NO_PROGRESS=1
@@ -18,6 +21,37 @@ for model in vae dvae jvae; do
     $MPI -np 1 build/dtrain-bench --model $model --threads 2 --steps 40
     echo "-- $model, 2 ranks x 1 thread"
     $MPI -np 2 build/dtrain-bench --model $model --threads 1 --steps 40
+done
+
+# step_ms NP EXCHANGE MODE MODEL: one dtrain-bench run's step time in ms
+step_ms() {
+    local env=(DTRAIN_REDUCE=$3)
+    [ "$2" = messages ] && env+=(DTRAIN_EXCHANGE=messages)
+    env "${env[@]}" $MPI -np "$1" build/dtrain-bench --model "$4" --threads 1 --steps 30 2>/dev/null |
+        awk '$1 == "step" {print $2}'
+}
+median() { sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+
+echo
+echo "== exact against plain reduction (DTRAIN_REDUCE), VAE step without I/O, batch 128, 1 thread per rank:"
+echo "   median of 5 runs of 30 steps each way, alternated (plain: the ranks' gradients summed as blocks,"
+echo "   in an order that depends on the rank count; losses summed as doubles)"
+for model in vae jvae; do
+    for cfg in "1 shared" "2 shared" "2 messages" "3 shared" "3 messages"; do
+        set -- $cfg
+        : >build/bench-exact.txt
+        : >build/bench-plain.txt
+        for round in 1 2 3 4 5; do
+            for mode in exact plain; do step_ms "$1" "$2" $mode $model >>build/bench-$mode.txt; done
+        done
+        e=$(median <build/bench-exact.txt)
+        p=$(median <build/bench-plain.txt)
+        [ "$1" = 1 ] && ex="" || ex=", $2"
+        awk -v m=$model -v np="$1" -v ex="$ex" -v e="$e" -v p="$p" 'BEGIN {
+            if (e == "" || p == "") { printf "  %s, %s rank(s)%s: a run failed\n", m, np, ex; exit }
+            printf "  %-5s %s rank(s)%-10s exact %6.2f ms   plain %6.2f ms   exact costs %+5.1f%%\n",
+                   m, np, ex, e, p, 100 * (e / p - 1) }'
+    done
 done
 
 # a 60,000-image set: Fashion-MNIST from Debian's dataset-fashion-mnist
@@ -82,4 +116,28 @@ print(f"  {sys.argv[3]} rank(s): default {d['images_per_s']:.0f} images/s (A and
       f"{l['images_per_s']:.0f}: the recipe costs {100 * (l['images_per_s'] / d['images_per_s'] - 1):+.1f}%; "
       f"time in partner messages {100 * d['message_share']:.1f}% of the step")
 PY
+done
+
+echo
+echo "== dtrain cyclegan: exact against plain reduction (DTRAIN_REDUCE), default recipe, 30 iterations,"
+echo "   median of 3 runs each way, alternated (images/s of step time)"
+for np in 1 2; do
+    : >build/bench-exact.txt
+    : >build/bench-plain.txt
+    for round in 1 2 3; do
+        for mode in exact plain; do
+            out=build/bench-gan-$np-$mode
+            rm -rf "$out"
+            DTRAIN_REDUCE=$mode $MPI -np "$np" ./dtrain cyclegan --data "$gdata" --threads $((3 - np)) --max-steps 30 \
+                --out "$out" >"$out.log" 2>&1 &&
+                python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["images_per_s"])' \
+                    "$out/summary.json" >>build/bench-$mode.txt
+        done
+    done
+    e=$(median <build/bench-exact.txt)
+    p=$(median <build/bench-plain.txt)
+    awk -v np="$np" -v e="$e" -v p="$p" 'BEGIN {
+        if (e == "" || p == "") { printf "  %s rank(s): a run failed\n", np; exit }
+        printf "  %s rank(s): exact %.0f images/s, plain %.0f: exact costs %+.1f%% of the step\n", np, e, p,
+               100 * (p / e - 1) }'
 done

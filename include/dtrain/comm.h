@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dtrain/core.h"
+
 /* MPI_Init_thread (funneled) and the abort hook; sets the log rank. */
 void dt_comm_init(int *argc, char ***argv);
 void dt_comm_finalize(void);
@@ -41,6 +43,21 @@ void dt_comm_reduce_scatter_sum_f(dt_comm *g, float *buf, size_t n);
 void dt_comm_allgather_f(dt_comm *g, float *buf, size_t n);
 void dt_comm_allreduce_sum_d(dt_comm *g, double *buf, size_t n);
 int dt_comm_all_ok(dt_comm *g, int ok);
+/* Every rank's int, in rank order, into all (dt_comm_size(g) entries). */
+void dt_comm_allgather_int(dt_comm *g, int mine, int *all);
+/* A gather of rows every rank receives, started now and finished by
+ * dt_comm_wait: rank q's rows[q] rows of w floats land at row at[q] of
+ * recv (this rank's from send; send may be recv's own place). The request
+ * is opaque; send and recv must stay put, and send unchanged, until then. */
+typedef struct {
+    unsigned char opaque[16];
+} dt_request;
+void dt_comm_iallgather_rows(dt_comm *g, const float *send, float *recv, size_t w, const int *rows, const int *at,
+                             dt_request *req);
+void dt_comm_wait(dt_request *req);
+/* n exact sums (dt_xsum), each the sum of every rank's: the same bits
+ * however the terms were spread over the ranks */
+void dt_comm_xsum(dt_comm *g, dt_xsum *s, size_t n);
 
 /* Memory shared by the ranks of a group that live on one node (MPI-3 shared
  * windows), for exchanges by plain loads and stores instead of messages.

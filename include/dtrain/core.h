@@ -118,4 +118,21 @@ uint64_t dt_rand_u64(dt_stream s, uint64_t i);
 /* A uniformly random permutation of 0..n-1 (Fisher-Yates on the stream). */
 void dt_rand_permutation(uint32_t *perm, uint32_t n, dt_stream s);
 
+/* ---- exact sums (src/core/xsum.c) ----
+ * A sum of doubles whose result does not depend on the order of the terms:
+ * each term is rounded to a multiple of 2^-40 (about 1e-12) and added as an
+ * integer, exactly, so a loss summed over a batch or a test set cut among
+ * any number of ranks, merged in any order (dt_comm_xsum adds every rank's
+ * with MPI's integer sum), has the same bits. Terms that are NaN, or of
+ * magnitude DT_XSUM_MAX or more (counted as infinite), are counted apart:
+ * the value is then NaN or the infinity. Start from {0}. */
+#define DT_XSUM_WORDS 5
+#define DT_XSUM_MAX 1099511627776.0 /* 2^40 */
+typedef struct {
+    int64_t w[DT_XSUM_WORDS]; /* the grid's count in two words (2^32 apart), then NaN, +inf, -inf terms */
+} dt_xsum;
+void dt_xsum_add(dt_xsum *s, double v);
+void dt_xsum_merge(dt_xsum *s, const dt_xsum *t);
+double dt_xsum_value(const dt_xsum *s);
+
 #endif

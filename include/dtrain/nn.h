@@ -56,7 +56,10 @@ const dt_view *dt_params_find(const dt_params *p, const char *name);
 /* ---- checked matrix product ----------------------------------------------- */
 
 /* Every product in dtrain is one of two (src/nn/gemm.c), row-major with
- * leading dimensions; acc 0 overwrites C, 1 adds the product to it:
+ * leading dimensions; acc DT_ACC_SET (0) overwrites C, DT_ACC_ADD (1) adds
+ * the product to it, DT_ACC_CHAIN (dt_gemm_nn only) continues each element's
+ * chain from C's value, so that products over consecutive parts of K (a
+ * batch split over ranks) give the bits of one product over all of K:
  *   dt_gemm_nn  C (M,N) (+)= A (M,K) · B (K,N)
  *   dt_gemm_nt  C (M,N) (+)= A (M,K) · Bᵀ, B (N,K): sums along rows, as in a
  *               layer's x Wᵀ or a weight gradient over pixels
@@ -86,6 +89,7 @@ const dt_view *dt_params_find(const dt_params *p, const char *name);
 #ifndef DT_ASAN
 #define DT_ASAN 0 /* 1 in AddressSanitizer builds */
 #endif
+enum { DT_ACC_SET, DT_ACC_ADD, DT_ACC_CHAIN };
 void dt_gemm_nn_at(const char *caller, const char *file, int line, float *C, int ldc, const float *A, int lda,
                    const float *B, int ldb, int M, int N, int K, int acc);
 void dt_gemm_nt_at(const char *caller, const char *file, int line, float *C, int ldc, const float *A, int lda,
@@ -136,12 +140,14 @@ void dt_linear_backward_write(float *dx, float *dW, float *db, const float *dy, 
 /* dy (B,out) W (out,in) -> dx (B,in) overwritten: the input gradient alone */
 void dt_linear_backward_input(float *dx, const float *dy, const float *W, int B, int in, int out);
 /* A block of the parameter gradients, rows [r0, r1) and columns [c0, c1):
- * dW (r1-r0, c1-c0) and db (r1-r0; NULL: skip) from dy (B,out) and x (B,in);
- * add 0: =, add 1: += (each row's db summed over the batch first, then
- * added). Blocks of several batches added one after another give the bits
- * of their whole gradients (dt_linear_backward_write) summed in that order. */
+ * dW (r1-r0, c1-c0) and db (r1-r0; NULL: skip) from dy (B,out) and x (B,in),
+ * acc as dt_gemm_nn's: DT_ACC_SET (=), DT_ACC_ADD (+=; each row's db summed
+ * over the batch first, then added) or DT_ACC_CHAIN (dW's chains and db's
+ * sums go on from their values). Blocks of consecutive parts of a batch,
+ * the first SET and the others CHAIN, give the bits of the whole batch's
+ * gradient (dt_linear_backward_write), however the batch is cut. */
 void dt_linear_grad_block(float *dW, float *db, const float *dy, const float *x, int B, int in, int out, int r0,
-                          int r1, int c0, int c1, int add);
+                          int r1, int c0, int c1, int acc);
 /* Plain-loop twins, for tests. */
 void dt_linear_forward_naive(float *y, const float *x, const float *W, const float *b, int B, int in,
                              int out);
@@ -172,7 +178,7 @@ typedef struct {
 /* BCE of sigmoid(logits) against targets t in [0,1], fused and stable:
  *   l(x, t) = max(x,0) - x t + log(1 + exp(-|x|))
  * logits, t (B,n) -> per-sample sums in per (B) (NULL: skip); returns the total. */
-double dt_bce_logits_forward(float *per, const float *logits, const float *t, int B, int n);
+double dt_bce_logits_forward(double *per, const float *logits, const float *t, int B, int n);
 /* dlogits = scale * (sigmoid(logits) - t), overwritten; (B*n) elements */
 void dt_bce_logits_backward(float *dlogits, const float *logits, const float *t, size_t n, float scale);
 /* The same against one label t for all n logits z: returns the sum, and
@@ -183,7 +189,7 @@ double dt_l1(float *d, const float *y, const float *x, size_t n, float scale);
 
 /* KL(N(mu, exp(logvar)) || N(0, I)) = -1/2 sum(1 + logvar - mu^2 - exp(logvar))
  * mu, logvar (B,d) -> per-sample in per (B) (NULL: skip); returns the total. */
-double dt_kl_gauss_forward(float *per, const float *mu, const float *logvar, int B, int d);
+double dt_kl_gauss_forward(double *per, const float *mu, const float *logvar, int B, int d);
 /* dmu += scale * mu; dlogvar += scale * (exp(logvar) - 1) / 2 */
 void dt_kl_gauss_backward(float *dmu, float *dlogvar, const float *mu, const float *logvar, size_t n,
                           float scale);
@@ -206,7 +212,7 @@ void dt_gumbel_softmax_backward(float *dlogits, const float *dy, const float *y,
 void dt_onehot_argmax(float *z, const float *y, int rows, int K);
 /* q = softmax(logits) per row; KL(q || uniform) = sum_k q log(q K + 1e-20),
  * summed over the N rows of each sample -> per (B) (NULL: skip); returns the total. */
-double dt_cat_kl_forward(float *per, float *q, const float *logits, int B, int N, int K);
+double dt_cat_kl_forward(double *per, float *q, const float *logits, int B, int N, int K);
 /* dlogits += scale * d KL / d logits  (through q = softmax(logits)) */
 void dt_cat_kl_backward(float *dlogits, const float *q, int rows, int K, float scale);
 

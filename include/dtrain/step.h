@@ -32,6 +32,14 @@ typedef struct {
     /* the node-shared strategy's state (step_shared.c), set by dt_step_share;
      * NULL: messages */
     struct dt_share *share;
+    /* the exact messages strategy's state (step_gather.c), set by
+     * dt_step_share where memory cannot be shared; NULL: plain messages */
+    struct dt_gather *gather;
+    /* DTRAIN_REDUCE=plain: sum the ranks' gradients as blocks (reduce-scatter,
+     * or each rank's product added), an order that depends on the rank
+     * count, instead of one chain over the global batch; for measuring what
+     * exactness costs, and for showing that the tests catch another order */
+    int plain;
 } dt_optim;
 void dt_optim_init(dt_optim *o, dt_comm *g, dt_adam *a, dt_params *p, int g_written);
 

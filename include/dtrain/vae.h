@@ -100,7 +100,7 @@ typedef struct dt_vae {
     float *x, *h1, *h2, *hd, *z, *g1, *g2, *logits, *xhat;
     /* gradients of activations */
     float *dh1, *dh2, *dhd, *dz, *dg1, *dg2, *dlogits;
-    float *bce; /* per-image BCE of the last forward */
+    double *per[DT_MAX_TERMS]; /* per image, of the last forward: BCE, then each part's KL */
     int shared;  /* the activations above live in the job's shared memory (dt_vae_share) */
     dt_latent_part part[DT_MAX_PARTS]; /* the variant's parts, in its order */
     /* the per-image statistics of the last forward, for the embeddings file */
@@ -121,8 +121,13 @@ void dt_vae_share(dt_vae *m, dt_optim *o);
 #define DT_VAE_WRITES_GRADS 1
 void dt_vae_init_params(dt_vae *m, uint64_t seed);
 
-/* Forward over B images already in m->x; sums[0] += BCE, sums[1..] += KLs. */
+/* Forward over B images already in m->x; sums[0] += BCE, sums[1..] += KLs
+ * (this rank's images; each image's terms stay in m->per). */
 void dt_vae_forward(dt_vae *m, int B, const uint64_t *gidx, uint64_t step, int eval, double *sums);
+/* The last forward's B images' terms, image by image, into xs[0..1+nparts):
+ * exact sums, so that they can be merged over the ranks (dt_comm_xsum) with
+ * the same bits for any rank count. */
+void dt_vae_xsums(const dt_vae *m, int B, dt_xsum *xs);
 /* Backward of (sum of losses) * scale into m->p.g (written), telling hooks
  * (NULL: none) which layers are done; with hooks->grads 0 (node-shared
  * params: the step computes them) it leaves m->p.g alone. */
@@ -144,7 +149,8 @@ void dt_latent_forward(dt_vae *m, int B, const uint64_t *gidx, uint64_t step, in
 /* dz (B,Z) -> dhead (B,H), overwritten; KL gradients scaled by scale. */
 void dt_latent_backward(dt_vae *m, int B, float scale);
 
-double dt_cat_part_forward(dt_cat_part *p, dt_vae *m, int B, const uint64_t *gidx, uint64_t step, int eval);
+double dt_cat_part_forward(dt_cat_part *p, dt_vae *m, int B, const uint64_t *gidx, uint64_t step, int eval,
+                           double *per);
 void dt_cat_part_backward(dt_cat_part *p, dt_vae *m, int B, float scale);
 
 /* tau(t) = max(tau0 exp(-rate * t'), tau_min), t' = t rounded down to a

@@ -161,6 +161,52 @@ void dt_comm_allreduce_sum_d(dt_comm *g, double *buf, size_t n)
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_DOUBLE, MPI_SUM, comm_of(g)));
 }
 
+void dt_comm_allgather_int(dt_comm *g, int mine, int *all)
+{
+    if (!g_active || size_of(g) == 1) {
+        all[0] = mine;
+        return;
+    }
+    MPI_CHECK(MPI_Allgather(&mine, 1, MPI_INT, all, 1, MPI_INT, comm_of(g)));
+}
+
+_Static_assert(sizeof(MPI_Request) <= sizeof(dt_request), "dt_request holds an MPI_Request");
+
+void dt_comm_iallgather_rows(dt_comm *g, const float *send, float *recv, size_t w, const int *rows, const int *at,
+                             dt_request *req)
+{
+    int P = size_of(g), r = rank_of(g);
+    MPI_Request q = MPI_REQUEST_NULL;
+    if (!g_active || P == 1) {
+        if (rows[0] && send != recv) memmove(recv + (size_t)at[0] * w, send, sizeof(float) * (size_t)rows[0] * w);
+    } else {
+        /* one row of w floats as the unit: counts stay ints for any batch */
+        MPI_Datatype row;
+        DT_ASSERT(w <= (size_t)INT_MAX);
+        MPI_CHECK(MPI_Type_contiguous((int)w, MPI_FLOAT, &row));
+        MPI_CHECK(MPI_Type_commit(&row));
+        const void *from = send == recv + (size_t)at[r] * w ? MPI_IN_PLACE : send;
+        MPI_CHECK(MPI_Iallgatherv(from, rows[r], row, recv, rows, at, row, comm_of(g), &q));
+        MPI_CHECK(MPI_Type_free(&row)); /* freed when the gather is done */
+    }
+    memcpy(req->opaque, &q, sizeof q);
+}
+
+void dt_comm_wait(dt_request *req)
+{
+    MPI_Request q;
+    memcpy(&q, req->opaque, sizeof q);
+    if (q != MPI_REQUEST_NULL) MPI_CHECK(MPI_Wait(&q, MPI_STATUS_IGNORE));
+    memcpy(req->opaque, &q, sizeof q);
+}
+
+void dt_comm_xsum(dt_comm *g, dt_xsum *s, size_t n)
+{
+    if (!g_active || size_of(g) == 1) return;
+    DT_ASSERT(n <= (size_t)INT_MAX / DT_XSUM_WORDS);
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, s, (int)(n * DT_XSUM_WORDS), MPI_INT64_T, MPI_SUM, comm_of(g)));
+}
+
 void dt_reduce_scatter_sum_f(float *buf, size_t n) { dt_comm_reduce_scatter_sum_f(NULL, buf, n); }
 
 /* ---- node-shared memory (MPI-3 shared windows) ---------------------------- */

@@ -3,10 +3,12 @@
  * strategy is in step_shared.c. */
 #include "dtrain/step.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "dtrain/comm.h"
 #include "dtrain/core.h"
+#include "step_gather.h"
 #include "step_shared.h"
 
 /* the messages strategy: sum by reduce-scatter, Adam on this rank's block,
@@ -26,9 +28,22 @@ static void messages_step(dt_optim *o)
     }
 }
 
+/* DTRAIN_REDUCE: "exact" (the default) or "plain" */
+static int reduce_plain(void)
+{
+    static int plain = -1;
+    if (plain < 0) {
+        const char *v = getenv("DTRAIN_REDUCE");
+        plain = v && strcmp(v, "plain") == 0;
+        if (v && *v && !plain && strcmp(v, "exact") != 0)
+            dt_warn("DTRAIN_REDUCE=%s is not one of exact, plain: using exact", v);
+    }
+    return plain;
+}
+
 void dt_optim_init(dt_optim *o, dt_comm *g, dt_adam *a, dt_params *p, int g_written)
 {
-    *o = (dt_optim){.g = g, .a = a, .p = p, .g_written = g_written};
+    *o = (dt_optim){.g = g, .a = a, .p = p, .g_written = g_written, .plain = reduce_plain()};
 }
 
 void dt_step_begin(dt_step *s, dt_optim *o)
@@ -37,16 +52,18 @@ void dt_step_begin(dt_step *s, dt_optim *o)
     if (o->share) s->k = dt_adam_next(o->a);
 }
 
-static int step_grads(const dt_step *s) { return !s->o->share; }
+static int step_grads(const dt_step *s) { return !s->o->share && !s->o->gather; }
 
 void dt_step_rows(dt_step *s, int rows)
 {
     if (s->o->share) dt_shared_rows(s->o->share, rows);
+    if (s->o->gather) dt_gather_rows(s->o, rows);
 }
 
 void dt_step_ready(dt_step *s, size_t from)
 {
     if (s->o->share) dt_shared_ready(s->o->share, s->o->p->n, from);
+    if (s->o->gather) dt_gather_ready(s->o, from);
 }
 
 static void hook_rows(void *s, int rows) { dt_step_rows(s, rows); }
@@ -62,6 +79,8 @@ void dt_step_end(dt_step *s)
     double t0 = dt_now();
     if (s->o->share)
         dt_shared_step(s);
+    else if (s->o->gather)
+        dt_gather_step(s);
     else
         messages_step(s->o);
     s->secs += dt_now() - t0;
@@ -69,7 +88,21 @@ void dt_step_end(dt_step *s)
 
 const char *dt_step_exchange(const dt_optim *o)
 {
-    return o->share ? "node-shared memory" : "reduce-scatter + allgather";
+    return o->share ? "node-shared memory" : o->gather ? "allgather of activations" : "reduce-scatter + allgather";
+}
+
+int dt_step_share(dt_optim *o, int max_rows, const dt_step_layer *ls, int nl)
+{
+    if (dt_shared_create(o, max_rows, ls, nl)) return 1;
+    if (!o->gather && !o->plain && dt_comm_size(o->g) > 1) o->gather = dt_gather_create(o, max_rows, ls, nl);
+    return 0;
+}
+
+void dt_step_unshare(dt_optim *o)
+{
+    dt_shared_free(o);
+    dt_gather_free(o->gather);
+    o->gather = NULL;
 }
 
 void dt_step_gather_moments(dt_optim *o)

@@ -18,8 +18,9 @@
  * (dt_step_ready). At dt_step_end a rank goes through the layers in that
  * order; for each, once every rank has done it, it computes the weight
  * gradient of the rows it owns (a fixed share of every layer), a tile of
- * whole rows at a time, summing the ranks' batches in rank order straight
- * from their activations, and updates the tile with Adam while it is in
+ * whole rows at a time, going through the ranks' batch rows in rank order
+ * straight from their activations (one chain over the global batch, as
+ * one rank computes it), and updates the tile with Adam while it is in
  * cache. Its moments are its own (private pages, only its rows touched); the
  * shared copy is filled for checkpoints (dt_step_gather_moments). Then it
  * waits until every rank has updated its rows: the next forward reads all
@@ -111,16 +112,16 @@ static void update_rows(dt_step *s, int i, const int *rows, double *adam)
     own_rows(sh, i, &r0, &r1);
     int per = TILE / in < TILE_ROWS ? TILE / in : TILE_ROWS; /* rows per tile */
     for (int a = r0; a < r1; a += per) {
-        int b = a + per < r1 ? a + per : r1, add = 0;
+        int b = a + per < r1 ? a + per : r1, acc = DT_ACC_SET;
         double t0 = dt_now();
         for (int q = 0; q < sh->P; q++) {
             if (rows[q] == 0) continue; /* rank q had no images */
             const float *acts = sh->acts[q];
             dt_linear_grad_block(sh->tile, sh->bias, acts + sh->l[i].dy_at, acts + sh->l[i].x_at, rows[q], in, out, a,
-                                 b, 0, in, add);
-            add = 1;
+                                 b, 0, in, acc);
+            acc = s->o->plain ? DT_ACC_ADD : DT_ACC_CHAIN; /* the batch's rows go on in order */
         }
-        if (!add) dt_linear_grad_block(sh->tile, sh->bias, NULL, NULL, 0, in, out, a, b, 0, in, 0);
+        if (acc == DT_ACC_SET) dt_linear_grad_block(sh->tile, sh->bias, NULL, NULL, 0, in, out, a, b, 0, in, acc);
         double t1 = dt_now();
         s->grad_secs += t1 - t0;
         size_t w = sh->l[i].w_off + (size_t)a * (size_t)in, bo = sh->l[i].b_off + (size_t)a;
@@ -264,7 +265,7 @@ static void private_moments(dt_share *sh, dt_params *p)
     p->g = (float *)(void *)(mm + 2 * sh->mv_bytes);
 }
 
-int dt_step_share(dt_optim *o, int max_rows, const dt_step_layer *ls, int nl)
+int dt_shared_create(dt_optim *o, int max_rows, const dt_step_layer *ls, int nl)
 {
     dt_params *p = o->p;
     dt_comm *g = o->g;
@@ -326,7 +327,7 @@ const char *dt_step_stores(const dt_optim *o, double ms[2])
     return sh->stores == STORE_AUTO ? "auto" : sh->stores == STORE_STREAM ? "stream" : "cache";
 }
 
-void dt_step_unshare(dt_optim *o)
+void dt_shared_free(dt_optim *o)
 {
     dt_params *p = o->p;
     dt_share *sh = o->share;

@@ -4,6 +4,10 @@
 
 #include "dtrain/step.h"
 
+/* dt_step_share's sharing: 1 if done, 0 where the ranks cannot share memory. */
+int dt_shared_create(dt_optim *o, int max_rows, const dt_step_layer *ls, int nl);
+/* dt_step_unshare's part for shared params. */
+void dt_shared_free(dt_optim *o);
 /* The step (dt_step_end) for params shared by dt_step_share. */
 void dt_shared_step(dt_step *s);
 /* This rank's batch rows this step (dt_step_rows). */

@@ -38,7 +38,8 @@ static void gauss_free(dt_gauss_part *p)
     dt_free(p->scratch);
 }
 
-static double gauss_forward(dt_gauss_part *p, dt_vae *m, int B, const uint64_t *gidx, uint64_t step, int eval)
+static double gauss_forward(dt_gauss_part *p, dt_vae *m, int B, const uint64_t *gidx, uint64_t step, int eval,
+                            double *per)
 {
     int d = p->d;
     cols_get(p->mu, m->hd, B, m->H, p->h0, d);
@@ -51,7 +52,7 @@ static double gauss_forward(dt_gauss_part *p, dt_vae *m, int B, const uint64_t *
     float *z = p->scratch;
     dt_reparam_forward(z, p->mu, p->logvar, p->eps, n);
     cols_put(m->z, z, B, m->Z, p->z0, d);
-    return dt_kl_gauss_forward(NULL, p->mu, p->logvar, B, d);
+    return dt_kl_gauss_forward(per, p->mu, p->logvar, B, d);
 }
 
 static void gauss_backward(dt_gauss_part *p, dt_vae *m, int B, float scale)
@@ -108,7 +109,8 @@ static void cat_free(dt_cat_part *p)
     dt_free(p->dl);
 }
 
-double dt_cat_part_forward(dt_cat_part *p, dt_vae *m, int B, const uint64_t *gidx, uint64_t step, int eval)
+double dt_cat_part_forward(dt_cat_part *p, dt_vae *m, int B, const uint64_t *gidx, uint64_t step, int eval,
+                           double *per)
 {
     int w = p->N * p->K, rows = B * p->N;
     cols_get(p->logits, m->hd, B, m->H, p->h0, w);
@@ -125,7 +127,7 @@ double dt_cat_part_forward(dt_cat_part *p, dt_vae *m, int B, const uint64_t *gid
         cols_put(m->z, p->dl, B, m->Z, p->z0, w);
     } else
         cols_put(m->z, p->y, B, m->Z, p->z0, w);
-    return dt_cat_kl_forward(NULL, p->q, p->logits, B, p->N, p->K);
+    return dt_cat_kl_forward(per, p->q, p->logits, B, p->N, p->K);
 }
 
 void dt_cat_part_backward(dt_cat_part *p, dt_vae *m, int B, float scale)
@@ -211,8 +213,9 @@ void dt_latent_forward(dt_vae *m, int B, const uint64_t *gidx, uint64_t step, in
 {
     for (int i = 0; i < m->kind->nparts; i++) {
         dt_latent_part *p = &m->part[i];
-        kl[i] += p->kind == DT_PART_GAUSS ? gauss_forward(&p->gauss, m, B, gidx, step, eval)
-                                          : dt_cat_part_forward(&p->cat, m, B, gidx, step, eval);
+        double *per = m->per[1 + i];
+        kl[i] += p->kind == DT_PART_GAUSS ? gauss_forward(&p->gauss, m, B, gidx, step, eval, per)
+                                          : dt_cat_part_forward(&p->cat, m, B, gidx, step, eval, per);
     }
 }
 

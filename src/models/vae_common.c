@@ -27,7 +27,7 @@ static const struct {
 static const struct {
     size_t at;
     int width;
-} OTHER[] = {{AT(hd), HEAD}, {AT(dz), LATENT}, {AT(logits), DT_IMG}, {AT(xhat), DT_IMG}, {AT(bce), 1}};
+} OTHER[] = {{AT(hd), HEAD}, {AT(dz), LATENT}, {AT(logits), DT_IMG}, {AT(xhat), DT_IMG}};
 #undef AT
 
 static dt_linear *layer(dt_vae *m, int i) { return (dt_linear *)(void *)((char *)m + LAYERS[i].layer); }
@@ -78,6 +78,7 @@ dt_vae *dt_vae_create(const dt_vae_kind *kind, const dt_vae_opts *o, int max_bat
     }
     for (size_t k = 0; k < sizeof OTHER / sizeof *OTHER; k++)
         *buf(m, OTHER[k].at) = dt_alloc_floats(B * (size_t)width(m, OTHER[k].width));
+    for (int k = 0; k <= kind->nparts; k++) m->per[k] = dt_alloc(sizeof(double) * B);
     dt_latent_create(m);
     return m;
 }
@@ -93,6 +94,7 @@ void dt_vae_free(dt_vae *m)
         dt_free(*buf(m, LAYERS[i].dy));
     }
     for (size_t k = 0; k < sizeof OTHER / sizeof *OTHER; k++) dt_free(*buf(m, OTHER[k].at));
+    for (int k = 0; k <= m->kind->nparts; k++) dt_free(m->per[k]);
     dt_params_free(&m->p);
     dt_free(m);
 }
@@ -128,7 +130,13 @@ void dt_vae_forward(dt_vae *m, int B, const uint64_t *gidx, uint64_t step, int e
     dt_linear_apply(&m->head, m->hd, m->h2, B);
     dt_latent_forward(m, B, gidx, step, eval, sums + 1);
     decoder_forward(m, m->z, B);
-    sums[0] += dt_bce_logits_forward(m->bce, m->logits, m->x, B, DT_IMG);
+    sums[0] += dt_bce_logits_forward(m->per[0], m->logits, m->x, B, DT_IMG);
+}
+
+void dt_vae_xsums(const dt_vae *m, int B, dt_xsum *xs)
+{
+    for (int k = 0; k <= m->kind->nparts; k++)
+        for (int i = 0; i < B; i++) dt_xsum_add(&xs[k], m->per[k][i]);
 }
 
 /* l and the layers after it in the block are done (backward goes from the

@@ -40,13 +40,14 @@ void dt_vae_eval_free(dt_vae_eval *e)
 }
 
 
-/* Test losses with fixed noise (sums over all images, all ranks); fills the
+/* Test losses with fixed noise (exact sums over all images, all ranks); fills the
  * rank's rows of the statistics. -1 on a read error (collective outcome). */
 int dt_vae_evaluate(dt_vae_eval *e, uint64_t step, double *sums)
 {
     dt_vae *m = e->m;
     int nt = 1 + m->kind->nparts, ok = 1;
-    for (int k = 0; k < nt; k++) sums[k] = 0;
+    dt_xsum xs[DT_MAX_TERMS] = {0};
+    double rank_sums[DT_MAX_TERMS] = {0};
     for (size_t i = e->lo; i < e->hi && ok; i += (size_t)m->maxB) {
         int B = (int)(e->hi - i < (size_t)m->maxB ? e->hi - i : (size_t)m->maxB);
         for (int j = 0; j < B; j++) e->idx[j] = (uint32_t)(i + (size_t)j), e->gidx[j] = i + (size_t)j;
@@ -55,14 +56,16 @@ int dt_vae_evaluate(dt_vae_eval *e, uint64_t step, double *sums)
             break;
         }
         dt_bytes_to_float(m->x, e->bytes, (size_t)B * DT_IMG);
-        dt_vae_forward(m, B, e->gidx, step, 1, sums); /* step: the temperature now */
+        dt_vae_forward(m, B, e->gidx, step, 1, rank_sums); /* step: the temperature now */
+        dt_vae_xsums(m, B, xs);
         for (int k = 0; k < m->nstats; k++) {
             size_t w = (size_t)m->stat_width[k];
             memcpy(e->stats[k] + i * w, m->stat[k], sizeof(float) * w * (size_t)B);
         }
     }
     if (!dt_all_ok(ok)) return -1;
-    dt_allreduce_sum_d(sums, (size_t)nt);
+    dt_comm_xsum(NULL, xs, (size_t)nt); /* the same bits for any rank count */
+    for (int k = 0; k < nt; k++) sums[k] = dt_xsum_value(&xs[k]);
     return 0;
 }
 

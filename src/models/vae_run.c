@@ -151,8 +151,10 @@ static double vae_step(void *r_, int64_t step, double *sums)
     memcpy(m->x, r->b.x, sizeof(float) * r->b.n * DT_IMG);
     for (size_t i = 0; i < r->b.n; i++) r->gidx[i] = r->b.index[i];
     double s[DT_MAX_TERMS + 1] = {0};
+    dt_xsum xs[DT_MAX_TERMS] = {0};
     dt_watch("forward/backward");
     dt_vae_forward(m, (int)r->b.n, r->gidx, (uint64_t)step, 0, s + 1);
+    dt_vae_xsums(m, (int)r->b.n, xs);
     dt_step st;
     dt_step_begin(&st, &r->opt);
     dt_backward_hooks hooks = dt_step_hooks(&st);
@@ -160,8 +162,9 @@ static double vae_step(void *r_, int64_t step, double *sums)
     dt_watch("gradient exchange");
     dt_step_end(&st);
     dt_watch("loss reduction");
-    s[0] = (double)r->b.n;
-    dt_allreduce_sum_d(s, (size_t)r->nt + 1);
+    dt_comm_xsum(NULL, xs, (size_t)r->nt); /* the same bits for any rank count */
+    s[0] = (double)r->b.global_n;
+    for (int k = 1; k <= r->nt; k++) s[k] = dt_xsum_value(&xs[k - 1]);
     for (int k = 0; k <= r->nt; k++) sums[k] += s[k];
     memcpy(r->last, s, sizeof s);
     return (double)r->b.global_n;

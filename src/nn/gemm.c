@@ -1,7 +1,8 @@
 /* dt_gemm_nn and dt_gemm_nt: matrix products whose every element is a fixed
  * sequence of operations (include/dtrain/nn.h): for dt_gemm_nn the chain of
  * fused multiply-adds c = fma(a[k], b[k], c), k = 0..K-1, from 0, then
- * C + c when accumulating. Its bits therefore depend only on that element's
+ * C + c when adding (DT_ACC_ADD), or from C's value (DT_ACC_CHAIN: products
+ * over consecutive parts of K continue one chain). Its bits therefore depend only on that element's
  * row of A and column of B (and C): not on M, N, the other elements, the
  * tiling, the vector width or the CPU. A BLAS sgemm promises none of that
  * (OpenBLAS splits K and orders its sums by kernel and shape).
@@ -103,9 +104,9 @@ static void gemm_scalar(float *C, int ldc, const float *A, int lda, const float 
 {
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) {
-            float c = 0.0f, *o = C + (size_t)i * ldc + j;
+            float *o = C + (size_t)i * ldc + j, c = acc == DT_ACC_CHAIN ? *o : 0.0f;
             for (int k = 0; k < K; k++) c = fmaf(A[(size_t)i * lda + k], B[(size_t)k * ldb + j], c);
-            *o = acc ? *o + c : c;
+            *o = acc == DT_ACC_ADD ? *o + c : c;
         }
 }
 
@@ -271,7 +272,7 @@ static void blas(int bt, float *C, int ldc, const float *A, int lda, const float
                  int acc)
 {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, bt ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, A, lda, B, ldb,
-                acc ? 1.0f : 0.0f, C, ldc);
+                acc != DT_ACC_SET ? 1.0f : 0.0f, C, ldc); /* a chain: added, in OpenBLAS's order */
 }
 
 /* B is (K,N), or (N,K) when bt: the checks, then the path in use */
@@ -279,6 +280,8 @@ static void product(const char *caller, const char *file, int line, int bt, floa
                     int lda, const float *B, int ldb, int M, int N, int K, int acc)
 {
     check(caller, file, line, bt, C, ldc, A, lda, B, ldb, M, N, K);
+    if (acc < DT_ACC_SET || acc > (bt ? DT_ACC_ADD : DT_ACC_CHAIN))
+        dt_fatal_at(file, line, "%s: product mode %d is not one of set, add%s", caller, acc, bt ? "" : ", chain");
     int level = dt_gemm_level();
     if (level == DT_GEMM_BLAS) {
         blas(bt, C, ldc, A, lda, B, ldb, M, N, K, acc);

@@ -10,14 +10,16 @@
  *   DR, DC     the dot tile: rows by columns
  * The product tile is up to 6 rows of C by 2 vectors of columns: 12
  * accumulators, each element a chain of fused multiply-adds over k in order
- * from 0, added to C at the end when accumulating.
+ * from 0 (DT_ACC_SET, DT_ACC_ADD: then added to C) or from C's value
+ * (DT_ACC_CHAIN: the chain goes on).
  * The dot tile holds DR x DC elements of C, each as 16 lanes (lane l the
  * chain over k = l, l+16, ...) summed at the end by RED16's fixed tree. */
 #define CAT_(a, b) a##_##b
 #define CAT(a, b) CAT_(a, b)
 
-/* C[0..mr) x [0..nv VW) (masks m0, m1) of C += or = A B, each element the
- * chain over k = 0..K-1 from 0 (then added to C); nv = 1 or 2 vectors */
+/* C[0..mr) x [0..nv VW) (masks m0, m1) of C = A B, C += A B or C's chain
+ * continued over A B (acc: DT_ACC_*), each element the chain over
+ * k = 0..K-1; nv = 1 or 2 vectors */
 static inline __attribute__((always_inline, target(TGT))) void CAT(tile, ISA)(int mr, int nv, float *C, int ldc,
                                                                              const float *A, int lda,
                                                                              const float *B, int ldb, int K,
@@ -27,8 +29,9 @@ static inline __attribute__((always_inline, target(TGT))) void CAT(tile, ISA)(in
 #pragma GCC unroll 6
     for (int r = 0; r < 6; r++)
         if (r < mr) {
-            c0[r] = ZERO;
-            if (nv == 2) c1[r] = ZERO;
+            const float *o = C + (size_t)r * ldc;
+            c0[r] = acc == DT_ACC_CHAIN ? LD(o, m0) : ZERO;
+            if (nv == 2) c1[r] = acc == DT_ACC_CHAIN ? LD(o + VW, m1) : ZERO;
         }
     for (int k = 0; k < K; k++) {
         const float *b = B + (size_t)k * ldb;
@@ -45,8 +48,8 @@ static inline __attribute__((always_inline, target(TGT))) void CAT(tile, ISA)(in
     for (int r = 0; r < 6; r++)
         if (r < mr) {
             float *o = C + (size_t)r * ldc;
-            ST(o, m0, acc ? ADD(LD(o, m0), c0[r]) : c0[r]);
-            if (nv == 2) ST(o + VW, m1, acc ? ADD(LD(o + VW, m1), c1[r]) : c1[r]);
+            ST(o, m0, acc == DT_ACC_ADD ? ADD(LD(o, m0), c0[r]) : c0[r]);
+            if (nv == 2) ST(o + VW, m1, acc == DT_ACC_ADD ? ADD(LD(o + VW, m1), c1[r]) : c1[r]);
         }
 }
 

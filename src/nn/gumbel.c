@@ -52,7 +52,7 @@ void dt_onehot_argmax(float *z, const float *y, int rows, int K)
     }
 }
 
-double dt_cat_kl_forward(float *per, float *q, const float *logits, int B, int N, int K)
+double dt_cat_kl_forward(double *per, float *q, const float *logits, int B, int N, int K)
 {
     double total = 0;
     for (int b = 0; b < B; b++) {
@@ -62,7 +62,7 @@ double dt_cat_kl_forward(float *per, float *q, const float *logits, int B, int N
             softmax_row(q + o, logits + o, K);
             for (int k = 0; k < K; k++) s += q[o + k] * log((double)q[o + k] * K + 1e-20);
         }
-        if (per) per[b] = (float)s;
+        if (per) per[b] = s;
         total += s;
     }
     return total;

@@ -92,12 +92,12 @@ void dt_linear_backward_input(float *dx, const float *dy, const float *W, int B,
 }
 
 void dt_linear_grad_block(float *dW, float *db, const float *dy, const float *x, int B, int in, int out, int r0,
-                          int r1, int c0, int c1, int add)
+                          int r1, int c0, int c1, int acc)
 {
     int rows = r1 - r0, cols = c1 - c0;
     if (rows <= 0 || cols <= 0) return;
     if (B == 0) {
-        if (!add) {
+        if (acc == DT_ACC_SET) {
             memset(dW, 0, (size_t)rows * (size_t)cols * sizeof(float));
             if (db) memset(db, 0, (size_t)rows * sizeof(float));
         }
@@ -105,13 +105,14 @@ void dt_linear_grad_block(float *dW, float *db, const float *dy, const float *x,
     }
     /* backward()'s product, on a block of dW: the same bits as there */
     float *dyT = transpose_rows(dy, B, out, r0, r1);
-    dt_gemm_nn(dW, cols, dyT, B, x + c0, in, rows, cols, B, add);
+    dt_gemm_nn(dW, cols, dyT, B, x + c0, in, rows, cols, B, acc);
     dt_free(dyT);
     if (!db) return;
     for (int o = 0; o < rows; o++) {
-        float s = 0; /* as backward() sums: from 0, sample by sample */
+        /* as backward() sums: sample by sample, from 0 or going on from db */
+        float s = acc == DT_ACC_CHAIN ? db[o] : 0;
         for (int i = 0; i < B; i++) s += dy[(size_t)i * out + (size_t)(r0 + o)];
-        db[o] = add ? db[o] + s : s;
+        db[o] = acc == DT_ACC_ADD ? db[o] + s : s;
     }
 }
 

@@ -4,14 +4,14 @@
 
 #include "dtrain/nn.h"
 
-double dt_bce_logits_forward(float *per, const float *logits, const float *t, int B, int n)
+double dt_bce_logits_forward(double *per, const float *logits, const float *t, int B, int n)
 {
     double total = 0;
     for (int i = 0; i < B; i++) {
         const float *x = logits + (size_t)i * n, *y = t + (size_t)i * n;
         double s = 0;
         for (int k = 0; k < n; k++) s += fmaxf(x[k], 0.0f) - x[k] * y[k] + log1pf(expf(-fabsf(x[k])));
-        if (per) per[i] = (float)s;
+        if (per) per[i] = s;
         total += s;
     }
     return total;
@@ -22,7 +22,7 @@ void dt_bce_logits_backward(float *dlogits, const float *logits, const float *t,
     for (size_t i = 0; i < n; i++) dlogits[i] = scale * (1.0f / (1.0f + expf(-logits[i])) - t[i]);
 }
 
-double dt_kl_gauss_forward(float *per, const float *mu, const float *logvar, int B, int d)
+double dt_kl_gauss_forward(double *per, const float *mu, const float *logvar, int B, int d)
 {
     double total = 0;
     for (int i = 0; i < B; i++) {
@@ -31,7 +31,7 @@ double dt_kl_gauss_forward(float *per, const float *mu, const float *logvar, int
             float m = mu[(size_t)i * d + k], lv = logvar[(size_t)i * d + k];
             s += -0.5 * (1.0 + lv - (double)m * m - exp(lv));
         }
-        if (per) per[i] = (float)s;
+        if (per) per[i] = s;
         total += s;
     }
     return total;

@@ -54,6 +54,12 @@ wait_for() {
 }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
+# identical A.h5 B.h5 WHAT: two checkpoints bit for bit (parameters, Adam's
+# moments, the epoch's sums): what runs on different rank counts of a VAE give
+identical() {
+    check "$3: bit for bit" "$BIN/ckpt_diff" "$1" "$2" 0
+}
+
 # agree A.h5 B.h5 WHAT: two checkpoints' parameters within 1e-5 and gradients
 # within 1e-6 (Adam's first moment: after one step it is (1 - beta1) times the
 # gradient; when both runs resumed from one checkpoint it differs by that

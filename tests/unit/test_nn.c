@@ -33,6 +33,62 @@ static double max_rel(const float *a, const float *b, size_t n)
     return m;
 }
 
+/* ---- exact sums ----------------------------------------------------------- */
+
+/* dt_xsum: 3000 terms of magnitudes 1e-9 to 1e9, both signs, summed in order,
+ * in reverse, and cut into 1, 2, 3, 7 parts merged in both orders (the ranks
+ * of a job), give the same bits; the value is within one grid step per term
+ * of the exact sum; NaN and infinities are counted, not lost. */
+static double xsum_term(int i)
+{
+    float u[2];
+    dt_rand_uniform(u, 2, (dt_stream){5, DT_RNG_SAMPLE, 77, (uint64_t)i});
+    return (u[0] < 0.5f ? -1.0 : 1.0) * pow(10.0, -9.0 + 18.0 * u[1]) * (1.0 + u[0]);
+}
+
+START_TEST(xsum_order_free)
+{
+    enum { N = 3000 };
+    double t[N];
+    long double exact = 0;
+    for (int i = 0; i < N; i++) t[i] = xsum_term(i), exact += t[i];
+    dt_xsum fwd = {0}, rev = {0};
+    for (int i = 0; i < N; i++) dt_xsum_add(&fwd, t[i]), dt_xsum_add(&rev, t[N - 1 - i]);
+    double v = dt_xsum_value(&fwd), w = dt_xsum_value(&rev);
+    ck_assert(memcmp(&v, &w, sizeof v) == 0);
+    ck_assert_msg(fabsl((long double)v - exact) <= N * 0x1p-40 + fabsl(exact) * 0x1p-52, "%.17g vs %.17Lg", v, exact);
+    const int cuts[] = {1, 2, 3, 7};
+    for (size_t c = 0; c < sizeof cuts / sizeof *cuts; c++)
+        for (int backwards = 0; backwards < 2; backwards++) {
+            int P = cuts[c];
+            dt_xsum part[7] = {{{0}}}, all = {0};
+            for (int r = 0; r < P; r++)
+                for (int i = N * r / P; i < N * (r + 1) / P; i++) dt_xsum_add(&part[r], t[i]);
+            for (int r = 0; r < P; r++) dt_xsum_merge(&all, &part[backwards ? P - 1 - r : r]);
+            double x = dt_xsum_value(&all);
+            ck_assert_msg(memcmp(&x, &v, sizeof x) == 0, "%d parts: %.17g != %.17g", P, x, v);
+        }
+    /* a plain double sum is not order free: the reason for all this */
+    double f = 0, b = 0;
+    for (int i = 0; i < N; i++) f += t[i], b += t[N - 1 - i];
+    ck_assert(f != b);
+    dt_xsum s = {0};
+    dt_xsum_add(&s, 1.5);
+    dt_xsum_add(&s, INFINITY);
+    ck_assert(dt_xsum_value(&s) == INFINITY);
+    dt_xsum_add(&s, -1e300); /* beyond DT_XSUM_MAX: counted as -inf; +inf and -inf make NaN */
+    ck_assert(isnan(dt_xsum_value(&s)));
+    dt_xsum n = {0};
+    dt_xsum_add(&n, NAN);
+    dt_xsum_add(&n, 2.0);
+    ck_assert(isnan(dt_xsum_value(&n)));
+    dt_xsum z = {0};
+    dt_xsum_add(&z, -0.25);
+    dt_xsum_add(&z, -0.5);
+    ck_assert(dt_xsum_value(&z) == -0.75);
+}
+END_TEST
+
 /* ---- RNG --------------------------------------------------------------- */
 
 START_TEST(philox_known_answer)
@@ -165,10 +221,11 @@ END_TEST
 /* dt_gemm_nn and dt_gemm_nt (nt: B is (N,K)): every own path (AVX-512, AVX2,
  * scalar; those this CPU has) gives the scalar reference's bits at ragged
  * shapes (row, column and k tails, K = 1, leading dimensions wider than the
- * rows, accumulate or not); each element, and OpenBLAS's (DTRAIN_GEMM=blas),
- * is within a few ulps of the exact sum; a block of columns computed alone
- * has the bits it has inside the whole product; and threads sharing a large
- * product change no bit. */
+ * rows, set, add or (nn) chain); each element, and OpenBLAS's
+ * (DTRAIN_GEMM=blas), is within a few ulps of the exact sum; a block of
+ * columns computed alone has the bits it has inside the whole product; a
+ * chain over K cut in parts has the whole product's bits; and threads
+ * sharing a large product change no bit. */
 static void gemm_call(int nt, float *C, int ldc, const float *A, int lda, const float *B, int ldb, int M, int N, int K,
                       int acc)
 {
@@ -215,6 +272,17 @@ static double gemm_case(int nt, int level, int M, int N, int K, int acc, uint64_
             double err = fabs(c - e) / (mag > 0 ? mag : 1);
             if (err > worst) worst = err;
         }
+    if (!nt && acc == DT_ACC_SET && K > 2 && level != DT_GEMM_BLAS) { /* K in three parts, chained */
+        float *D = malloc(sizeof(float) * (size_t)M * ldc);
+        memcpy(D, C0, sizeof(float) * (size_t)M * ldc);
+        int k1 = K / 3, k2 = 2 * K / 3;
+        gemm_call(0, D, ldc, A, lda, B, ldb, M, N, k1, DT_ACC_SET);
+        gemm_call(0, D, ldc, A + k1, lda, B + (size_t)k1 * ldb, ldb, M, N, k2 - k1, DT_ACC_CHAIN);
+        gemm_call(0, D, ldc, A + k2, lda, B + (size_t)k2 * ldb, ldb, M, N, K - k2, DT_ACC_CHAIN);
+        ck_assert_msg(memcmp(D, C, sizeof(float) * (size_t)M * ldc) == 0, "K in parts differs (level %d M %d N %d K %d)",
+                      level, M, N, K);
+        free(D);
+    }
     if (N > 3 && level != DT_GEMM_BLAS) { /* columns 1..N-2 alone, into fresh memory */
         float *D = calloc((size_t)M * ldc, sizeof(float));
         if (acc)
@@ -239,7 +307,7 @@ START_TEST(gemm_nn_paths_agree_bitwise)
     for (int nt = 0; nt < 2; nt++)
         for (int level = 0; level <= DT_GEMM_BLAS; level += level == best ? DT_GEMM_BLAS - best : 1)
             for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
-                for (int acc = 0; acc < 2; acc++) {
+                for (int acc = 0; acc <= (nt ? DT_ACC_ADD : DT_ACC_CHAIN); acc++) {
                     double e = gemm_case(nt, level, shapes[s][0], shapes[s][1], shapes[s][2], acc, 7 + s);
                     if (e > worst) worst = e;
                 }
@@ -366,10 +434,10 @@ START_TEST(bce_values_and_gradient)
         double p = 1 / (1 + exp(-l[i]));
         want += -(t[i] * log(p) + (1 - t[i]) * log(1 - p));
     }
-    float per[2];
+    double per[2];
     double got = dt_bce_logits_forward(per, l, t, 2, 2);
     ck_assert_double_eq_tol(got, want, 1e-5);
-    ck_assert_double_eq_tol(per[0] + per[1], want, 1e-5);
+    ck_assert(per[0] + per[1] == got); /* each image's term, summed in order, is the total */
     /* stable at extreme logits: no inf, no nan */
     float big[2] = {-200, 200}, tb[2] = {1, 0};
     double e = dt_bce_logits_forward(NULL, big, tb, 1, 2);
@@ -421,9 +489,9 @@ START_TEST(kl_and_reparam_gradients)
     float dmu[N] = {0}, dlv[N] = {0};
     dt_reparam_backward(dmu, dlv, r, lv, eps, N);
     dt_kl_gauss_backward(dmu, dlv, mu, lv, N, 0.7f);
-    float per[B];
+    double per[B];
     double kl = dt_kl_gauss_forward(per, mu, lv, B, D);
-    ck_assert_double_eq_tol(per[0] + per[1] + per[2], kl, 1e-5);
+    ck_assert(per[0] + per[1] + per[2] == kl);
     ck_assert(kl > 0);
     const float h = 1e-3f;
     float *vars[] = {mu, lv}, *grads[] = {dmu, dlv};
@@ -521,50 +589,55 @@ START_TEST(adam_in_parts_equals_adam_step)
 }
 END_TEST
 
-/* The shared step's gradient: blocks of rows [r0, r1) and columns [c0, c1),
- * three batches added in order, are bit for bit the three batches' whole
- * gradients (dt_linear_backward_write) summed in that order; a batch of 0
- * rows adds nothing; dt_linear_backward_input is backward's dx. */
+/* The shared step's gradient: blocks of rows [r0, r1) and columns [c0, c1)
+ * of three consecutive parts of one batch (5, 0 and 7 rows), the first set
+ * and the others chained, are bit for bit the whole batch's gradient
+ * (dt_linear_backward_write), as if it were not cut; added instead
+ * (DT_ACC_ADD), they are the three parts' gradients summed in order; a part
+ * of 0 rows adds nothing; dt_linear_backward_input is backward's dx. */
 START_TEST(linear_grad_blocks_sum_like_blocks)
 {
-    int in = 37, out = 23, Bs[3] = {5, 0, 7};
-    float *x[3], *dy[3], *dW[3], *db[3];
+    int in = 37, out = 23, Bs[3] = {5, 0, 7}, at[3] = {0, 5, 5};
+    float *x = dt_alloc_floats(12 * (size_t)in), *dy = dt_alloc_floats(12 * (size_t)out), *dW[4], *db[4];
     float *W = dt_alloc_floats((size_t)out * in), *dx1 = dt_alloc_floats(7 * (size_t)in),
           *dx2 = dt_alloc_floats(7 * (size_t)in);
     fill(W, (size_t)out * in, 1, -1, 1);
-    for (int q = 0; q < 3; q++) {
-        x[q] = dt_alloc_floats((size_t)Bs[q] * in + 1);
-        dy[q] = dt_alloc_floats((size_t)Bs[q] * out + 1);
+    fill(x, 12 * (size_t)in, 2, -1, 1);
+    fill(dy, 12 * (size_t)out, 5, -1, 1);
+    for (int q = 0; q < 4; q++) { /* the three parts' gradients, and the whole batch's */
         dW[q] = dt_alloc_floats((size_t)out * in);
         db[q] = dt_alloc_floats((size_t)out);
-        fill(x[q], (size_t)Bs[q] * in, 2 + (uint64_t)q, -1, 1);
-        fill(dy[q], (size_t)Bs[q] * out, 5 + (uint64_t)q, -1, 1);
-        dt_linear_backward_write(q == 2 ? dx1 : NULL, dW[q], db[q], dy[q], x[q], W, Bs[q], in, out);
+        int n = q < 3 ? Bs[q] : 12, a = q < 3 ? at[q] : 0;
+        dt_linear_backward_write(q == 2 ? dx1 : NULL, dW[q], db[q], dy + (size_t)a * out, x + (size_t)a * in, W, n,
+                                 in, out);
     }
-    dt_linear_backward_input(dx2, dy[2], W, Bs[2], in, out);
+    dt_linear_backward_input(dx2, dy + 5 * (size_t)out, W, Bs[2], in, out);
     ck_assert_mem_eq(dx1, dx2, sizeof(float) * 7 * (size_t)in);
     int r0 = 3, r1 = 17, c0 = 4, c1 = 33, rows = r1 - r0, cols = c1 - c0;
-    float blk[14 * 29], bb[14];
-    for (int q = 0; q < 3; q++)
-        dt_linear_grad_block(blk, bb, dy[q], x[q], Bs[q], in, out, r0, r1, c0, c1, q > 0);
-    for (int o = 0; o < rows; o++) {
-        size_t row = (size_t)(r0 + o) * (size_t)in;
-        for (int c = 0; c < cols; c++) {
-            float want = (dW[0][row + (size_t)(c0 + c)] + dW[1][row + (size_t)(c0 + c)]) + dW[2][row + (size_t)(c0 + c)];
-            ck_assert_msg(blk[o * cols + c] == want, "dW[%d][%d]: %.9g != %.9g", r0 + o, c0 + c, blk[o * cols + c],
-                          want);
+    for (int chain = 0; chain < 2; chain++) {
+        float blk[14 * 29], bb[14];
+        for (int q = 0; q < 3; q++)
+            dt_linear_grad_block(blk, bb, dy + (size_t)at[q] * out, x + (size_t)at[q] * in, Bs[q], in, out, r0, r1, c0,
+                                 c1, q == 0 ? DT_ACC_SET : chain ? DT_ACC_CHAIN : DT_ACC_ADD);
+        for (int o = 0; o < rows; o++) {
+            size_t row = (size_t)(r0 + o) * (size_t)in;
+            for (int c = 0; c < cols; c++) {
+                size_t e = row + (size_t)(c0 + c);
+                float want = chain ? dW[3][e] : (dW[0][e] + dW[1][e]) + dW[2][e];
+                ck_assert_msg(blk[o * cols + c] == want, "chain %d: dW[%d][%d]: %.9g != %.9g", chain, r0 + o, c0 + c,
+                              blk[o * cols + c], want);
+            }
+            ck_assert(bb[o] == (chain ? db[3][r0 + o] : (db[0][r0 + o] + db[1][r0 + o]) + db[2][r0 + o]));
         }
-        ck_assert(bb[o] == (db[0][r0 + o] + db[1][r0 + o]) + db[2][r0 + o]);
     }
     /* no rows and nothing to add to: zeros */
     float z[14 * 29], zb[14];
     fill(z, 14 * 29, 9, -9, 9);
     dt_linear_grad_block(z, zb, NULL, NULL, 0, in, out, r0, r1, c0, c1, 0);
     for (int i = 0; i < rows * cols; i++) ck_assert(z[i] == 0.0f);
-    for (int q = 0; q < 3; q++) {
-        float *mine[] = {x[q], dy[q], dW[q], db[q]};
-        for (int k = 0; k < 4; k++) dt_free(mine[k]);
-    }
+    for (int q = 0; q < 4; q++) dt_free(dW[q]), dt_free(db[q]);
+    dt_free(x);
+    dt_free(dy);
     dt_free(W);
     dt_free(dx1);
     dt_free(dx2);
@@ -646,9 +719,9 @@ START_TEST(gumbel_softmax_and_cat_kl_gradients)
         ck_assert_double_eq_tol(s, 1.0, 1e-6);
     }
     dt_gumbel_softmax_backward(dl, r, y, R, K, tau);
-    float per[B];
+    double per[B];
     double kl = dt_cat_kl_forward(per, q, l, B, N, K);
-    ck_assert_double_eq_tol(per[0] + per[1], kl, 1e-5);
+    ck_assert(per[0] + per[1] == kl);
     dt_cat_kl_backward(dl, q, R, K, w);
     const float h = 1e-3f;
     for (int i = 0; i < W; i++) {
@@ -688,7 +761,7 @@ START_TEST(straight_through_gradient_is_the_soft_one)
         fill(m->hd, B * W, 71, -2, 2);
         fill(m->dz, B * W, 72, -1, 1);
         dt_cat_part *c = &m->part[0].cat;
-        dt_cat_part_forward(c, m, B, g, 3, 0);
+        dt_cat_part_forward(c, m, B, g, 3, 0, NULL);
         memcpy(zz[hard], m->z, sizeof zz[hard]);
         dt_cat_part_backward(c, m, B, 0.5f);
         memcpy(dl[hard], m->dhd, sizeof dl[hard]);
@@ -810,6 +883,7 @@ int main(void)
     tcase_add_test(tc, permutation_is_permutation);
     tcase_add_test(tc, linear_blas_matches_naive);
     tcase_add_test(tc, gemm_nn_paths_agree_bitwise);
+    tcase_add_test(tc, xsum_order_free);
     tcase_add_test(tc, linear_finite_differences);
     tcase_add_test(tc, linear_backward_write_overwrites);
     tcase_add_test(tc, adam_in_parts_equals_adam_step);
