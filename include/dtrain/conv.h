@@ -69,6 +69,16 @@ void dt_conv2d_backward(float *dx, float *dW, float *db, float *cols, const floa
 void dt_conv2d_backward_relu(float *dx, float *dW, float *db, float *cols, const float *dy, const float *x,
                              const float *W, int B, int C, int H, int Wd, int O, int k, int pad);
 
+/* The same (relu_x: as dt_conv2d_backward_relu) with each image's weight
+ * and bias gradient written apart, image b's at dW + b part and db + b part:
+ * (O,C,k,k) and (O) where im2col serves, (16,C,O) transformed and (O) where
+ * Winograd does (dt_conv2d_winograd_fits; dt_conv2d_winograd_fold). Added to
+ * a gradient one after another, in order, they give dt_conv2d_backward's bits:
+ * how the ranks of a CycleGAN domain sum a batch they share. */
+void dt_conv2d_backward_parts(float *dx, float *dW, float *db, size_t part, float *cols, const float *dy,
+                              const float *x, const float *W, int B, int C, int H, int Wd, int O, int k, int pad,
+                              int relu_x);
+
 /* Direct-loop twins (double accumulation), for tests; no cache. */
 void dt_conv2d_forward_naive(float *y, const float *x, const float *W, const float *b, int B, int C, int H,
                              int Wd, int O, int k, int pad);
@@ -90,9 +100,15 @@ void dt_conv2d_winograd_forward(float *y, float *ws, const float *x, const float
                                 int H, int Wd, int O, int relu);
 /* dW += (NULL: skip), dx overwritten (NULL: skip), times (x > 0) when
  * relu_x; ws is scratch (nothing of the forward's is needed). No bias
- * gradient (dt_conv2d_backward adds it). */
-void dt_conv2d_winograd_backward(float *dx, float *dW, float *ws, const float *dy, const float *x, const float *W,
-                                 int B, int C, int H, int Wd, int O, int relu_x);
+ * gradient (dt_conv2d_backward adds it). With part > 0, image i's
+ * transformed weight gradient dU_i (16,C,O) is written at dW + i part
+ * instead: dt_conv2d_winograd_fold then makes dW of any run of images. */
+void dt_conv2d_winograd_backward(float *dx, float *dW, size_t part, float *ws, const float *dy, const float *x,
+                                 const float *W, int B, int C, int H, int Wd, int O, int relu_x);
+/* dW (O,C,3,3) = the weight gradient of B images from their dU_i at parts +
+ * i part, summed in order as dt_conv2d_winograd_backward sums them (dW is
+ * set, not added to; dU (16,C,O) is scratch): the bits that backward adds. */
+void dt_conv2d_winograd_fold(float *dW, float *dU, const float *parts, size_t part, int B, int C, int O);
 
 /* ---- 2x2 max pooling, stride 2 ----------------------------------------------- */
 

@@ -25,11 +25,23 @@
 
 enum { DT_GEN_SIGMOID = 0, DT_GEN_RESIDUAL = 1, DT_GEN_RECOLOR = 2 };
 
+/* Where a network's backward leaves its weight gradients: added into p.g
+ * (rec NULL), or, for a batch that several ranks share, recorded image by
+ * image at rec + i rec_n (each layer's own weight and bias terms, a linear
+ * layer's input and output-gradient rows), for dt_gen_fold / dt_disc_fold to
+ * add in the batch's order wherever the images were: the same bits for any
+ * rank count. */
+typedef struct {
+    float *rec;
+    size_t rec_n; /* floats per image: dt_gen_rec_size() or dt_disc_rec_size() */
+} dt_grad_rec;
+
 typedef struct {
     dt_params p;
     dt_conv2d c1, c2, c3;
     int out;        /* DT_GEN_SIGMOID, DT_GEN_RESIDUAL or DT_GEN_RECOLOR */
     int true_clamp; /* 1: the clamps' true gradient, 0 outside (finite-difference tests) */
+    dt_grad_rec rec;
 } dt_gen;
 
 /* What one application of a generator keeps for its backward (maxB images). */
@@ -43,6 +55,7 @@ typedef struct {
     dt_params p;
     dt_conv2d c1, c2;
     dt_linear f1, f2;
+    dt_grad_rec rec;
 } dt_disc;
 
 typedef struct {
@@ -77,5 +90,15 @@ void dt_disc_backward(dt_disc *d, dt_disc_ctx *c, const float *x, const float *d
  * untouched and no weight gradient computed (the generator step needs only
  * the gradient into the fake images). */
 void dt_disc_backward_input(dt_disc *d, dt_disc_ctx *c, const float *x, const float *dlogit, float *dx, int B);
+
+/* Recorded weight gradients (dt_grad_rec): floats per image, and the fold of
+ * n images' records (recs + i rec_n, the batch's order) into elements
+ * [lo, hi) of p.g, added to what is there as backward adds; scratch holds
+ * dt_gan_fold_scratch(n) floats. */
+size_t dt_gen_rec_size(void);
+size_t dt_disc_rec_size(void);
+size_t dt_gan_fold_scratch(int n);
+void dt_gen_fold(dt_gen *g, const float *recs, int n, size_t lo, size_t hi, float *scratch);
+void dt_disc_fold(dt_disc *d, const float *recs, int n, size_t lo, size_t hi, float *scratch);
 
 #endif

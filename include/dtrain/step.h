@@ -35,6 +35,10 @@ typedef struct {
     /* the exact messages strategy's state (step_gather.c), set by
      * dt_step_share where memory cannot be shared; NULL: plain messages */
     struct dt_gather *gather;
+    /* 1 when each rank's block of p->g already holds the whole batch's
+     * gradient when the step begins (the CycleGAN's recorded terms,
+     * gan_exact.c): the messages step then skips its reduce-scatter */
+    int summed;
     /* DTRAIN_REDUCE=plain: sum the ranks' gradients as blocks (reduce-scatter,
      * or each rank's product added), an order that depends on the rank
      * count, instead of one chain over the global batch; for measuring what

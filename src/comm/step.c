@@ -19,7 +19,7 @@ static void messages_step(dt_optim *o)
     dt_params *p = o->p;
     size_t lo, hi;
     dt_comm_shard(g, p->n, &lo, &hi);
-    dt_comm_reduce_scatter_sum_f(g, p->g, p->n);
+    if (!o->summed) dt_comm_reduce_scatter_sum_f(g, p->g, p->n);
     dt_adam_step_range(o->a, p, lo, hi); /* clears g[lo, hi) */
     dt_comm_allgather_f(g, p->w, p->n);
     if (!o->g_written) {

@@ -43,12 +43,17 @@ static void nets_of(gan *g, dt_params **nets)
 #define GAN_SUMS (1 + 2 * 6)
 _Static_assert(sizeof ((gan *)0)->sums == GAN_SUMS * sizeof(double), "gan.sums holds GAN_SUMS");
 
-/* collective: every rank's sums, whole, in g->sums */
+/* every rank of a domain holds the domain's sums (summed exactly over its
+ * ranks each step): the first rank of each domain gives them */
+static int gives_sums(const gan *g) { return dt_comm_rank(g->group) == 0; }
+
+/* collective: both domains' sums, whole, in g->sums */
 static void gather_sums(gan *g)
 {
     memset(g->sums, 0, sizeof g->sums);
     g->sums[0] = 1;
-    for (int k = 0; k < g->nhalves; k++) memcpy(g->sums + 1 + 6 * g->h[k].X, g->h[k].loss, sizeof g->h[k].loss);
+    for (int k = 0; k < g->nhalves && gives_sums(g); k++)
+        memcpy(g->sums + 1 + 6 * g->h[k].X, g->h[k].loss, sizeof g->h[k].loss);
     double mine[GAN_SUMS - 1];
     memcpy(mine, g->sums + 1, sizeof mine);
     dt_allreduce_sum_d(mine, GAN_SUMS - 1);
@@ -123,10 +128,8 @@ static void gan_epoch_begin(void *g_, int64_t epoch, int64_t b)
         else
             dt_loader_start_epoch(g->h[k].ld, (uint64_t)epoch);
         memset(g->h[k].loss, 0, sizeof g->h[k].loss);
-        /* resuming inside the epoch: its sums so far, on one rank of the domain */
-        int X = g->h[k].X;
-        if (b > 0 && (g->P == 1 || dt_rank() == X))
-            memcpy(g->h[k].loss, g->sums + 1 + 6 * X, sizeof g->h[k].loss);
+        /* resuming inside the epoch: its sums so far, on every rank of the domain */
+        if (b > 0) memcpy(g->h[k].loss, g->sums + 1 + 6 * g->h[k].X, sizeof g->h[k].loss);
     }
 }
 
@@ -162,7 +165,7 @@ static double gan_step(void *g_, int64_t step, double *sums)
 static void epoch_losses(const gan *g, double *L)
 {
     memset(L, 0, sizeof(double) * 7);
-    for (int k = 0; k < g->nhalves; k++) {
+    for (int k = 0; k < g->nhalves && gives_sums(g); k++) {
         int X = g->h[k].X;
         L[X] = g->h[k].loss[0];
         L[2 + (1 - X)] = g->h[k].loss[1]; /* G_X's adversarial term: G_BA for X = A */
@@ -317,10 +320,12 @@ static void build_halves(gan *g)
         dt_optim_init(&g->oG[X], g->group, &g->aG[X], &g->G[X].p, 0);
         dt_optim_init(&g->oD[X], g->group, &g->aD[X], &g->D[X].p, 0);
     }
+    dt_gan_exact_setup(g);
 }
 
 static void free_all(gan *g)
 {
+    dt_gan_exact_free(g);
     for (int k = 0; k < g->nhalves; k++) {
         half *h = &g->h[k];
         dt_loader_free(h->ld);

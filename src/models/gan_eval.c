@@ -102,10 +102,12 @@ void dt_gan_share_networks(gan *g, int moments)
 /* ---- evaluation ------------------------------------------------------------------ */
 
 /* Translate every test image of domain S into the other domain (the generator
- * into T = 1 - S); rank blocks over all ranks, sums agreed. */
+ * into T = 1 - S); rank blocks over all ranks, each image's scores summed
+ * exactly (the same bits on any rank count). */
 int dt_gan_evaluate(gan *g, dt_split *const *test, gan_eval *ev)
 {
-    double sums[4] = {0, 0, 0, 0}, counts[2] = {0, 0};
+    double sums[4], counts[2] = {0, 0};
+    dt_xsum xs[4] = {{{0}}};
     dt_pair_tally *tally = ev->tally;
     memset(tally, 0, sizeof ev->tally);
     int ok = 1;
@@ -128,8 +130,10 @@ int dt_gan_evaluate(gan *g, dt_split *const *test, gan_eval *ev)
             dt_bytes_to_float(x, bytes, n * DT_IMG);
             dt_gen_forward(&g->E[T], c, x, (int)n);
             for (size_t j = 0; j < n; j++) target[j] = g->mapping[T][digits[j] % 10];
-            sums[2 * S] += dt_color_accuracy(c->y, target, n) * (double)n;
-            sums[2 * S + 1] += dt_shape_score(x, c->y, n) * (double)n;
+            for (size_t j = 0; j < n; j++) {
+                dt_xsum_add(&xs[2 * S], dt_color_accuracy(c->y + j * DT_IMG, target + j, 1));
+                dt_xsum_add(&xs[2 * S + 1], dt_shape_correlation(x + j * DT_IMG, c->y + j * DT_IMG));
+            }
             counts[S] += (double)n;
             dt_pairing_tally(&g->pair, T, x, c->y, n, &tally[S]);
         }
@@ -140,7 +144,8 @@ int dt_gan_evaluate(gan *g, dt_split *const *test, gan_eval *ev)
     dt_free(idx);
     dt_free(target);
     if (!dt_all_ok(ok)) return -1;
-    dt_allreduce_sum_d(sums, 4);
+    dt_comm_xsum(NULL, xs, 4);
+    for (int k = 0; k < 4; k++) sums[k] = dt_xsum_value(&xs[k]);
     dt_allreduce_sum_d(counts, 2);
     dt_allreduce_sum_d((double *)tally, 2 * (sizeof(dt_pair_tally) / sizeof(double)));
     for (int S = 0; S < 2; S++) {

@@ -10,25 +10,26 @@
 
 /* ---- generator ------------------------------------------------------------- */
 
-/* A network's layers, once: convolutions (k > 0: kernel k, padding pad) or
- * linear layers (k = 0), where each sits in its struct, its widths. Declaring,
- * binding, initializing and the checkpoint's names follow from the table. */
+/* A network's layers, once: convolutions (k > 0: kernel k, padding pad, on
+ * side x side images) or linear layers (k = 0), where each sits in its
+ * struct, its widths. Declaring, binding, initializing, the checkpoint's
+ * names and the recorded gradients' layout follow from the table. */
 typedef struct {
     const char *name;
     size_t at;
-    int in, out, k, pad;
+    int in, out, k, pad, side;
 } layer_spec;
 
 static const layer_spec GEN[] = {
-    {"conv1", offsetof(dt_gen, c1), 3, 32, 3, 1},
-    {"conv2", offsetof(dt_gen, c2), 32, 40, 3, 1},
-    {"conv3", offsetof(dt_gen, c3), 40, 3, 1, 0},
+    {"conv1", offsetof(dt_gen, c1), 3, 32, 3, 1, DT_IMG_SIDE},
+    {"conv2", offsetof(dt_gen, c2), 32, 40, 3, 1, DT_IMG_SIDE},
+    {"conv3", offsetof(dt_gen, c3), 40, 3, 1, 0, DT_IMG_SIDE},
 };
 static const layer_spec DISC[] = {
-    {"conv1", offsetof(dt_disc, c1), 3, 32, 3, 1},
-    {"conv2", offsetof(dt_disc, c2), 32, 64, 3, 1},
-    {"fc1", offsetof(dt_disc, f1), 64 * 7 * 7, 128, 0, 0},
-    {"fc2", offsetof(dt_disc, f2), 128, 1, 0, 0},
+    {"conv1", offsetof(dt_disc, c1), 3, 32, 3, 1, DT_IMG_SIDE},
+    {"conv2", offsetof(dt_disc, c2), 32, 64, 3, 1, DT_IMG_SIDE / 2},
+    {"fc1", offsetof(dt_disc, f1), 64 * 7 * 7, 128, 0, 0, 0},
+    {"fc2", offsetof(dt_disc, f2), 128, 1, 0, 0, 0},
 };
 
 /* declare the n layers of net (the struct holding them) in p, allocate, bind */
@@ -67,11 +68,160 @@ static void init(void *net, const layer_spec *ls, int n, uint64_t seed, uint64_t
 #define NGEN ((int)(sizeof GEN / sizeof *GEN))
 #define NDISC ((int)(sizeof DISC / sizeof *DISC))
 
+/* ---- recorded gradients (dt_grad_rec): one image's part of each layer -------- */
+
+static int winograd(const layer_spec *l) { return l->k && dt_conv2d_winograd_fits(l->in, l->out, l->side, l->side, l->k, l->pad); }
+
+/* floats of a layer's record: its weight term (Winograd: transformed) and
+ * bias term, or a linear layer's input row and output-gradient row */
+static size_t rec_weights(const layer_spec *l)
+{
+    size_t io = (size_t)l->in * (size_t)l->out;
+    return !l->k ? (size_t)l->in : winograd(l) ? 16 * io : io * (size_t)l->k * (size_t)l->k;
+}
+
+static size_t rec_size(const layer_spec *ls, int n, int upto)
+{
+    size_t s = 0;
+    for (int i = 0; i < n && i < upto; i++) s += rec_weights(&ls[i]) + (size_t)ls[i].out;
+    return s;
+}
+
+size_t dt_gen_rec_size(void) { return rec_size(GEN, NGEN, NGEN); }
+size_t dt_disc_rec_size(void) { return rec_size(DISC, NDISC, NDISC); }
+
+size_t dt_gan_fold_scratch(int n)
+{
+    size_t most = 0;
+    for (int i = 0; i < NDISC; i++) { /* a linear layer's rows, or a Winograd layer's dU and dW */
+        const layer_spec *l = &DISC[i];
+        size_t s = l->k ? 25 * (size_t)l->in * (size_t)l->out : (size_t)n * (size_t)(l->in + l->out);
+        most = s > most ? s : most;
+    }
+    for (int i = 0; i < NGEN; i++) most = 25 * (size_t)GEN[i].in * (size_t)GEN[i].out > most ? 25 * (size_t)GEN[i].in * (size_t)GEN[i].out : most;
+    return most;
+}
+
+/* g[a, b) (offsets in the layer's part of the block from `off`) += each
+ * image's term at rec + at, in the images' order */
+static void fold_terms(float *g, size_t off, size_t a, size_t b, const float *recs, size_t rec_n, size_t at, int n)
+{
+    for (int i = 0; i < n; i++) {
+        const float *t = recs + (size_t)i * rec_n + at - off;
+        for (size_t e = a; e < b; e++) g[e] = g[e] + t[e];
+    }
+}
+
+/* [lo, hi) ∩ [x, x + n) as [*a, *b); 0 when empty */
+static int clip(size_t lo, size_t hi, size_t x, size_t n, size_t *a, size_t *b)
+{
+    *a = lo > x ? lo : x;
+    *b = hi < x + n ? hi : x + n;
+    return *a < *b;
+}
+
+/* layer l (parameters at w_off, b_off) of n records: its elements in [lo, hi) of g */
+static void fold_layer(const layer_spec *l, size_t w_off, size_t b_off, const float *recs, size_t rec_n, size_t at,
+                       int n, float *g, size_t lo, size_t hi, float *scratch)
+{
+    size_t nw = (size_t)l->out * (size_t)l->in * (size_t)(l->k ? l->k * l->k : 1), a, b;
+    size_t at_b = at + rec_weights(l), out = (size_t)l->out;
+    if (clip(lo, hi, w_off, nw, &a, &b)) {
+        if (!l->k) { /* linear: one chain over the batch's rows, then added (dt_linear_backward) */
+            float *x = scratch, *dy = scratch + (size_t)n * (size_t)l->in;
+            for (int i = 0; i < n; i++) {
+                memcpy(x + (size_t)i * l->in, recs + (size_t)i * rec_n + at, sizeof(float) * (size_t)l->in);
+                memcpy(dy + (size_t)i * out, recs + (size_t)i * rec_n + at_b, sizeof(float) * out);
+            }
+            size_t in = (size_t)l->in;
+            for (size_t e = a; e < b;) { /* whole rows of W, or a part of one */
+                int r = (int)((e - w_off) / in), c0 = (int)((e - w_off) % in), r1 = r + 1, c1 = l->in;
+                if (c0 == 0 && b - e >= in)
+                    r1 = r + (int)((b - e) / in);
+                else if (b - e < in - (size_t)c0)
+                    c1 = c0 + (int)(b - e);
+                dt_linear_grad_block(g + e, NULL, dy, x, n, l->in, l->out, r, r1, c0, c1, DT_ACC_ADD);
+                e += (size_t)(r1 - r) * (size_t)(c1 - c0);
+            }
+        } else if (winograd(l)) { /* dU summed in order, transformed, added */
+            float *dU = scratch, *dW = scratch + 16 * (size_t)l->in * out;
+            dt_conv2d_winograd_fold(dW, dU, recs + at, rec_n, n, l->in, l->out);
+            for (size_t e = a; e < b; e++) g[e] = g[e] + dW[e - w_off];
+        } else
+            fold_terms(g, w_off, a, b, recs, rec_n, at, n);
+    }
+    if (!clip(lo, hi, b_off, out, &a, &b)) return;
+    if (l->k) {
+        fold_terms(g, b_off, a, b, recs, rec_n, at_b, n);
+        return;
+    }
+    for (size_t e = a; e < b; e++) { /* a linear bias: image by image, going on from g */
+        float s = g[e];
+        for (int i = 0; i < n; i++) s += recs[(size_t)i * rec_n + at_b + (e - b_off)];
+        g[e] = s;
+    }
+}
+
+static void fold(const void *net, const layer_spec *ls, int nl, const float *recs, size_t rec_n, int n, float *g,
+                 size_t lo, size_t hi, float *scratch)
+{
+    for (int i = 0; i < nl; i++) {
+        const void *l = (const char *)net + ls[i].at;
+        size_t w_off = ls[i].k ? ((const dt_conv2d *)l)->w_off : ((const dt_linear *)l)->w_off;
+        size_t b_off = ls[i].k ? ((const dt_conv2d *)l)->b_off : ((const dt_linear *)l)->b_off;
+        fold_layer(&ls[i], w_off, b_off, recs, rec_n, rec_size(ls, nl, i), n, g, lo, hi, scratch);
+    }
+}
+
+void dt_gen_fold(dt_gen *g, const float *recs, int n, size_t lo, size_t hi, float *scratch)
+{
+    fold(g, GEN, NGEN, recs, dt_gen_rec_size(), n, g->p.g, lo, hi, scratch);
+}
+
+void dt_disc_fold(dt_disc *d, const float *recs, int n, size_t lo, size_t hi, float *scratch)
+{
+    fold(d, DISC, NDISC, recs, dt_disc_rec_size(), n, d->p.g, lo, hi, scratch);
+}
+
+/* layer i of ls's convolution backward: added into the block, or recorded */
+static void conv_back(const dt_grad_rec *r, const layer_spec *ls, int i, const dt_conv2d *l, float *dx, float *cols,
+                      const float *dy, const float *x, int B, int relu_x)
+{
+    int s = ls[i].side;
+    if (r->rec) {
+        float *w = r->rec + rec_size(ls, i + 1, i);
+        dt_conv2d_backward_parts(dx, w, w + rec_weights(&ls[i]), r->rec_n, cols, dy, x, l->w, B, l->C, s, s, l->O,
+                                 l->k, l->pad, relu_x);
+    } else if (relu_x)
+        dt_conv2d_backward_relu(dx, l->dw, l->db, cols, dy, x, l->w, B, l->C, s, s, l->O, l->k, l->pad);
+    else
+        dt_conv2d_backward(dx, l->dw, l->db, cols, dy, x, l->w, B, l->C, s, s, l->O, l->k, l->pad);
+}
+
+/* linear layer i of ls's backward: the input gradient, and its weight
+ * gradient added into the block or its rows recorded */
+static void linear_back(const dt_grad_rec *r, const layer_spec *ls, int i, const dt_linear *l, float *dx,
+                        const float *dy, const float *x, int B)
+{
+    if (!r->rec) {
+        dt_linear_backward(dx, l->dw, l->db, dy, x, l->w, B, l->in, l->out);
+        return;
+    }
+    size_t at = rec_size(ls, i + 1, i);
+    for (int b = 0; b < B; b++) {
+        float *o = r->rec + (size_t)b * r->rec_n + at;
+        memcpy(o, x + (size_t)b * l->in, sizeof(float) * (size_t)l->in);
+        memcpy(o + l->in, dy + (size_t)b * l->out, sizeof(float) * (size_t)l->out);
+    }
+    dt_linear_backward_input(dx, dy, l->w, B, l->in, l->out);
+}
+
 void dt_gen_create(dt_gen *g, const char *name, int out)
 {
     build(g, &g->p, name, GEN, NGEN);
     g->out = out;
     g->true_clamp = 0;
+    g->rec = (dt_grad_rec){0};
 }
 
 void dt_gen_init(dt_gen *g, uint64_t seed, uint64_t key)
@@ -197,16 +347,20 @@ void dt_gen_backward(dt_gen *g, dt_gen_ctx *c, const float *dy, float *dx, int B
             c->dout[i] = v > 0.0f && v < 1.0f ? d * (1.0f - t * t) : d;
             c->dx1[i] = d; /* the identity path */
         }
-    dt_conv2d_backward_relu(c->dh2, g->c3.dw, g->c3.db, NULL, c->dout, c->h2, g->c3.w, B, 40, DT_IMG_SIDE, DT_IMG_SIDE, 3, 1, 0);
-    dt_conv2d_backward_relu(c->dh1, g->c2.dw, g->c2.db, c->cols2, c->dh2, c->h1, g->c2.w, B, 32, DT_IMG_SIDE, DT_IMG_SIDE, 40, 3, 1);
-    dt_conv2d_backward(dx, g->c1.dw, g->c1.db, c->cols1, c->dh1, c->x, g->c1.w, B, 3, DT_IMG_SIDE, DT_IMG_SIDE, 32, 3, 1);
+    conv_back(&g->rec, GEN, 2, &g->c3, c->dh2, NULL, c->dout, c->h2, B, 1);
+    conv_back(&g->rec, GEN, 1, &g->c2, c->dh1, c->cols2, c->dh2, c->h1, B, 1);
+    conv_back(&g->rec, GEN, 0, &g->c1, dx, c->cols1, c->dh1, c->x, B, 0);
     if (dx && g->out != DT_GEN_SIGMOID)
         for (size_t i = 0; i < n; i++) dx[i] += c->dx1[i];
 }
 
 /* ---- discriminator ---------------------------------------------------------- */
 
-void dt_disc_create(dt_disc *d, const char *name) { build(d, &d->p, name, DISC, NDISC); }
+void dt_disc_create(dt_disc *d, const char *name)
+{
+    build(d, &d->p, name, DISC, NDISC);
+    d->rec = (dt_grad_rec){0};
+}
 
 void dt_disc_init(dt_disc *d, uint64_t seed, uint64_t key) { init(d, DISC, NDISC, seed, NDISC * key); }
 
@@ -258,20 +412,25 @@ static void disc_backward(dt_disc *d, dt_disc_ctx *c, const float *x, const floa
                           int weights)
 {
     if (weights) {
-        dt_linear_backward(c->df1, d->f2.dw, d->f2.db, dlogit, c->f1, d->f2.w, B, 128, 1);
+        linear_back(&d->rec, DISC, 3, &d->f2, c->df1, dlogit, c->f1, B);
         dt_relu_backward(c->df1, c->df1, c->f1, (size_t)B * 128);
-        dt_linear_backward(c->dp2, d->f1.dw, d->f1.db, c->df1, c->p2, d->f1.w, B, 3136, 128);
+        linear_back(&d->rec, DISC, 2, &d->f1, c->dp2, c->df1, c->p2, B);
     } else {
         dt_linear_backward_input(c->df1, dlogit, d->f2.w, B, 128, 1);
         dt_relu_backward(c->df1, c->df1, c->f1, (size_t)B * 128);
         dt_linear_backward_input(c->dp2, c->df1, d->f1.w, B, 3136, 128);
     }
     dt_relu_maxpool2_backward(c->da2, c->dp2, c->p2, c->i2, B, 64, 14, 14);
-    dt_conv2d_backward(c->dp1, weights ? d->c2.dw : NULL, d->c2.db, c->cols2, c->da2, c->p1, d->c2.w, B, 32, 14, 14,
-                       64, 3, 1);
+    if (weights)
+        conv_back(&d->rec, DISC, 1, &d->c2, c->dp1, c->cols2, c->da2, c->p1, B, 0);
+    else
+        dt_conv2d_backward(c->dp1, NULL, NULL, c->cols2, c->da2, c->p1, d->c2.w, B, 32, 14, 14, 64, 3, 1);
     if (!weights && !dx) return;
     dt_relu_maxpool2_backward(c->da1, c->dp1, c->p1, c->i1, B, 32, DT_IMG_SIDE, DT_IMG_SIDE);
-    dt_conv2d_backward(dx, weights ? d->c1.dw : NULL, d->c1.db, c->cols1, c->da1, x, d->c1.w, B, 3, DT_IMG_SIDE, DT_IMG_SIDE, 32, 3, 1);
+    if (weights)
+        conv_back(&d->rec, DISC, 0, &d->c1, dx, c->cols1, c->da1, x, B, 0);
+    else
+        dt_conv2d_backward(dx, NULL, NULL, c->cols1, c->da1, x, d->c1.w, B, 3, DT_IMG_SIDE, DT_IMG_SIDE, 32, 3, 1);
 }
 
 void dt_disc_backward(dt_disc *d, dt_disc_ctx *c, const float *x, const float *dlogit, float *dx, int B)

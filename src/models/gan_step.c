@@ -77,12 +77,26 @@ static void exchange_counts(gan *g)
 
 /* ---- losses ---------------------------------------------------------------- */
 
-/* L1 of y against x over n elements, weighted by lambda and averaged over the
- * global batch's elements (gn images): returns lambda * sum|y - x| / DT_IMG and
- * writes its gradient w.r.t. y into d */
-double dt_gan_l1(float *d, const float *y, const float *x, size_t n, float lambda, size_t gn)
+/* L1 of y against x over n images, weighted by lambda and averaged over the
+ * global batch's elements (gn images): returns lambda * sum|y - x| / DT_IMG,
+ * adds each image's term to s (NULL: not) and writes the gradient w.r.t. y
+ * into d */
+double dt_gan_l1(dt_xsum *s, float *d, const float *y, const float *x, size_t n, float lambda, size_t gn)
 {
-    return lambda * dt_l1(d, y, x, n, lambda / (float)(gn * DT_IMG)) / DT_IMG;
+    double total = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t o = i * DT_IMG;
+        double v = lambda * dt_l1(d + o, y + o, x + o, DT_IMG, lambda / (float)(gn * DT_IMG)) / DT_IMG;
+        if (s) dt_xsum_add(s, v);
+        total += v;
+    }
+    return total;
+}
+
+/* BCE of n logits against one label (dt_bce_label), each image's term added to s */
+void dt_gan_bce(dt_xsum *s, float *d, const float *logit, size_t n, float label, float scale)
+{
+    for (size_t i = 0; i < n; i++) dt_xsum_add(s, dt_bce_label(d + i, logit + i, 1, label, scale));
 }
 
 /* ---- instance noise ------------------------------------------------------------ */
@@ -133,7 +147,7 @@ static void generator_losses(gan *g, half *h)
     dt_disc *D = &g->D[h->X];
     /* cycle: rec_x = G_X(fake_y), mean absolute error over the global batch's elements */
     dt_gen_forward(G, &h->c1, h->fake_y, (int)h->nx);
-    h->loss[0] += dt_gan_l1(h->d_rec, h->c1.y, h->x, h->nx * DT_IMG, g->o.lambda_cyc, h->gx);
+    dt_gan_l1(&h->step[0], h->d_rec, h->c1.y, h->x, h->nx, g->o.lambda_cyc, h->gx);
     /* D_X sees fake_x once, for two uses: its own step's fake term (fake_x
      * -> 0, weight gradients; D_X does not change before its step) and the
      * adversarial term (D_X should call fake_x real; only the input
@@ -142,15 +156,17 @@ static void generator_losses(gan *g, half *h)
     dt_disc_forward(D, &h->dc, fake, (int)h->ny);
     float dl[g->maxB];
     dt_params_zero_grad(&D->p);
-    h->loss[3] += dt_bce_label(dl, h->dc.logit, h->ny, 0.0f, 1.0f / (float)h->gy);
+    dt_gan_bce(&h->step[3], dl, h->dc.logit, h->ny, 0.0f, 1.0f / (float)h->gy);
     dt_disc_backward(D, &h->dc, fake, dl, NULL, (int)h->ny);
-    h->loss[1] += dt_bce_label(dl, h->dc.logit, h->ny, 1.0f, dt_gan_adv_weight(g) / (float)h->gy);
+    dt_gan_fold_pass(g, h, 1, h->gy);
+    dt_gan_bce(&h->step[1], dl, h->dc.logit, h->ny, 1.0f, dt_gan_adv_weight(g) / (float)h->gy);
     dt_disc_backward_input(D, &h->dc, fake, dl, h->d_adv, (int)h->ny);
     if (g->o.swap_neg > 0 || g->o.search > 0) dt_gan_real_colors(g, h);
     if (g->o.search > 0) dt_gan_color_search(g, h);
     if (g->o.pair > 0 && g->pair.ok) dt_gan_color_pair(g, h);
     /* the cycle's gradient w.r.t. fake_y, for the partner's generator */
     dt_gen_backward(G, &h->c1, h->d_rec, h->d_fake_y, (int)h->nx);
+    dt_gan_fold_pass(g, h, 0, h->gx);
     if (g->o.lambda_id > 0) dt_gan_identity(g, h);
 }
 
@@ -166,6 +182,7 @@ static void generator_step(gan *g, half *h)
     if (g->o.pair > 0 && g->pair.ok)
         for (size_t i = 0; i < n; i++) h->d_fake_x[i] += h->d_pair[i];
     dt_gen_backward(G, &h->c2, h->d_fake_x, NULL, (int)h->ny);
+    dt_gan_fold_pass(g, h, 0, h->gy);
     dt_watch("generator optimizer step");
     if (g->step >= g->o.g_delay)
         optimizer_step(&g->oG[h->X]);
@@ -183,8 +200,9 @@ static void discriminator_step(gan *g, half *h)
     float dl[g->maxB];
     const float *real = dt_gan_d_view(g, h->X, 0, h->noisy_x, h->x, dt_gan_batch_offset(g, h->gx), h->nx);
     dt_disc_forward(D, &h->dc, real, (int)h->nx);
-    h->loss[2] += dt_bce_label(dl, h->dc.logit, h->nx, 1.0f, 1.0f / (float)h->gx);
+    dt_gan_bce(&h->step[2], dl, h->dc.logit, h->nx, 1.0f, 1.0f / (float)h->gx);
     dt_disc_backward(D, &h->dc, real, dl, NULL, (int)h->nx);
+    dt_gan_fold_pass(g, h, 1, h->gx);
     if (g->o.swap_neg > 0) dt_gan_swapped_negatives(g, h);
     dt_watch("discriminator optimizer step");
     optimizer_step(&g->oD[h->X]);
@@ -208,5 +226,11 @@ void dt_gan_iteration(gan *g)
     for (int k = 0; k < H; k++) {
         generator_step(g, &g->h[k]);
         discriminator_step(g, &g->h[k]);
+    }
+    for (int k = 0; k < H; k++) { /* the step's losses over the domain's ranks, exactly */
+        half *h = &g->h[k];
+        dt_comm_xsum(g->group, h->step, 6);
+        for (int t = 0; t < 6; t++) h->loss[t] += dt_xsum_value(&h->step[t]);
+        memset(h->step, 0, sizeof h->step);
     }
 }

@@ -116,9 +116,10 @@ void dt_gan_swapped_negatives(gan *g, half *h)
     float sc = dt_gan_falling(g, g->o.color_noise);
     if (sc > 0.0f) dt_gan_color_shift(g, h->X, 2, h->swapped, dt_gan_batch_offset(g, h->gx), h->nx, sc);
     dt_disc_forward(D, &h->dc, h->swapped, (int)h->nx);
-    h->loss[3] += dt_bce_label(dl, h->dc.logit, h->nx, 0.0f, g->o.swap_neg / (float)h->gx);
+    dt_gan_bce(&h->step[3], dl, h->dc.logit, h->nx, 0.0f, g->o.swap_neg / (float)h->gx);
     for (size_t i = 0; i < h->nx; i++) dl[i] *= w[i];
     dt_disc_backward(D, &h->dc, h->swapped, dl, NULL, (int)h->nx);
+    dt_gan_fold_pass(g, h, 1, h->gx);
 }
 
 /* --color-search W: the discriminator's choice among the real colors. Each
@@ -161,7 +162,7 @@ void dt_gan_color_search(gan *g, half *h)
         return;
     }
     for (size_t i = 0; i < n; i++) dt_gan_paint(h->cand + i * DT_IMG, h->y + i * DT_IMG, 1, cand[pick[i]]);
-    dt_gan_l1(h->d_search, fake, h->cand, n * DT_IMG, g->o.search, h->gy);
+    dt_gan_l1(NULL, h->d_search, fake, h->cand, n, g->o.search, h->gy);
 }
 
 /* --color-pair W: each fake_x = G_X(y) pulled (mean squared error over the
@@ -174,13 +175,12 @@ void dt_gan_color_search(gan *g, half *h)
  * a class that sits in a wrong color, or that the adversarial term knocked out
  * of its own, back sooner, and finishes the translations still too pale.
  * Images whose color is none of Y's get no pull. Writes h->d_pair; adds the
- * pull's loss to h->loss[5]. */
+ * pull's loss to h->step[5]. */
 void dt_gan_color_pair(gan *g, half *h)
 {
     const float *fake = h->c2.y;
     int Y = 1 - h->X;
     float sc = 2.0f * g->o.pair / (float)(h->gy * DT_IMG);
-    double s = 0;
     for (size_t i = 0; i < h->ny; i++) {
         const float *y = h->y + i * DT_IMG, *f = fake + i * DT_IMG;
         float *d = h->d_pair + i * DT_IMG, *t = h->cand + i * DT_IMG;
@@ -200,9 +200,8 @@ void dt_gan_color_pair(gan *g, half *h)
             e2 += (double)e * e;
             d[j] = w * sc * e;
         }
-        s += w * g->o.pair * e2 / DT_IMG;
+        dt_xsum_add(&h->step[5], w * g->o.pair * e2 / DT_IMG);
     }
-    h->loss[5] += s;
 }
 
 /* The adversarial term's weight in the generators' loss: with --adv-ramp E,
@@ -216,11 +215,12 @@ float dt_gan_adv_weight(const gan *g)
 }
 
 /* --lambda-id X: G_X should leave a real x alone (L1, weight X); into G_X's
- * weight gradients, the loss into h->loss[4] */
+ * weight gradients, the loss into h->step[4] */
 void dt_gan_identity(gan *g, half *h)
 {
     dt_gen *G = &g->G[h->X];
     dt_gen_forward(G, &h->c3, h->x, (int)h->nx);
-    h->loss[4] += dt_gan_l1(h->d_rec, h->c3.y, h->x, h->nx * DT_IMG, g->o.lambda_id, h->gx);
+    dt_gan_l1(&h->step[4], h->d_rec, h->c3.y, h->x, h->nx, g->o.lambda_id, h->gx);
     dt_gen_backward(G, &h->c3, h->d_rec, NULL, (int)h->nx);
+    dt_gan_fold_pass(g, h, 0, h->gx);
 }

@@ -41,7 +41,8 @@ typedef struct {
     float *d_pair;               /* --color-pair: the pull's gradient w.r.t. fake_x */
     double *colors;              /* (gx, 3): the color of each real x of the global batch */
     size_t nx, ny, gx, gy; /* local and global counts of x and y */
-    double loss[6];        /* cycle, adversarial (G), D real, D fake, identity, pair pull: sums per image */
+    double loss[6];        /* cycle, adversarial (G), D real, D fake, identity, pair pull: the epoch's sums */
+    dt_xsum step[6];       /* the same terms of this iteration's images on this rank, exactly */
 } half;
 
 typedef struct {
@@ -69,6 +70,8 @@ typedef struct {
     dt_pairing pair;        /* the colors of A and B and which goes with which, from the images */
     double msg_s;           /* time spent in the partner exchanges */
     double sums[13];        /* the epoch's loss sums over all ranks, for checkpoints (cyclegan.c) */
+    int exact;              /* several ranks in a domain, gradients recorded and folded (gan_exact.c) */
+    float *rec_all, *fold_scratch; /* a pass's records of the whole batch; the fold's scratch */
     int64_t step, total_steps;
 } gan;
 
@@ -76,8 +79,11 @@ static const char *const DOMAIN[2] = {"A", "B"};
 
 /* gan_step.c: one iteration (SPEC's schedule; see there) */
 void dt_gan_iteration(gan *g);
-/* L1 over the global batch's elements, weight lambda: d = lambda sign(y - x) / (gn DT_IMG); the loss */
-double dt_gan_l1(float *d, const float *y, const float *x, size_t n, float lambda, size_t gn);
+/* L1 of n images over the global batch's elements, weight lambda:
+ * d = lambda sign(y - x) / (gn DT_IMG); the loss, each image's term into s (NULL: not) */
+double dt_gan_l1(dt_xsum *s, float *d, const float *y, const float *x, size_t n, float lambda, size_t gn);
+/* BCE of n logits against label, gradient scale (dt_bce_label); each image's term into s */
+void dt_gan_bce(dt_xsum *s, float *d, const float *logit, size_t n, float label, float scale);
 /* a deviation s falling linearly to 0 over the run */
 float dt_gan_falling(const gan *g, float s);
 /* where this rank's images of a global batch of gn start */
@@ -96,6 +102,13 @@ const float *dt_gan_d_view(gan *g, int X, int role, float *buf, const float *img
 float dt_gan_adv_weight(const gan *g);          /* --adv-ramp */
 void dt_gan_paint(float *out, const float *src, size_t n, const double c[3]);
 void dt_gan_color_shift(const gan *g, int X, int role, float *img, size_t lo, size_t n, float sd);
+
+/* gan_exact.c: the same gradient sums on any rank count */
+void dt_gan_exact_setup(gan *g); /* after the optimizers: records where a domain has several ranks */
+void dt_gan_exact_free(gan *g);
+/* after a backward pass of half h's generator (disc 0) or discriminator (1)
+ * over a global batch of gn images: its terms added in the batch's order */
+void dt_gan_fold_pass(gan *g, half *h, int disc, size_t gn);
 
 /* gan_opts.c: the options */
 /* Collective: the command line into o, then, when resuming, the

@@ -168,17 +168,26 @@ DT_CLONES static float sum8(const float *r, int n)
 /* dy (B,O,H,Wd) cols (B,CKK,HW) from the forward, W (O,CKK) ->
  *   dW += sum_b dy_b · cols_bᵀ,  db += sum_{b,p} dy_b  (dW NULL: skip both),
  *   dx_b = col2im(Wᵀ · dy_b), times (x_b > 0) when relu_x.
+ * With part > 0, image b's two terms are written at dW + b part and
+ * db + b part instead of added (Winograd: its dU_b, dt_conv2d_winograd_fold).
  * cols_b is reused as the scratch for Wᵀ · dy_b once dW has read it. */
-DT_CLONES static void conv_backward(float *dx, float *dW, float *db, float *cols, const float *dy, const float *x,
-                                    const float *W, int B, int C, int H, int Wd, int O, int k, int pad, int relu_x)
+DT_CLONES static void conv_backward(float *dx, float *dW, float *db, size_t part, float *cols, const float *dy,
+                                    const float *x, const float *W, int B, int C, int H, int Wd, int O, int k, int pad,
+                                    int relu_x)
 {
     check_geometry(k, pad);
     int HW = H * Wd, K = C * k * k;
     if (dt_conv2d_winograd_fits(C, O, H, Wd, k, pad)) {
         if (dW)
             for (int i = 0; i < B; i++)
-                for (int o = 0; o < O; o++) db[o] += sum8(dy + ((size_t)i * O + o) * HW, HW);
-        dt_conv2d_winograd_backward(dx, dW, cols, dy, x, W, B, C, H, Wd, O, relu_x);
+                for (int o = 0; o < O; o++) {
+                    float s = sum8(dy + ((size_t)i * O + o) * HW, HW);
+                    if (part)
+                        db[(size_t)i * part + (size_t)o] = s;
+                    else
+                        db[o] += s;
+                }
+        dt_conv2d_winograd_backward(dx, dW, part, cols, dy, x, W, B, C, H, Wd, O, relu_x);
         return;
     }
     float *Wt = NULL; /* Wᵀ (K,O) for the input gradient's products */
@@ -191,9 +200,13 @@ DT_CLONES static void conv_backward(float *dx, float *dW, float *db, float *cols
         const float *dyb = dy + (size_t)i * O * HW;
         float *cb = k == 1 ? NULL : cols + (size_t)i * K * HW;
         const float *xb = x + (size_t)i * C * HW;
-        if (dW) {
+        if (dW && part) { /* this image's terms alone */
+            float *dWb = dW + (size_t)i * part, *dbb = db + (size_t)i * part;
+            for (int o = 0; o < O; o++) dbb[o] = sum8(dyb + (size_t)o * HW, HW);
+            dt_gemm_nt(dWb, K, dyb, HW, k == 1 ? xb : cb, HW, O, K, HW, DT_ACC_SET);
+        } else if (dW) {
             for (int o = 0; o < O; o++) db[o] += sum8(dyb + (size_t)o * HW, HW);
-            dt_gemm_nt(dW, K, dyb, HW, k == 1 ? xb : cb, HW, O, K, HW, 1);
+            dt_gemm_nt(dW, K, dyb, HW, k == 1 ? xb : cb, HW, O, K, HW, DT_ACC_ADD);
         }
         if (!dx) continue;
         float *dxb = dx + (size_t)i * C * HW;
@@ -212,13 +225,20 @@ DT_CLONES static void conv_backward(float *dx, float *dW, float *db, float *cols
 void dt_conv2d_backward(float *dx, float *dW, float *db, float *cols, const float *dy, const float *x,
                         const float *W, int B, int C, int H, int Wd, int O, int k, int pad)
 {
-    conv_backward(dx, dW, db, cols, dy, x, W, B, C, H, Wd, O, k, pad, 0);
+    conv_backward(dx, dW, db, 0, cols, dy, x, W, B, C, H, Wd, O, k, pad, 0);
 }
 
 void dt_conv2d_backward_relu(float *dx, float *dW, float *db, float *cols, const float *dy, const float *x,
                              const float *W, int B, int C, int H, int Wd, int O, int k, int pad)
 {
-    conv_backward(dx, dW, db, cols, dy, x, W, B, C, H, Wd, O, k, pad, 1);
+    conv_backward(dx, dW, db, 0, cols, dy, x, W, B, C, H, Wd, O, k, pad, 1);
+}
+
+void dt_conv2d_backward_parts(float *dx, float *dW, float *db, size_t part, float *cols, const float *dy,
+                              const float *x, const float *W, int B, int C, int H, int Wd, int O, int k, int pad,
+                              int relu_x)
+{
+    conv_backward(dx, dW, db, part, cols, dy, x, W, B, C, H, Wd, O, k, pad, relu_x);
 }
 
 /* x (B,C,H,Wd) W (O,C,k,k) b (O) -> y (B,O,H,Wd), seven plain loops */

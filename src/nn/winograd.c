@@ -255,8 +255,8 @@ static void filter_tiles(float *U, const float *W, int C, int O, int rot)
         }
 }
 
-/* dU (16,C,O) -> dW (O,C,3,3) += Gᵀ dU G */
-static void filter_gradient(float *dW, const float *dU, int C, int O)
+/* dU (16,C,O) -> dW (O,C,3,3) += Gᵀ dU G (set: =) */
+static void filter_gradient(float *dW, const float *dU, int C, int O, int set)
 {
     size_t OC = (size_t)O * C;
     for (int o = 0; o < O; o++)
@@ -268,12 +268,13 @@ static void filter_gradient(float *dW, const float *dU, int C, int O)
                 a[1][q] = 0.5f * (X[4 + q] - X[8 + q]);
                 a[2][q] = 0.5f * (X[4 + q] + X[8 + q]) + X[12 + q];
             }
-            float *w = dW + ((size_t)o * C + c) * 9;
+            float *w = dW + ((size_t)o * C + c) * 9, t[9];
             for (int k = 0; k < 3; k++) { /* (Gᵀ X) G */
-                w[3 * k + 0] += a[k][0] + 0.5f * (a[k][1] + a[k][2]);
-                w[3 * k + 1] += 0.5f * (a[k][1] - a[k][2]);
-                w[3 * k + 2] += 0.5f * (a[k][1] + a[k][2]) + a[k][3];
+                t[3 * k + 0] = a[k][0] + 0.5f * (a[k][1] + a[k][2]);
+                t[3 * k + 1] = 0.5f * (a[k][1] - a[k][2]);
+                t[3 * k + 2] = 0.5f * (a[k][1] + a[k][2]) + a[k][3];
             }
+            for (int j = 0; j < 9; j++) w[j] = set ? t[j] : w[j] + t[j];
         }
 }
 
@@ -312,11 +313,25 @@ void dt_conv2d_winograd_forward(float *y, float *ws, const float *x, const float
     }
 }
 
+void dt_conv2d_winograd_fold(float *dW, float *dU, const float *parts, size_t part, int B, int C, int O)
+{
+    size_t n = (size_t)16 * C * O;
+    for (int i = 0; i < B; i++) {
+        const float *u = parts + (size_t)i * part;
+        if (i == 0)
+            memcpy(dU, u, n * sizeof(float));
+        else
+            for (size_t j = 0; j < n; j++) dU[j] = dU[j] + u[j];
+    }
+    if (B > 0) filter_gradient(dW, dU, C, O, 1);
+}
+
 /* The weight gradient recomputes each image's input tiles (cheaper than
  * keeping the batch's from the forward, out of cache) and sums over the
- * images in order, in dU (16,C,O), transformed back once. */
-void dt_conv2d_winograd_backward(float *dx, float *dW, float *ws, const float *dy, const float *x, const float *W,
-                                 int B, int C, int H, int Wd, int O, int relu_x)
+ * images in order, in dU (16,C,O), transformed back once; with part, each
+ * image's dU is left at dW + i part instead. */
+void dt_conv2d_winograd_backward(float *dx, float *dW, size_t part, float *ws, const float *dy, const float *x,
+                                 const float *W, int B, int C, int H, int Wd, int O, int relu_x)
 {
     DT_ASSERT(H % 2 == 0 && Wd % 2 == 0);
     size_t HW = (size_t)H * Wd, T = HW / 4;
@@ -325,16 +340,17 @@ void dt_conv2d_winograd_backward(float *dx, float *dW, float *ws, const float *d
     for (int i = 0; i < B; i++) {
         const float *dyi = dy + (size_t)i * O * HW, *xi = x + (size_t)i * C * HW;
         if (dW) {
+            float *u = part ? dW + (size_t)i * part : dU;
             input_tiles(V, xi, 1, C, H, Wd);
             gradient_tiles(E, dyi, 1, O, H, Wd);
             for (int p = 0; p < 16; p++) /* dU[p] (C,O) += V[p] (C,T) · E[p] (T,O) */
-                dt_gemm_nn(dU + (size_t)p * O * C, O, V + (size_t)p * C * T, (int)T, E + (size_t)p * O * T, O, C, O,
-                           (int)T, i > 0);
+                dt_gemm_nn(u + (size_t)p * O * C, O, V + (size_t)p * C * T, (int)T, E + (size_t)p * O * T, O, C, O,
+                           (int)T, i > 0 && !part ? DT_ACC_ADD : DT_ACC_SET);
         }
         if (!dx) continue;
         input_tiles(E, dyi, 1, O, H, Wd);
         products(V, U, E, C, O, T);
         output_tiles(dx + (size_t)i * C * HW, V, NULL, 0, relu_x ? xi : NULL, 1, C, H, Wd);
     }
-    if (dW && B > 0) filter_gradient(dW, dU, C, O);
+    if (dW && B > 0 && !part) filter_gradient(dW, dU, C, O, 0);
 }

@@ -55,21 +55,9 @@ wait_for() {
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 # identical A.h5 B.h5 WHAT: two checkpoints bit for bit (parameters, Adam's
-# moments, the epoch's sums): what runs on different rank counts of a VAE give
+# moments, the epoch's sums): what runs on any rank counts give
 identical() {
     check "$3: bit for bit" "$BIN/ckpt_diff" "$1" "$2" 0
-}
-
-# agree A.h5 B.h5 WHAT: two checkpoints' parameters within 1e-5 and gradients
-# within 1e-6 (Adam's first moment: after one step it is (1 - beta1) times the
-# gradient; when both runs resumed from one checkpoint it differs by that
-# step's gradient alone). Other rank counts sum in other orders, so rounding
-# separates them, and only over one step is it bounded: a training run
-# amplifies it without bound (measured: 1.5e-7 after one step, up to 2e-4 after
-# five on some data, 2e-2 after 200).
-agree() {
-    check "$3: parameters within 1e-5" "$BIN/ckpt_diff" "$1" "$2" 1e-5 params
-    check "$3: gradients within 1e-6" "$BIN/ckpt_diff" "$1" "$2" 1e-6 adam_m
 }
 
 # one_more_step CKPT NP DIR MODEL args...: a copy of CKPT in DIR, resumed on NP

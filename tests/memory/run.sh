@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make check-memory. First dtrain built with AddressSanitizer + UBSan
-# (build-asan/): the unit suites, then every model at 1-3 ranks (cyclegan 1
-# and 2) through an epoch, its evaluation, embeddings and pictures, and a
+# (build-asan/): the unit suites, then every model at 1-3 ranks (vae also
+# through messages; cyclegan 1, 2 and 4) through an epoch, its evaluation, embeddings and pictures, and a
 # resume. Any sanitizer report fails the check, leaks of dtrain's own
 # allocations included (the MPI stack's are suppressed: lsan.supp). ASan does
 # not see inside OpenBLAS (not instrumented), so then valgrind runs the normal
@@ -87,8 +87,11 @@ for model in vae dvae jvae; do
     for np in 1 2 3; do asan_run "$model-np$np" $np "$model" "${vae[@]}" --out "$M/$model-np$np"; done
     asan_run "$model-resume" 2 "$model" --data "$D" --threads 1 --batch 32 --epochs 2 --out "$M/$model-np1" --resume auto
 done
+# the messages step: every layer's activations gathered
+DTRAIN_EXCHANGE=messages asan_run "vae-messages-np3" 3 vae "${vae[@]}" --out "$M/vae-messages-np3"
 gan=(--data "$D" --threads 1 --batch 16 --epochs 1)
-for np in 1 2; do asan_run "cyclegan-np$np" $np cyclegan "${gan[@]}" --out "$M/cyclegan-np$np"; done
+# 4 ranks: two per domain, each image's gradient terms recorded and folded
+for np in 1 2 4; do asan_run "cyclegan-np$np" $np cyclegan "${gan[@]}" --out "$M/cyclegan-np$np"; done
 asan_run "cyclegan-resume" 2 cyclegan --data "$D" --threads 1 --batch 16 --epochs 2 --out "$M/cyclegan-np1" --resume auto
 asan_run "embed" 3 embed --checkpoint "$M/jvae-np2/checkpoint.h5" --data "$D" --out "$M/emb.h5"
 

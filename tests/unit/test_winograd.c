@@ -116,7 +116,7 @@ START_TEST(winograd_backward_matches_naive)
     memcpy(dW, W0, u.nw * sizeof(float));
     for (size_t i = 0; i < u.nx; i++) dx[i] = 1e6f;
     dt_conv2d_winograd_forward(u.y, u.ws, u.x, u.W, u.b, s.B, s.C, s.H, s.W, s.O, 0);
-    dt_conv2d_winograd_backward(dx, dW, u.ws, u.dy, u.x, u.W, s.B, s.C, s.H, s.W, s.O, 0);
+    dt_conv2d_winograd_backward(dx, dW, 0, u.ws, u.dy, u.x, u.W, s.B, s.C, s.H, s.W, s.O, 0);
     ck_assert_double_le(max_rel(dx, dxn, u.nx), 1e-5);
     for (size_t i = 0; i < u.nw; i++) dW[i] -= W0[i];
     ck_assert_double_le(max_rel(dW, dWn, u.nw), 1e-5);
@@ -124,14 +124,14 @@ START_TEST(winograd_backward_matches_naive)
 
     /* each alone: the same bits */
     memcpy(dW2, W0, u.nw * sizeof(float));
-    dt_conv2d_winograd_backward(NULL, dW2, u.ws, u.dy, u.x, u.W, s.B, s.C, s.H, s.W, s.O, 0);
+    dt_conv2d_winograd_backward(NULL, dW2, 0, u.ws, u.dy, u.x, u.W, s.B, s.C, s.H, s.W, s.O, 0);
     for (size_t i = 0; i < u.nw; i++) dW2[i] -= W0[i];
     ck_assert(same_bits(dW2, dW, u.nw));
-    dt_conv2d_winograd_backward(dx2, NULL, u.ws, u.dy, u.x, u.W, s.B, s.C, s.H, s.W, s.O, 0);
+    dt_conv2d_winograd_backward(dx2, NULL, 0, u.ws, u.dy, u.x, u.W, s.B, s.C, s.H, s.W, s.O, 0);
     ck_assert(same_bits(dx2, dx, u.nx));
 
     /* the input as a ReLU's output: dx is masked where x <= 0 */
-    dt_conv2d_winograd_backward(dx2, NULL, u.ws, u.dy, u.x, u.W, s.B, s.C, s.H, s.W, s.O, 1);
+    dt_conv2d_winograd_backward(dx2, NULL, 0, u.ws, u.dy, u.x, u.W, s.B, s.C, s.H, s.W, s.O, 1);
     dt_relu_backward(dx, dx, u.x, u.nx);
     ck_assert(same_bits(dx2, dx, u.nx));
     size_t zero = 0;
@@ -156,10 +156,10 @@ START_TEST(winograd_images_independent)
     float *dx = dt_alloc_floats(u.nx), *y1 = dt_alloc_floats(yi), *dx1 = dt_alloc_floats(xi);
     float *ws1 = dt_alloc_floats(dt_conv2d_winograd_size(1, s.C, s.O, s.H, s.W));
     dt_conv2d_winograd_forward(u.y, u.ws, u.x, u.W, u.b, s.B, s.C, s.H, s.W, s.O, 1);
-    dt_conv2d_winograd_backward(dx, NULL, u.ws, u.dy, u.x, u.W, s.B, s.C, s.H, s.W, s.O, 1);
+    dt_conv2d_winograd_backward(dx, NULL, 0, u.ws, u.dy, u.x, u.W, s.B, s.C, s.H, s.W, s.O, 1);
     for (int i = 0; i < s.B; i++) {
         dt_conv2d_winograd_forward(y1, ws1, u.x + i * xi, u.W, u.b, 1, s.C, s.H, s.W, s.O, 1);
-        dt_conv2d_winograd_backward(dx1, NULL, ws1, u.dy + i * yi, u.x + i * xi, u.W, 1, s.C, s.H, s.W, s.O, 1);
+        dt_conv2d_winograd_backward(dx1, NULL, 0, ws1, u.dy + i * yi, u.x + i * xi, u.W, 1, s.C, s.H, s.W, s.O, 1);
         ck_assert(same_bits(y1, u.y + i * yi, yi));
         ck_assert(same_bits(dx1, dx + i * xi, xi));
     }
@@ -230,7 +230,7 @@ START_TEST(winograd_chosen_by_size_rule)
     dt_conv2d_forward_relu(y, cols, u.x, u.W, u.b, s.B, s.C, s.H, s.W, s.O, 3, 1);
     dt_conv2d_backward_relu(dx, dW, db, cols, u.dy, u.x, u.W, s.B, s.C, s.H, s.W, s.O, 3, 1);
     dt_conv2d_winograd_forward(u.y, u.ws, u.x, u.W, u.b, s.B, s.C, s.H, s.W, s.O, 1);
-    dt_conv2d_winograd_backward(dx1, dW1, u.ws, u.dy, u.x, u.W, s.B, s.C, s.H, s.W, s.O, 1);
+    dt_conv2d_winograd_backward(dx1, dW1, 0, u.ws, u.dy, u.x, u.W, s.B, s.C, s.H, s.W, s.O, 1);
     ck_assert(same_bits(y, u.y, u.ny));
     ck_assert(same_bits(dx, dx1, u.nx));
     ck_assert(same_bits(dW, dW1, u.nw));
