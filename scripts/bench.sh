@@ -5,7 +5,7 @@
 #  2. real training (I/O included) on a 60,000-image set: images/s, peak RSS;
 #  3. the exact reduction (the same bits for any rank count) against the plain
 #     one (DTRAIN_REDUCE=plain): the VAE step at 1, 2 and 3 ranks, CycleGAN
-#     training at 1 and 2 ranks;
+#     training at 1, 2 and 4 ranks;
 #  4. the CycleGAN step's networks against sgemm 1024^3, then CycleGAN training.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -120,15 +120,15 @@ done
 
 echo
 echo "== dtrain cyclegan: exact against plain reduction (DTRAIN_REDUCE), default recipe, 30 iterations,"
-echo "   median of 3 runs each way, alternated (images/s of step time)"
-for np in 1 2; do
+echo "   median of 3 runs each way, alternated (images/s of step time; 4 ranks: two per domain)"
+for np in 1 2 4; do
     : >build/bench-exact.txt
     : >build/bench-plain.txt
     for round in 1 2 3; do
         for mode in exact plain; do
             out=build/bench-gan-$np-$mode
             rm -rf "$out"
-            DTRAIN_REDUCE=$mode $MPI -np "$np" ./dtrain cyclegan --data "$gdata" --threads $((3 - np)) --max-steps 30 \
+            DTRAIN_REDUCE=$mode $MPI -np "$np" ./dtrain cyclegan --data "$gdata" --threads $((np < 2 ? 2 : 1)) --max-steps 30 \
                 --out "$out" >"$out.log" 2>&1 &&
                 python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["images_per_s"])' \
                     "$out/summary.json" >>build/bench-$mode.txt

@@ -107,8 +107,10 @@ void dt_conv2d_winograd_backward(float *dx, float *dW, size_t part, float *ws, c
                                  const float *W, int B, int C, int H, int Wd, int O, int relu_x);
 /* dW (O,C,3,3) = the weight gradient of B images from their dU_i at parts +
  * i part, summed in order as dt_conv2d_winograd_backward sums them (dW is
- * set, not added to; dU (16,C,O) is scratch): the bits that backward adds. */
-void dt_conv2d_winograd_fold(float *dW, float *dU, const float *parts, size_t part, int B, int C, int O);
+ * set, not added to; dU (16,C,O) is scratch): the bits that backward adds.
+ * Only output channels [o0, o1) are summed and written. */
+void dt_conv2d_winograd_fold(float *dW, float *dU, const float *parts, size_t part, int B, int C, int O, int o0,
+                             int o1);
 
 /* ---- 2x2 max pooling, stride 2 ----------------------------------------------- */
 

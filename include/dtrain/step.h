@@ -11,13 +11,19 @@
  *   dt_step_rows(&s, B);                   this rank's batch rows
  *   ... backward, telling the step which layers are done (dt_step_ready) ...
  *   dt_step_end(&s);
- * Two strategies sit behind it, chosen by dt_step_share (below):
- *   messages: a reduce-scatter leaves each rank the summed gradient of its
- *   block of the parameters, each rank updates its block (Adam's work split
- *   P ways), and an allgather shares the new weights; the gradient block is
- *   left zeroed for the next step. Adam's moments stay sharded:
- *   dt_step_gather_moments makes them whole before they are read (checkpoints).
- *   node-shared: see dt_step_share. */
+ * The strategies behind it, chosen by dt_step_share (below), all give each
+ * weight-gradient element one rank's bits, whatever the rank count:
+ *   node-shared: see dt_step_share;
+ *   messages (step_gather.c): every rank gathers each layer's input and
+ *   output-gradient rows of the global batch, computes the gradient of its
+ *   block of the parameters as one chain over the batch, updates the block
+ *   (Adam's work split P ways), and an allgather shares the new weights;
+ *   plain messages (step.c; DTRAIN_REDUCE=plain, or a network that did not
+ *   call dt_step_share): a reduce-scatter leaves each rank the summed
+ *   gradient of its block (skipped when it is already there, o->summed),
+ *   whose bits depend on the rank count; the same Adam and allgather.
+ * Adam's moments stay sharded in the messages strategies:
+ * dt_step_gather_moments makes them whole before they are read (checkpoints). */
 /* A network's optimizer: Adam's settings and step count (a) over the ranks
  * that hold the network (g; NULL: all), and the strategy of its step. The
  * network's dt_params holds what is element by element (weights, gradients,
@@ -46,6 +52,8 @@ typedef struct {
     int plain;
 } dt_optim;
 void dt_optim_init(dt_optim *o, dt_comm *g, dt_adam *a, dt_params *p, int g_written);
+/* "exact" (the same bits on any rank count) or "plain" (DTRAIN_REDUCE=plain) */
+const char *dt_step_reduction(void);
 
 /* Where all ranks live on one node, the step can run in memory they share
  * (dt_step_share; collective, once, after the weights and moments are
@@ -62,7 +70,9 @@ void dt_optim_init(dt_optim *o, dt_comm *g, dt_adam *a, dt_params *p, int g_writ
  *     every rank's in p->m and p->v, for checkpoints).
  * No gradient block crosses memory between ranks, and no rank touches
  * another's moments. Otherwise (one rank, several nodes,
- * DTRAIN_EXCHANGE=messages) nothing moves and dt_step_share returns 0.
+ * DTRAIN_EXCHANGE=messages) nothing moves and dt_step_share returns 0;
+ * on several ranks it sets up the messages strategy over the same layers
+ * (not with DTRAIN_REDUCE=plain).
  * ls names the layers (all of p's parameters) and the model's buffers of
  * their x and dy, each max_rows rows: dt_step_share moves the buffers and
  * updates the pointers, so views of p must be bound again. */

@@ -1,6 +1,7 @@
-/* step: the optimizer-step interface (step.h) and its messages strategy
- * (reduce-scatter, Adam on this rank's block, allgather); the node-shared
- * strategy is in step_shared.c. */
+/* step: the optimizer-step interface (step.h) and its plain messages
+ * strategy (reduce-scatter, Adam on this rank's block, allgather); the
+ * exact messages strategy is in step_gather.c, the node-shared one in
+ * step_shared.c. */
 #include "dtrain/step.h"
 
 #include <stdlib.h>
@@ -40,6 +41,8 @@ static int reduce_plain(void)
     }
     return plain;
 }
+
+const char *dt_step_reduction(void) { return reduce_plain() ? "plain" : "exact"; }
 
 void dt_optim_init(dt_optim *o, dt_comm *g, dt_adam *a, dt_params *p, int g_written)
 {

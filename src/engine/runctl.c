@@ -17,6 +17,7 @@
 #include "dtrain/nn.h"
 #include "dtrain/report.h"
 #include "dtrain/runlock.h"
+#include "dtrain/step.h"
 
 #define HOST_MAX 64
 
@@ -413,6 +414,7 @@ void dt_run_record_start(const char *out, const char *model, int threads, const 
     jl_key(&j, "threads");
     jl_add(&j, "%d", threads);
     jl_str(&j, "products", dt_gemm_isa()); /* the kernels: OpenBLAS rounds differently */
+    jl_str(&j, "reduction", dt_step_reduction()); /* plain: the bits depend on the rank count */
     jl_key(&j, "hosts"); /* rank by rank */
     jl_add(&j, "[");
     for (int k = 0; k < dt_size(); k++) {

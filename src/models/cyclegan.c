@@ -374,11 +374,11 @@ int dt_cmd_cyclegan(int argc, char **argv)
     size_t nhist = (size_t)(g->o.epochs > 0 ? g->o.epochs : 1) * HIST;
     g->hist = dt_alloc_floats(nhist);
     for (size_t i = 0; i < nhist; i++) g->hist[i] = NAN; /* epochs before a resume are not drawn */
-    dt_log("dtrain cyclegan: %zu A / %zu B train images from %s, %d rank(s) (%s), products %s, batch %zu, %d epochs, "
-           "%s generator\n",
+    dt_log("dtrain cyclegan: %zu A / %zu B train images from %s, %d rank(s) (%s), products %s, %s sums, batch %zu, "
+           "%d epochs, %s generator\n",
            dt_split_len(g->train[0]), dt_split_len(g->train[1]), g->o.data, g->P,
-           g->P == 1 ? "both domains on one rank" : "A on even ranks, B on odd", dt_gemm_isa(), g->o.batch,
-           g->o.epochs, g->o.gen_out);
+           g->P == 1 ? "both domains on one rank" : "A on even ranks, B on odd", dt_gemm_isa(), dt_step_reduction(),
+           g->o.batch, g->o.epochs, g->o.gen_out);
     dt_engine e = {.ops = &GAN_OPS,
                    .m = g,
                    .out = g->o.out,

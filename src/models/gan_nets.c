@@ -143,9 +143,11 @@ static void fold_layer(const layer_spec *l, size_t w_off, size_t b_off, const fl
                 dt_linear_grad_block(g + e, NULL, dy, x, n, l->in, l->out, r, r1, c0, c1, DT_ACC_ADD);
                 e += (size_t)(r1 - r) * (size_t)(c1 - c0);
             }
-        } else if (winograd(l)) { /* dU summed in order, transformed, added */
+        } else if (winograd(l)) { /* dU summed in order, transformed, added: the output channels of [a, b) */
             float *dU = scratch, *dW = scratch + 16 * (size_t)l->in * out;
-            dt_conv2d_winograd_fold(dW, dU, recs + at, rec_n, n, l->in, l->out);
+            size_t per = (size_t)l->in * 9; /* floats of one output channel's filters */
+            dt_conv2d_winograd_fold(dW, dU, recs + at, rec_n, n, l->in, l->out, (int)((a - w_off) / per),
+                                    (int)((b - 1 - w_off) / per) + 1);
             for (size_t e = a; e < b; e++) g[e] = g[e] + dW[e - w_off];
         } else
             fold_terms(g, w_off, a, b, recs, rec_n, at, n);

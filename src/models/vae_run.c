@@ -407,10 +407,10 @@ static int train(vae_run *r, dt_resume_info *info, double t_start)
     ops.name = r->kind->name;
     ops.nsums = r->nt + 1;
     ops.columns = columns(r->kind, cols, sizeof cols);
-    dt_log("dtrain %s: %s, %zu train / %zu test images from %s, %d rank(s) x %d thread(s), products %s, batch %zu, "
-           "%d epochs\n",
+    dt_log("dtrain %s: %s, %zu train / %zu test images from %s, %d rank(s) x %d thread(s), products %s, %s sums, "
+           "batch %zu, %d epochs\n",
            model, r->kind->title, dt_split_len(r->train), dt_split_len(r->test), a->data, dt_size(), a->o.threads,
-           dt_gemm_isa(), a->o.batch, a->o.epochs);
+           dt_gemm_isa(), dt_step_reduction(), a->o.batch, a->o.epochs);
     dt_engine e = {.ops = &ops,
                    .m = r,
                    .out = a->out,

@@ -255,11 +255,11 @@ static void filter_tiles(float *U, const float *W, int C, int O, int rot)
         }
 }
 
-/* dU (16,C,O) -> dW (O,C,3,3) += Gᵀ dU G (set: =) */
-static void filter_gradient(float *dW, const float *dU, int C, int O, int set)
+/* dU (16,C,O) -> dW (O,C,3,3) += Gᵀ dU G (set: =), output channels [o0, o1) */
+static void filter_gradient(float *dW, const float *dU, int C, int O, int o0, int o1, int set)
 {
     size_t OC = (size_t)O * C;
-    for (int o = 0; o < O; o++)
+    for (int o = o0; o < o1; o++)
         for (int c = 0; c < C; c++) {
             float X[16], a[3][4];
             for (int p = 0; p < 16; p++) X[p] = dU[(size_t)p * OC + (size_t)c * O + o];
@@ -313,17 +313,19 @@ void dt_conv2d_winograd_forward(float *y, float *ws, const float *x, const float
     }
 }
 
-void dt_conv2d_winograd_fold(float *dW, float *dU, const float *parts, size_t part, int B, int C, int O)
+void dt_conv2d_winograd_fold(float *dW, float *dU, const float *parts, size_t part, int B, int C, int O, int o0,
+                             int o1)
 {
-    size_t n = (size_t)16 * C * O;
+    size_t rows = (size_t)16 * C; /* rows of O: (p, c) */
     for (int i = 0; i < B; i++) {
         const float *u = parts + (size_t)i * part;
-        if (i == 0)
-            memcpy(dU, u, n * sizeof(float));
-        else
-            for (size_t j = 0; j < n; j++) dU[j] = dU[j] + u[j];
+        for (size_t r = 0; r < rows; r++) {
+            const float *s = u + r * (size_t)O;
+            float *d = dU + r * (size_t)O;
+            for (int o = o0; o < o1; o++) d[o] = i == 0 ? s[o] : d[o] + s[o];
+        }
     }
-    if (B > 0) filter_gradient(dW, dU, C, O, 1);
+    if (B > 0) filter_gradient(dW, dU, C, O, o0, o1, 1);
 }
 
 /* The weight gradient recomputes each image's input tiles (cheaper than
@@ -352,5 +354,5 @@ void dt_conv2d_winograd_backward(float *dx, float *dW, size_t part, float *ws, c
         products(V, U, E, C, O, T);
         output_tiles(dx + (size_t)i * C * HW, V, NULL, 0, relu_x ? xi : NULL, 1, C, H, Wd);
     }
-    if (dW && B > 0 && !part) filter_gradient(dW, dU, C, O, 0);
+    if (dW && B > 0 && !part) filter_gradient(dW, dU, C, O, 0, O, 0);
 }
