@@ -100,5 +100,11 @@ size_t dt_disc_rec_size(void);
 size_t dt_gan_fold_scratch(int n);
 void dt_gen_fold(dt_gen *g, const float *recs, int n, size_t lo, size_t hi, float *scratch);
 void dt_disc_fold(dt_disc *d, const float *recs, int n, size_t lo, size_t hi, float *scratch);
+/* The parts of a record that the fold of [lo, hi) reads: up to max
+ * (offset, length) pairs into seg, their count returned; DT_REC_SEGMENTS
+ * is always enough. A rank needs only those of the other ranks' records. */
+#define DT_REC_SEGMENTS 1024
+int dt_gen_rec_segments(const dt_gen *g, size_t lo, size_t hi, size_t *seg, int max);
+int dt_disc_rec_segments(const dt_disc *d, size_t lo, size_t hi, size_t *seg, int max);
 
 #endif

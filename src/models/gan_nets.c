@@ -164,15 +164,62 @@ static void fold_layer(const layer_spec *l, size_t w_off, size_t b_off, const fl
     }
 }
 
+/* layer i's place in the parameter block */
+static void offsets(const void *net, const layer_spec *ls, int i, size_t *w_off, size_t *b_off)
+{
+    const void *l = (const char *)net + ls[i].at;
+    *w_off = ls[i].k ? ((const dt_conv2d *)l)->w_off : ((const dt_linear *)l)->w_off;
+    *b_off = ls[i].k ? ((const dt_conv2d *)l)->b_off : ((const dt_linear *)l)->b_off;
+}
+
 static void fold(const void *net, const layer_spec *ls, int nl, const float *recs, size_t rec_n, int n, float *g,
                  size_t lo, size_t hi, float *scratch)
 {
     for (int i = 0; i < nl; i++) {
-        const void *l = (const char *)net + ls[i].at;
-        size_t w_off = ls[i].k ? ((const dt_conv2d *)l)->w_off : ((const dt_linear *)l)->w_off;
-        size_t b_off = ls[i].k ? ((const dt_conv2d *)l)->b_off : ((const dt_linear *)l)->b_off;
+        size_t w_off, b_off;
+        offsets(net, ls, i, &w_off, &b_off);
         fold_layer(&ls[i], w_off, b_off, recs, rec_n, rec_size(ls, nl, i), n, g, lo, hi, scratch);
     }
+}
+
+/* the parts of a record that fold_layer reads for [lo, hi): (offset, length) pairs */
+static int segments(const void *net, const layer_spec *ls, int nl, size_t lo, size_t hi, size_t *seg, int max)
+{
+    int n = 0;
+#define SEG(o, l)                                                                                       \
+    do {                                                                                                \
+        DT_ASSERT(n < max);                                                                             \
+        seg[2 * n] = (o), seg[2 * n + 1] = (l), n++;                                                    \
+    } while (0)
+    for (int i = 0; i < nl; i++) {
+        const layer_spec *l = &ls[i];
+        size_t w_off, b_off, wa, wb, ba, bb, at = rec_size(ls, nl, i), at_b = at + rec_weights(l);
+        size_t nw = (size_t)l->out * (size_t)l->in * (size_t)(l->k ? l->k * l->k : 1), out = (size_t)l->out;
+        offsets(net, ls, i, &w_off, &b_off);
+        int w = clip(lo, hi, w_off, nw, &wa, &wb), b = clip(lo, hi, b_off, out, &ba, &bb);
+        if (!l->k) { /* a linear layer: its input and output-gradient rows */
+            if (w || b) SEG(at, (size_t)l->in + out);
+            continue;
+        }
+        if (w && winograd(l)) { /* dU's entries of the output channels [o0, o1) */
+            size_t per = (size_t)l->in * 9, o0 = (wa - w_off) / per, o1 = (wb - 1 - w_off) / per + 1;
+            for (size_t r = 0; r < 16 * (size_t)l->in; r++) SEG(at + r * out + o0, o1 - o0);
+        } else if (w)
+            SEG(at + (wa - w_off), wb - wa);
+        if (b) SEG(at_b + (ba - b_off), bb - ba);
+    }
+#undef SEG
+    return n;
+}
+
+int dt_gen_rec_segments(const dt_gen *g, size_t lo, size_t hi, size_t *seg, int max)
+{
+    return segments(g, GEN, NGEN, lo, hi, seg, max);
+}
+
+int dt_disc_rec_segments(const dt_disc *d, size_t lo, size_t hi, size_t *seg, int max)
+{
+    return segments(d, DISC, NDISC, lo, hi, seg, max);
 }
 
 void dt_gen_fold(dt_gen *g, const float *recs, int n, size_t lo, size_t hi, float *scratch)

@@ -18,7 +18,10 @@
  *   backward of the cycle term through context 1 -> d fake_y
  *   exchange 3: send d fake_y, receive d fake_x (partner's cycle term)
  *   backward of d fake_x (adversarial + cycle) through context 2
- *   Adam on G_X; then D_X's real term BCE(D_X(x), 1), Adam on D_X. */
+ *   Adam on G_X; then D_X's real term BCE(D_X(x), 1), Adam on D_X.
+ * With several ranks per domain, each backward pass's gradient terms are
+ * recorded image by image and folded in the batch's order (gan_exact.c), and
+ * the losses summed exactly: the same bits on any rank count. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

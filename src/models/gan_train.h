@@ -71,7 +71,9 @@ typedef struct {
     double msg_s;           /* time spent in the partner exchanges */
     double sums[13];        /* the epoch's loss sums over all ranks, for checkpoints (cyclegan.c) */
     int exact;              /* several ranks in a domain, gradients recorded and folded (gan_exact.c) */
-    float *rec_all, *fold_scratch; /* a pass's records of the whole batch; the fold's scratch */
+    float *rec_send, *rec_recv;    /* a pass's records: the parts for each rank, and those for this one */
+    float *rec_all, *fold_scratch; /* the records of the whole batch (the parts this rank needs); the fold's scratch */
+    size_t *seg;                   /* (offset, length) pairs of a record's parts */
     int64_t step, total_steps;
 } gan;
 
